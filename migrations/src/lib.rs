@@ -1,0 +1,16 @@
+//! Database migrations for the dunning service, one file per migration.
+//! Run by `dunning migrate` and at start-up.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_initial_schema;
+
+/// The ordered list of every migration the service knows.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_initial_schema::Migration)]
+    }
+}

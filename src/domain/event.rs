@@ -1,0 +1,128 @@
+//! Events: the append-only record of every state change, written in the same transaction as
+//! the change.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Event types, spelled as on the wire (`<family>.<what>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    CustomerCreated,
+    CustomerUpdated,
+    CustomerDeleted,
+    InvoiceCreated,
+    InvoiceUpdated,
+    InvoiceOverdue,
+    InvoicePaid,
+    InvoiceVoided,
+    PaymentRecorded,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CustomerCreated => "customer.created",
+            Self::CustomerUpdated => "customer.updated",
+            Self::CustomerDeleted => "customer.deleted",
+            Self::InvoiceCreated => "invoice.created",
+            Self::InvoiceUpdated => "invoice.updated",
+            Self::InvoiceOverdue => "invoice.overdue",
+            Self::InvoicePaid => "invoice.paid",
+            Self::InvoiceVoided => "invoice.voided",
+            Self::PaymentRecorded => "payment.recorded",
+        }
+    }
+}
+
+/// Typed details of an event, stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventPayload {
+    Customer {
+        external_id: String,
+        changed_fields: Vec<String>,
+    },
+    Invoice {
+        invoice_external_id: String,
+        state: String,
+        currency_code: String,
+        amount_due: String,
+        due_date: String,
+    },
+    Payment {
+        payment_external_id: String,
+        amount: String,
+        currency_code: String,
+        invoice_amount_due: String,
+    },
+}
+
+/// An event about to be appended; the log assigns its sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    pub occurred_at: DateTime<Utc>,
+    pub customer_id: Option<Uuid>,
+    pub invoice_id: Option<Uuid>,
+    pub process_id: Option<Uuid>,
+    pub payload: EventPayload,
+}
+
+/// An appended event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub sequence: i64,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub customer_id: Option<Uuid>,
+    pub invoice_id: Option<Uuid>,
+    pub process_id: Option<Uuid>,
+    pub payload: EventPayload,
+}
+
+impl NewEvent {
+    /// An invoice event carrying a snapshot of the invoice after the change.
+    pub fn invoice(
+        event_type: EventType,
+        invoice: &super::invoice::Invoice,
+        at: DateTime<Utc>,
+    ) -> NewEvent {
+        NewEvent {
+            event_type,
+            occurred_at: at,
+            customer_id: Some(invoice.customer_id),
+            invoice_id: Some(invoice.id),
+            process_id: None,
+            payload: EventPayload::Invoice {
+                invoice_external_id: invoice.external_id.clone(),
+                state: invoice.state.as_str().into(),
+                currency_code: invoice.currency.code().into(),
+                amount_due: invoice.currency.format(invoice.amount_due_minor()),
+                due_date: invoice.due_date.to_string(),
+            },
+        }
+    }
+
+    /// A customer event.
+    pub fn customer(
+        event_type: EventType,
+        customer: &super::customer::Customer,
+        changed_fields: Vec<String>,
+        at: DateTime<Utc>,
+    ) -> NewEvent {
+        NewEvent {
+            event_type,
+            occurred_at: at,
+            customer_id: Some(customer.id),
+            invoice_id: None,
+            process_id: None,
+            payload: EventPayload::Customer {
+                external_id: customer.external_id.clone(),
+                changed_fields,
+            },
+        }
+    }
+}

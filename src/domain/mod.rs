@@ -1,0 +1,9 @@
+//! Pure business rules: no I/O, no clock reads, no transport or storage types.
+
+pub mod customer;
+pub mod event;
+pub mod invoice;
+pub mod money;
+pub mod organization;
+pub mod overdue;
+pub mod validation;

@@ -1,0 +1,211 @@
+//! Organizations (tenants) and their settings.
+
+use super::money::Currency;
+use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// The window in which emails may be sent, in the customer's local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub enabled: bool,
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl Default for QuietHours {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            start: NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"),
+            end: NaiveTime::from_hms_opt(20, 0, 0).expect("valid time"),
+        }
+    }
+}
+
+/// Who dunning emails come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SenderIdentity {
+    pub from_name: String,
+    pub from_email: String,
+    pub reply_to_email: String,
+}
+
+/// How the organization's charges are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentProviderSettings {
+    /// `sandbox` or `http`.
+    pub provider: String,
+    pub http_url: String,
+    pub http_secret: String,
+    /// Below these amounts (minor units per currency) a charge is not attempted.
+    pub minimum_charge_minor: BTreeMap<Currency, i64>,
+}
+
+impl Default for PaymentProviderSettings {
+    fn default() -> Self {
+        Self {
+            provider: "sandbox".into(),
+            http_url: String::new(),
+            http_secret: String::new(),
+            minimum_charge_minor: BTreeMap::new(),
+        }
+    }
+}
+
+/// The organization's settings that callers may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationSettings {
+    pub name: String,
+    pub timezone: Tz,
+    pub default_policy_code: String,
+    pub sender: SenderIdentity,
+    pub payment_link_template: String,
+    pub quiet_hours: QuietHours,
+    pub payment_provider: PaymentProviderSettings,
+}
+
+impl OrganizationSettings {
+    /// Settings of a new organization.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            timezone: chrono_tz::UTC,
+            default_policy_code: String::new(),
+            sender: SenderIdentity {
+                from_name: name.to_owned(),
+                from_email: "billing@example.com".into(),
+                reply_to_email: String::new(),
+            },
+            payment_link_template: "https://pay.example.com/r/{payment_request_id}".into(),
+            quiet_hours: QuietHours::default(),
+            payment_provider: PaymentProviderSettings::default(),
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: Uuid,
+    pub settings: OrganizationSettings,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A field of the organization that UpdateOrganization can change (mask paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationField {
+    Name,
+    Timezone,
+    DefaultPolicyCode,
+    SenderFromName,
+    SenderFromEmail,
+    SenderReplyToEmail,
+    PaymentLinkTemplate,
+    QuietHours,
+    PaymentProvider,
+}
+
+impl OrganizationField {
+    /// Resolves a mask path; `sender` stands for all three sender fields.
+    pub fn from_path(path: &str) -> Option<Vec<Self>> {
+        use OrganizationField::*;
+        Some(match path {
+            "name" => vec![Name],
+            "timezone" => vec![Timezone],
+            "default_policy_code" => vec![DefaultPolicyCode],
+            "sender" => vec![SenderFromName, SenderFromEmail, SenderReplyToEmail],
+            "sender.from_name" => vec![SenderFromName],
+            "sender.from_email" => vec![SenderFromEmail],
+            "sender.reply_to_email" => vec![SenderReplyToEmail],
+            "payment_link_template" => vec![PaymentLinkTemplate],
+            "quiet_hours" => vec![QuietHours],
+            "payment_provider" => vec![PaymentProvider],
+            _ => return None,
+        })
+    }
+}
+
+impl OrganizationSettings {
+    /// Copies the listed fields from `update`. An empty HTTP secret keeps the stored one, so a
+    /// caller can change the URL without resending the secret.
+    pub fn apply(&mut self, update: &OrganizationSettings, fields: &[OrganizationField]) {
+        for field in fields {
+            match field {
+                OrganizationField::Name => self.name = update.name.clone(),
+                OrganizationField::Timezone => self.timezone = update.timezone,
+                OrganizationField::DefaultPolicyCode => {
+                    self.default_policy_code = update.default_policy_code.clone()
+                }
+                OrganizationField::SenderFromName => {
+                    self.sender.from_name = update.sender.from_name.clone()
+                }
+                OrganizationField::SenderFromEmail => {
+                    self.sender.from_email = update.sender.from_email.clone()
+                }
+                OrganizationField::SenderReplyToEmail => {
+                    self.sender.reply_to_email = update.sender.reply_to_email.clone()
+                }
+                OrganizationField::PaymentLinkTemplate => {
+                    self.payment_link_template = update.payment_link_template.clone()
+                }
+                OrganizationField::QuietHours => self.quiet_hours = update.quiet_hours,
+                OrganizationField::PaymentProvider => {
+                    let secret = if update.payment_provider.http_secret.is_empty() {
+                        self.payment_provider.http_secret.clone()
+                    } else {
+                        update.payment_provider.http_secret.clone()
+                    };
+                    self.payment_provider = update.payment_provider.clone();
+                    self.payment_provider.http_secret = secret;
+                }
+            }
+        }
+    }
+}
+
+/// Checks a payment link template: an http(s) URL containing `{payment_request_id}`.
+pub fn validate_payment_link_template(template: &str) -> Result<(), String> {
+    if !(template.starts_with("https://") || template.starts_with("http://")) {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    if !template.contains("{payment_request_id}") {
+        return Err("must contain the placeholder {payment_request_id}".into());
+    }
+    if template.len() > 2048 || template.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be at most 2048 characters without spaces".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_secret_keeps_stored_secret() {
+        let mut current = OrganizationSettings::new("acme");
+        current.payment_provider.http_secret = "s3cret".into();
+        let mut update = current.clone();
+        update.payment_provider.http_url = "https://pay.internal/charge".into();
+        update.payment_provider.http_secret.clear();
+        current.apply(&update, &[OrganizationField::PaymentProvider]);
+        assert_eq!(current.payment_provider.http_secret, "s3cret");
+        assert_eq!(current.payment_provider.http_url, "https://pay.internal/charge");
+    }
+
+    #[test]
+    fn link_template_rules() {
+        assert!(validate_payment_link_template("https://pay.example.com/r/{payment_request_id}").is_ok());
+        assert!(validate_payment_link_template("ftp://x/{payment_request_id}").is_err());
+        assert!(validate_payment_link_template("https://pay.example.com/r/").is_err());
+    }
+
+    #[test]
+    fn sender_path_expands() {
+        assert_eq!(OrganizationField::from_path("sender").unwrap().len(), 3);
+        assert!(OrganizationField::from_path("id").is_none());
+    }
+}

@@ -1,0 +1,96 @@
+//! The crate's one error type. `grpc::status` maps every variant to a gRPC code and an
+//! `ErrorInfo` reason; nothing a caller can cause becomes `INTERNAL`.
+
+use crate::domain::validation::FieldViolation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: each bad field named.
+    #[error("invalid request: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// Bad input that is about the request as a whole, with a specific reason.
+    #[error("{message}")]
+    InvalidRequest {
+        reason: &'static str,
+        field: String,
+        message: String,
+    },
+    /// The addressed resource does not exist in the caller's organization.
+    #[error("{message}")]
+    NotFound {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    AlreadyExists {
+        reason: &'static str,
+        message: String,
+    },
+    /// The resource is in the wrong state for the request.
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
+    /// A capability that a later release of this API implements.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A dependency (the database) is down or overloaded; the caller may retry.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data; never caused by caller input.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// One bad field.
+    pub fn field(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::NotFound {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn already_exists(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::AlreadyExists {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Vec<FieldViolation>> for Error {
+    fn from(violations: Vec<FieldViolation>) -> Self {
+        Error::InvalidArgument(violations)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

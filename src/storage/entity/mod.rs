@@ -1,0 +1,10 @@
+//! sea-orm entities, one per table. Timestamps are microseconds since the Unix epoch; money is
+//! minor units of the row's currency.
+
+pub mod api_key;
+pub mod customer;
+pub mod event;
+pub mod idempotency_key;
+pub mod invoice;
+pub mod organization;
+pub mod payment;

@@ -1,0 +1,127 @@
+//! The event log.
+//!
+//! Sequences come from a per-organization counter on the organization row, incremented inside
+//! the transaction that appends the events. The row lock is held until that transaction ends,
+//! so transactions appending events for one organization commit in sequence order: a reader
+//! can never see sequence N+1 committed while N is still in flight, and a rolled-back
+//! transaction releases its numbers to the next writer (no gaps). SQLite has one writer at a
+//! time, which gives the same guarantee.
+
+use super::entity::{event, organization};
+use super::{Conn, corrupt, db_error, from_micros, to_micros};
+use crate::domain::event::{Event, EventPayload, NewEvent};
+use crate::error::Error;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub customer_id: Option<Uuid>,
+    pub invoice_id: Option<Uuid>,
+    pub process_id: Option<Uuid>,
+    pub event_types: Vec<String>,
+}
+
+impl<C: ConnectionTrait> Conn<C> {
+    /// Appends events in order, assigning the organization's next sequences.
+    pub async fn append_events(&self, organization_id: Uuid, events: &[NewEvent]) -> Result<(), Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let count = events.len() as i64;
+        let column = organization::Column::LastEventSequence;
+        let statement = Query::update()
+            .table(organization::Entity)
+            .value(column, Expr::col(column).add(count))
+            .and_where(Expr::col(organization::Column::Id).eq(organization_id))
+            .returning_col(column)
+            .to_owned();
+        let row = self
+            .conn
+            .query_one(&statement)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| Error::Internal(format!("organization {organization_id} vanished")))?;
+        let last: i64 = row.try_get("", "last_event_sequence").map_err(db_error)?;
+        let first = last - count + 1;
+
+        let models = events.iter().enumerate().map(|(i, e)| {
+            event::Model {
+                id: Uuid::now_v7(),
+                organization_id,
+                sequence: first + i as i64,
+                event_type: e.event_type.as_str().to_owned(),
+                occurred_at: to_micros(e.occurred_at),
+                customer_id: e.customer_id,
+                invoice_id: e.invoice_id,
+                process_id: e.process_id,
+                payload: serde_json::to_string(&e.payload).unwrap_or_else(|_| "{}".into()),
+            }
+            .into_active_model()
+        });
+        // Bounded statements: SQLite caps bound parameters per statement.
+        let models: Vec<_> = models.collect();
+        for chunk in models.chunks(500) {
+            event::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// Events after `after_sequence`, oldest first.
+    pub async fn list_events(
+        &self,
+        organization_id: Uuid,
+        filter: &EventFilter,
+        after_sequence: i64,
+        limit: u64,
+    ) -> Result<Vec<Event>, Error> {
+        let mut query = event::Entity::find()
+            .filter(event::Column::OrganizationId.eq(organization_id))
+            .filter(event::Column::Sequence.gt(after_sequence));
+        if let Some(id) = filter.customer_id {
+            query = query.filter(event::Column::CustomerId.eq(id));
+        }
+        if let Some(id) = filter.invoice_id {
+            query = query.filter(event::Column::InvoiceId.eq(id));
+        }
+        if let Some(id) = filter.process_id {
+            query = query.filter(event::Column::ProcessId.eq(id));
+        }
+        if !filter.event_types.is_empty() {
+            query = query.filter(event::Column::EventType.is_in(filter.event_types.clone()));
+        }
+        query
+            .order_by_asc(event::Column::Sequence)
+            .limit(limit)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(event_from_model)
+            .collect()
+    }
+}
+
+fn event_from_model(m: event::Model) -> Result<Event, Error> {
+    let payload: EventPayload =
+        serde_json::from_str(&m.payload).map_err(|e| corrupt("event payload", e))?;
+    Ok(Event {
+        id: m.id,
+        organization_id: m.organization_id,
+        sequence: m.sequence,
+        event_type: m.event_type,
+        occurred_at: from_micros(m.occurred_at),
+        customer_id: m.customer_id,
+        invoice_id: m.invoice_id,
+        process_id: m.process_id,
+        payload,
+    })
+}

@@ -1,0 +1,375 @@
+//! Invoices and the payments recorded against them.
+
+use super::entity::{invoice, payment};
+use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
+use crate::domain::invoice::{CollectionMethod, Invoice, InvoiceState, Payment};
+use crate::domain::money::Currency;
+use crate::domain::overdue::OverdueBalance;
+use crate::error::Error;
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, Condition, IdenStatic, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+/// Filters of ListInvoices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvoiceFilter {
+    pub customer_id: Option<Uuid>,
+    pub state: Option<InvoiceState>,
+    pub overdue_only: bool,
+    pub currency_code: Option<String>,
+    pub due_date_from: Option<NaiveDate>,
+    pub due_date_to: Option<NaiveDate>,
+}
+
+/// The SQL form of `Invoice::is_overdue`: OPEN, something due, not disputed, overdue instant
+/// passed. Every overdue query uses this one condition.
+fn overdue_condition(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(invoice::Column::State.eq(InvoiceState::Open.as_str()))
+        .add(invoice::Column::OverdueAt.lte(to_micros(now)))
+        .add(invoice::Column::AmountDueMinor.gt(0))
+        .add(invoice::Column::Disputed.eq(false))
+}
+
+impl<C: ConnectionTrait> Conn<C> {
+    pub async fn find_invoice(&self, organization_id: Uuid, id: Uuid) -> Result<Option<Invoice>, Error> {
+        invoice::Entity::find_by_id(id)
+            .filter(invoice::Column::OrganizationId.eq(organization_id))
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(from_model)
+            .transpose()
+    }
+
+    pub async fn find_invoice_by_external_id(
+        &self,
+        organization_id: Uuid,
+        external_id: &str,
+    ) -> Result<Option<Invoice>, Error> {
+        invoice::Entity::find()
+            .filter(invoice::Column::OrganizationId.eq(organization_id))
+            .filter(invoice::Column::ExternalId.eq(external_id))
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(from_model)
+            .transpose()
+    }
+
+    /// The invoices with these external ids (those that exist).
+    pub async fn find_invoices_by_external_ids(
+        &self,
+        organization_id: Uuid,
+        external_ids: &[String],
+    ) -> Result<Vec<Invoice>, Error> {
+        let mut out = Vec::with_capacity(external_ids.len());
+        for chunk in external_ids.chunks(500) {
+            let models = invoice::Entity::find()
+                .filter(invoice::Column::OrganizationId.eq(organization_id))
+                .filter(invoice::Column::ExternalId.is_in(chunk.iter().cloned()))
+                .all(&self.conn)
+                .await
+                .map_err(db_error)?;
+            for m in models {
+                out.push(from_model(m)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts new invoices and overwrites existing ones (by id), in bounded statements.
+    pub async fn save_invoices(&self, invoices: &[Invoice]) -> Result<(), Error> {
+        let immutable = [
+            invoice::Column::Id,
+            invoice::Column::OrganizationId,
+            invoice::Column::CreatedAt,
+        ];
+        let mutable: Vec<invoice::Column> = invoice::Column::iter()
+            .filter(|c| !immutable.iter().any(|i| i.as_str() == c.as_str()))
+            .collect();
+        for chunk in invoices.chunks(400) {
+            let models = chunk.iter().map(|i| to_model(i).into_active_model());
+            invoice::Entity::insert_many(models)
+                .on_conflict(
+                    OnConflict::column(invoice::Column::Id)
+                        .update_columns(mutable.clone())
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(|e| {
+                    db_error_or_duplicate(
+                        e,
+                        "INVOICE_ALREADY_EXISTS",
+                        "an invoice with this external_id was created concurrently; retry".into(),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Invoices in creation order after `after_id`.
+    pub async fn list_invoices(
+        &self,
+        organization_id: Uuid,
+        filter: &InvoiceFilter,
+        now: DateTime<Utc>,
+        after_id: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<Invoice>, Error> {
+        let mut query =
+            invoice::Entity::find().filter(invoice::Column::OrganizationId.eq(organization_id));
+        if let Some(after) = after_id {
+            query = query.filter(invoice::Column::Id.gt(after));
+        }
+        if let Some(customer_id) = filter.customer_id {
+            query = query.filter(invoice::Column::CustomerId.eq(customer_id));
+        }
+        if let Some(state) = filter.state {
+            query = query.filter(invoice::Column::State.eq(state.as_str()));
+        }
+        if filter.overdue_only {
+            query = query.filter(overdue_condition(now));
+        }
+        if let Some(code) = &filter.currency_code {
+            query = query.filter(invoice::Column::CurrencyCode.eq(code.as_str()));
+        }
+        if let Some(from) = filter.due_date_from {
+            query = query.filter(invoice::Column::DueDate.gte(from));
+        }
+        if let Some(to) = filter.due_date_to {
+            query = query.filter(invoice::Column::DueDate.lte(to));
+        }
+        query
+            .order_by_asc(invoice::Column::Id)
+            .limit(limit)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(from_model)
+            .collect()
+    }
+
+    /// The customer's overdue balance per currency, sorted by currency code; one aggregate over
+    /// the (customer_id, state, overdue_at) index.
+    pub async fn overdue_balances(
+        &self,
+        customer_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OverdueBalance>, Error> {
+        let rows: Vec<(String, i64, i64, NaiveDate)> = invoice::Entity::find()
+            .select_only()
+            .column(invoice::Column::CurrencyCode)
+            .column_as(Expr::cust("CAST(SUM(amount_due_minor) AS BIGINT)"), "amount")
+            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "invoice_count")
+            .column_as(Expr::cust("MIN(due_date)"), "oldest_due_date")
+            .filter(invoice::Column::CustomerId.eq(customer_id))
+            .filter(overdue_condition(now))
+            .group_by(invoice::Column::CurrencyCode)
+            .order_by_asc(invoice::Column::CurrencyCode)
+            .into_tuple()
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(code, amount, count, oldest)| {
+                Ok(OverdueBalance {
+                    currency: currency(&code)?,
+                    amount_due_minor: amount,
+                    invoice_count: count,
+                    oldest_due_date: oldest,
+                })
+            })
+            .collect()
+    }
+
+    /// Overdue invoices (of any organization) whose `invoice.overdue` event is not yet
+    /// appended, oldest overdue instant first.
+    pub async fn invoices_to_announce_overdue(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Invoice>, Error> {
+        invoice::Entity::find()
+            .filter(invoice::Column::OverdueAnnounced.eq(false))
+            .filter(overdue_condition(now))
+            .order_by_asc(invoice::Column::OverdueAt)
+            .limit(limit)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(from_model)
+            .collect()
+    }
+
+    /// Marks invoices as announced; returns the ids this call changed, so two scanners racing
+    /// over the same rows announce each invoice once.
+    pub async fn mark_overdue_announced(&self, id: Uuid) -> Result<bool, Error> {
+        let result = invoice::Entity::update_many()
+            .col_expr(invoice::Column::OverdueAnnounced, Expr::value(true))
+            .filter(invoice::Column::Id.eq(id))
+            .filter(invoice::Column::OverdueAnnounced.eq(false))
+            .exec(&self.conn)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Every invoice of a customer that is still open (to move its overdue instant).
+    pub async fn open_invoices_of_customer(&self, customer_id: Uuid) -> Result<Vec<Invoice>, Error> {
+        invoice::Entity::find()
+            .filter(invoice::Column::CustomerId.eq(customer_id))
+            .filter(invoice::Column::State.eq(InvoiceState::Open.as_str()))
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(from_model)
+            .collect()
+    }
+
+    pub async fn insert_payment(&self, p: &Payment) -> Result<(), Error> {
+        let model = payment::Model {
+            id: p.id,
+            organization_id: p.organization_id,
+            invoice_id: p.invoice_id,
+            external_id: p.external_id.clone(),
+            currency_code: p.currency.code().to_owned(),
+            amount_minor: p.amount_minor,
+            paid_at: to_micros(p.paid_at),
+            reference: p.reference.clone(),
+            created_at: to_micros(p.created_at),
+        };
+        payment::Entity::insert(model.into_active_model())
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(|e| {
+                db_error_or_duplicate(
+                    e,
+                    "PAYMENT_ALREADY_EXISTS",
+                    format!("payment `{}` was recorded concurrently; retry", p.external_id),
+                )
+            })?;
+        Ok(())
+    }
+
+    pub async fn find_payment_by_external_id(
+        &self,
+        organization_id: Uuid,
+        external_id: &str,
+    ) -> Result<Option<Payment>, Error> {
+        payment::Entity::find()
+            .filter(payment::Column::OrganizationId.eq(organization_id))
+            .filter(payment::Column::ExternalId.eq(external_id))
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(payment_from_model)
+            .transpose()
+    }
+
+    /// Payments of an invoice in recording order after `after_id`.
+    pub async fn list_payments(
+        &self,
+        invoice_id: Uuid,
+        after_id: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<Payment>, Error> {
+        let mut query = payment::Entity::find().filter(payment::Column::InvoiceId.eq(invoice_id));
+        if let Some(after) = after_id {
+            query = query.filter(payment::Column::Id.gt(after));
+        }
+        query
+            .order_by_asc(payment::Column::Id)
+            .limit(limit)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(payment_from_model)
+            .collect()
+    }
+}
+
+fn currency(code: &str) -> Result<Currency, Error> {
+    Currency::from_code(code).ok_or_else(|| corrupt("currency", code))
+}
+
+fn to_model(i: &Invoice) -> invoice::Model {
+    invoice::Model {
+        id: i.id,
+        organization_id: i.organization_id,
+        customer_id: i.customer_id,
+        external_id: i.external_id.clone(),
+        number: i.number.clone(),
+        currency_code: i.currency.code().to_owned(),
+        total_minor: i.total_minor,
+        paid_minor: i.paid_minor,
+        credited_minor: i.credited_minor,
+        amount_due_minor: i.amount_due_minor(),
+        issue_date: i.issue_date,
+        due_date: i.due_date,
+        overdue_at: to_micros(i.overdue_at),
+        overdue_announced: i.overdue_announced,
+        state: i.state.as_str().to_owned(),
+        collection_method: i.collection_method.as_str().to_owned(),
+        disputed: i.disputed,
+        dunning_blocked: i.dunning_blocked,
+        dunning_block_reason: i.dunning_block_reason.clone(),
+        policy_code: i.policy_code.clone(),
+        metadata: serde_json::to_string(&i.metadata).unwrap_or_else(|_| "{}".into()),
+        created_at: to_micros(i.created_at),
+        updated_at: to_micros(i.updated_at),
+        paid_at: i.paid_at.map(to_micros),
+    }
+}
+
+fn from_model(m: invoice::Model) -> Result<Invoice, Error> {
+    Ok(Invoice {
+        id: m.id,
+        organization_id: m.organization_id,
+        customer_id: m.customer_id,
+        external_id: m.external_id,
+        number: m.number,
+        currency: currency(&m.currency_code)?,
+        total_minor: m.total_minor,
+        paid_minor: m.paid_minor,
+        credited_minor: m.credited_minor,
+        issue_date: m.issue_date,
+        due_date: m.due_date,
+        overdue_at: from_micros(m.overdue_at),
+        overdue_announced: m.overdue_announced,
+        state: InvoiceState::parse(&m.state).ok_or_else(|| corrupt("invoice state", &m.state))?,
+        collection_method: CollectionMethod::parse(&m.collection_method)
+            .ok_or_else(|| corrupt("collection method", &m.collection_method))?,
+        disputed: m.disputed,
+        dunning_blocked: m.dunning_blocked,
+        dunning_block_reason: m.dunning_block_reason,
+        policy_code: m.policy_code,
+        metadata: serde_json::from_str(&m.metadata).map_err(|e| corrupt("invoice metadata", e))?,
+        created_at: from_micros(m.created_at),
+        updated_at: from_micros(m.updated_at),
+        paid_at: m.paid_at.map(from_micros),
+    })
+}
+
+fn payment_from_model(m: payment::Model) -> Result<Payment, Error> {
+    Ok(Payment {
+        id: m.id,
+        organization_id: m.organization_id,
+        invoice_id: m.invoice_id,
+        external_id: m.external_id,
+        currency: currency(&m.currency_code)?,
+        amount_minor: m.amount_minor,
+        paid_at: from_micros(m.paid_at),
+        reference: m.reference,
+        created_at: from_micros(m.created_at),
+    })
+}

@@ -1,0 +1,175 @@
+//! Persistence: the only module that sees sea-orm. Repositories are methods on [`Conn`], which
+//! wraps either the pool (single statements) or a transaction (a use case's unit of work).
+
+mod customers;
+mod entity;
+mod events;
+mod idempotency;
+mod invoices;
+mod organizations;
+
+pub use customers::CustomerFilter;
+pub use invoices::InvoiceFilter;
+pub use events::EventFilter;
+pub use organizations::ApiKeyRecord;
+
+use crate::error::Error;
+use chrono::{DateTime, Utc};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    RuntimeErr, SqlErr, TransactionTrait,
+};
+use std::ops::Deref;
+use std::time::Duration;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection handle: the pool (`Store`) or an open transaction (`Tx`).
+pub struct Conn<C> {
+    conn: C,
+}
+
+/// The connection pool.
+pub type Store = Conn<DatabaseConnection>;
+/// An open transaction; dropped without `commit` it rolls back.
+pub type Tx = Conn<DatabaseTransaction>;
+
+impl Clone for Store {
+    fn clone(&self) -> Self {
+        Conn {
+            conn: self.conn.clone(),
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        let store = Self::connect_without_migrating(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without touching the schema.
+    pub async fn connect_without_migrating(url: &str) -> Result<Store, Error> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            // SQLite allows one writer; one connection serialises writers instead of letting
+            // two deferred transactions deadlock on their lock upgrade.
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                });
+        } else {
+            options.max_connections(20).min_connections(1);
+        }
+        let conn = Database::connect(options).await.map_err(db_error)?;
+        Ok(Conn { conn })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        Migrator::up(&self.conn, None).await.map_err(db_error)
+    }
+
+    /// Starts a unit of work.
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        let conn = self.conn.begin().await.map_err(db_error)?;
+        Ok(Conn { conn })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.conn.ping().await.map_err(db_error)
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), Error> {
+        self.conn.commit().await.map_err(db_error)
+    }
+}
+
+impl<C: ConnectionTrait> Conn<C> {
+    pub fn backend(&self) -> Backend {
+        match self.conn.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => Backend::Sqlite,
+            _ => Backend::Postgres,
+        }
+    }
+}
+
+/// Maps a database error: an unreachable or overloaded database is `Unavailable` (retryable);
+/// anything else is a server fault.
+pub(crate) fn db_error(err: DbErr) -> Error {
+    if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
+        return Error::already_exists("ALREADY_EXISTS", format!("duplicate: {detail}"));
+    }
+    match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(err.to_string()),
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            use sea_orm::sqlx::Error as Sqlx;
+            match e.deref() {
+                Sqlx::Io(_)
+                | Sqlx::Tls(_)
+                | Sqlx::Protocol(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed => Error::Unavailable(err.to_string()),
+                Sqlx::Database(db) if is_transient(db.code().as_deref()) => {
+                    Error::Unavailable(err.to_string())
+                }
+                _ => Error::Internal(err.to_string()),
+            }
+        }
+        _ => Error::Internal(err.to_string()),
+    }
+}
+
+/// SQLSTATE / SQLite codes that mean "try again": serialization failures, deadlocks, a busy
+/// or locked SQLite database, PostgreSQL shutting down or out of connections.
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300" | "5" | "6" | "517")
+    )
+}
+
+/// Like [`db_error`], but a unique violation becomes the caller's specific ALREADY_EXISTS.
+pub(crate) fn db_error_or_duplicate(err: DbErr, reason: &'static str, message: String) -> Error {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => Error::already_exists(reason, message),
+        _ => db_error(err),
+    }
+}
+
+pub(crate) fn to_micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("stored {what} is unreadable: {detail}"))
+}
