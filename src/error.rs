@@ -32,6 +32,16 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    /// Several items of a batch are in the wrong state; each is named.
+    #[error("{message}")]
+    PreconditionFailures {
+        reason: &'static str,
+        message: String,
+        violations: Vec<FieldViolation>,
+    },
+    /// A concurrent request changed the same rows; retrying succeeds.
+    #[error("{0}")]
+    Aborted(String),
     #[error("{message}")]
     Unauthenticated {
         reason: &'static str,

@@ -3,6 +3,8 @@
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod grpc;
+pub mod service;
 pub mod storage;
 
 pub mod proto {

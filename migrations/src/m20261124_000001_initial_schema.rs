@@ -195,7 +195,9 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Events::EventType).string().not_null())
                     .col(ColumnDef::new(Events::OccurredAt).big_integer().not_null())
                     .col(ColumnDef::new(Events::CustomerId).uuid())
+                    .col(ColumnDef::new(Events::CustomerExternalId).string().not_null())
                     .col(ColumnDef::new(Events::InvoiceId).uuid())
+                    .col(ColumnDef::new(Events::InvoiceExternalId).string().not_null())
                     .col(ColumnDef::new(Events::ProcessId).uuid())
                     .col(ColumnDef::new(Events::Payload).text().not_null())
                     .to_owned(),
@@ -367,7 +369,9 @@ enum Events {
     EventType,
     OccurredAt,
     CustomerId,
+    CustomerExternalId,
     InvoiceId,
+    InvoiceExternalId,
     ProcessId,
     Payload,
 }

@@ -64,7 +64,9 @@ pub struct NewEvent {
     pub event_type: EventType,
     pub occurred_at: DateTime<Utc>,
     pub customer_id: Option<Uuid>,
+    pub customer_external_id: String,
     pub invoice_id: Option<Uuid>,
+    pub invoice_external_id: String,
     pub process_id: Option<Uuid>,
     pub payload: EventPayload,
 }
@@ -78,7 +80,9 @@ pub struct Event {
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
     pub customer_id: Option<Uuid>,
+    pub customer_external_id: String,
     pub invoice_id: Option<Uuid>,
+    pub invoice_external_id: String,
     pub process_id: Option<Uuid>,
     pub payload: EventPayload,
 }
@@ -88,13 +92,16 @@ impl NewEvent {
     pub fn invoice(
         event_type: EventType,
         invoice: &super::invoice::Invoice,
+        customer_external_id: &str,
         at: DateTime<Utc>,
     ) -> NewEvent {
         NewEvent {
             event_type,
             occurred_at: at,
             customer_id: Some(invoice.customer_id),
+            customer_external_id: customer_external_id.to_owned(),
             invoice_id: Some(invoice.id),
+            invoice_external_id: invoice.external_id.clone(),
             process_id: None,
             payload: EventPayload::Invoice {
                 invoice_external_id: invoice.external_id.clone(),
@@ -117,7 +124,9 @@ impl NewEvent {
             event_type,
             occurred_at: at,
             customer_id: Some(customer.id),
+            customer_external_id: customer.external_id.clone(),
             invoice_id: None,
+            invoice_external_id: String::new(),
             process_id: None,
             payload: EventPayload::Customer {
                 external_id: customer.external_id.clone(),

@@ -85,6 +85,27 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(out)
     }
 
+    /// The customers with these ids (those that exist in the organization).
+    pub async fn find_customers_by_ids(
+        &self,
+        organization_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Customer>, Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let models = customer::Entity::find()
+                .filter(customer::Column::OrganizationId.eq(organization_id))
+                .filter(customer::Column::Id.is_in(chunk.iter().copied()))
+                .all(&self.conn)
+                .await
+                .map_err(db_error)?;
+            for m in models {
+                out.push(from_model(m)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Customers in creation order after `after_id`.
     pub async fn list_customers(
         &self,

@@ -58,7 +58,9 @@ impl<C: ConnectionTrait> Conn<C> {
                 event_type: e.event_type.as_str().to_owned(),
                 occurred_at: to_micros(e.occurred_at),
                 customer_id: e.customer_id,
+                customer_external_id: e.customer_external_id.clone(),
                 invoice_id: e.invoice_id,
+                invoice_external_id: e.invoice_external_id.clone(),
                 process_id: e.process_id,
                 payload: serde_json::to_string(&e.payload).unwrap_or_else(|_| "{}".into()),
             }
@@ -120,7 +122,9 @@ fn event_from_model(m: event::Model) -> Result<Event, Error> {
         event_type: m.event_type,
         occurred_at: from_micros(m.occurred_at),
         customer_id: m.customer_id,
+        customer_external_id: m.customer_external_id,
         invoice_id: m.invoice_id,
+        invoice_external_id: m.invoice_external_id,
         process_id: m.process_id,
         payload,
     })

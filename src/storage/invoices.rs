@@ -61,7 +61,25 @@ impl<C: ConnectionTrait> Conn<C> {
             .transpose()
     }
 
-    /// The invoices with these external ids (those that exist).
+    /// Holds the invoice's row lock until the transaction ends (PostgreSQL), so concurrent
+    /// payments and syncs of one invoice apply one after the other. SQLite transactions are
+    /// already serialised.
+    pub async fn lock_invoice(&self, id: Uuid) -> Result<(), Error> {
+        if self.backend() == super::Backend::Postgres {
+            invoice::Entity::find_by_id(id)
+                .select_only()
+                .column(invoice::Column::Id)
+                .lock_exclusive()
+                .into_tuple::<Uuid>()
+                .one(&self.conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// The invoices with these external ids (those that exist), locked for this transaction
+    /// on PostgreSQL.
     pub async fn find_invoices_by_external_ids(
         &self,
         organization_id: Uuid,
@@ -69,9 +87,13 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<Vec<Invoice>, Error> {
         let mut out = Vec::with_capacity(external_ids.len());
         for chunk in external_ids.chunks(500) {
-            let models = invoice::Entity::find()
+            let mut query = invoice::Entity::find()
                 .filter(invoice::Column::OrganizationId.eq(organization_id))
-                .filter(invoice::Column::ExternalId.is_in(chunk.iter().cloned()))
+                .filter(invoice::Column::ExternalId.is_in(chunk.iter().cloned()));
+            if self.backend() == super::Backend::Postgres {
+                query = query.lock_exclusive();
+            }
+            let models = query
                 .all(&self.conn)
                 .await
                 .map_err(db_error)?;

@@ -35,6 +35,11 @@ pub struct Conn<C> {
     conn: C,
 }
 
+/// Anything repositories can run on: the pool or a transaction. Services use it to be generic
+/// over both without naming sea-orm.
+pub trait Connection: ConnectionTrait {}
+impl<T: ConnectionTrait> Connection for T {}
+
 /// The connection pool.
 pub type Store = Conn<DatabaseConnection>;
 /// An open transaction; dropped without `commit` it rolls back.

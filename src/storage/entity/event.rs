@@ -10,7 +10,9 @@ pub struct Model {
     pub event_type: String,
     pub occurred_at: i64,
     pub customer_id: Option<Uuid>,
+    pub customer_external_id: String,
     pub invoice_id: Option<Uuid>,
+    pub invoice_external_id: String,
     pub process_id: Option<Uuid>,
     pub payload: String,
 }

@@ -1,0 +1,169 @@
+//! Conversions between wire values and domain values that every service shares. Input
+//! conversions record problems as field violations instead of failing on the first one.
+
+use crate::domain::money::Currency;
+use crate::domain::validation::{self, Violations};
+use crate::error::Error;
+use crate::service::paging::PageRequest;
+use crate::service::{CustomerRef, InvoiceRef};
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+use uuid::Uuid;
+
+pub fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    })
+}
+
+pub fn optional_timestamp(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
+    t.and_then(timestamp)
+}
+
+/// A wire timestamp as an instant, or a violation.
+pub fn instant(field: &str, t: &Timestamp, violations: &mut Violations) -> Option<DateTime<Utc>> {
+    let parsed = (0..1_000_000_000)
+        .contains(&t.nanos)
+        .then(|| DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .flatten();
+    if parsed.is_none() {
+        violations.add(field, "is not a valid timestamp");
+    }
+    parsed
+}
+
+/// A server id (UUID).
+pub fn uuid(field: &str, value: &str) -> Result<Uuid, Error> {
+    value
+        .parse::<Uuid>()
+        .map_err(|_| Error::field(field, format!("`{value}` is not an id (UUID)")))
+}
+
+/// A currency code, or a violation.
+pub fn currency(field: &str, code: &str, violations: &mut Violations) -> Option<Currency> {
+    if code.is_empty() {
+        violations.add(field, "is required (ISO 4217 code such as EUR)");
+        return None;
+    }
+    let found = Currency::from_code(code);
+    if found.is_none() {
+        violations.add(field, format!("`{code}` is not an ISO 4217 currency code such as EUR"));
+    }
+    found
+}
+
+/// An amount in `currency`, as minor units, or a violation.
+pub fn amount(
+    field: &str,
+    text: &str,
+    currency: Option<Currency>,
+    violations: &mut Violations,
+) -> Option<i64> {
+    // Without a valid currency the scale is unknown; the currency field is already reported.
+    let currency = currency?;
+    match currency.parse_amount(text) {
+        Ok(minor) => Some(minor),
+        Err(e) => {
+            violations.add(field, e.to_string());
+            None
+        }
+    }
+}
+
+/// `page_size` and `page_token` of a list request.
+pub fn page(page_size: i32, page_token: String) -> Result<PageRequest, Error> {
+    if page_size < 0 {
+        return Err(Error::field("page_size", "must not be negative"));
+    }
+    if page_token.len() > 1024 {
+        return Err(Error::field("page_token", "is too long"));
+    }
+    Ok(PageRequest::new(page_size as u64, page_token))
+}
+
+/// A customer addressed by a `oneof { id, external_id }`.
+pub fn customer_ref(id: Option<&str>, external_id: Option<&str>, field_prefix: &str) -> Result<CustomerRef, Error> {
+    resource_ref(id, external_id, field_prefix).map(|key| match key {
+        Key::Id(id) => CustomerRef::Id(id),
+        Key::External(ext) => CustomerRef::ExternalId(ext),
+    })
+}
+
+/// An invoice addressed by a `oneof { id, external_id }`.
+pub fn invoice_ref(id: Option<&str>, external_id: Option<&str>, field_prefix: &str) -> Result<InvoiceRef, Error> {
+    resource_ref(id, external_id, field_prefix).map(|key| match key {
+        Key::Id(id) => InvoiceRef::Id(id),
+        Key::External(ext) => InvoiceRef::ExternalId(ext),
+    })
+}
+
+enum Key {
+    Id(Uuid),
+    External(String),
+}
+
+fn resource_ref(id: Option<&str>, external_id: Option<&str>, prefix: &str) -> Result<Key, Error> {
+    let name = |f: &str| format!("{prefix}{f}");
+    match (id.filter(|s| !s.is_empty()), external_id.filter(|s| !s.is_empty())) {
+        (Some(id), _) => uuid(&name("id"), id).map(Key::Id),
+        (None, Some(ext)) => validation::external_id(ext)
+            .map(Key::External)
+            .map_err(|e| Error::field(name("external_id"), e)),
+        (None, None) => Err(Error::field(
+            name("external_id"),
+            "either id or external_id is required",
+        )),
+    }
+}
+
+/// The paths of an update mask, or a violation if it is missing.
+pub fn mask_paths(mask: Option<&prost_types::FieldMask>) -> Result<Vec<String>, Error> {
+    match mask {
+        Some(m) if !m.paths.is_empty() => Ok(m.paths.clone()),
+        _ => Err(Error::field(
+            "update_mask",
+            "is required and must list the fields to change",
+        )),
+    }
+}
+
+/// A request's `oneof { id, external_id }` that addresses one resource.
+pub trait OneofKey {
+    fn parts(&self) -> (Option<&str>, Option<&str>);
+}
+
+macro_rules! oneof_key {
+    ($($ty:ty => $id:ident, $ext:ident;)*) => {
+        $(impl OneofKey for $ty {
+            fn parts(&self) -> (Option<&str>, Option<&str>) {
+                match self {
+                    Self::$id(id) => (Some(id.as_str()), None),
+                    Self::$ext(ext) => (None, Some(ext.as_str())),
+                }
+            }
+        })*
+    };
+}
+
+oneof_key! {
+    crate::proto::get_customer_request::Customer => Id, ExternalId;
+    crate::proto::delete_customer_request::Customer => Id, ExternalId;
+    crate::proto::get_overdue_balance_request::Customer => Id, ExternalId;
+    crate::proto::get_invoice_request::Invoice => Id, ExternalId;
+    crate::proto::void_invoice_request::Invoice => Id, ExternalId;
+    crate::proto::record_payment_request::Invoice => InvoiceId, InvoiceExternalId;
+    crate::proto::list_payments_request::Invoice => InvoiceId, InvoiceExternalId;
+}
+
+/// The customer a oneof addresses.
+pub fn customer_key(key: Option<&impl OneofKey>) -> Result<CustomerRef, Error> {
+    let (id, ext) = key.map(OneofKey::parts).unwrap_or_default();
+    customer_ref(id, ext, "")
+}
+
+/// The invoice a oneof addresses; `prefix` names its fields (`invoice_` for RecordPayment).
+pub fn invoice_key(key: Option<&impl OneofKey>, prefix: &str) -> Result<InvoiceRef, Error> {
+    let (id, ext) = key.map(OneofKey::parts).unwrap_or_default();
+    invoice_ref(id, ext, prefix)
+}

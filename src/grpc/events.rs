@@ -1,0 +1,99 @@
+//! Event conversions and the event-reading RPCs of DunningService.
+
+use super::convert::{self, timestamp};
+use crate::domain::event::{Event, EventPayload};
+use crate::domain::invoice::InvoiceState;
+use crate::domain::validation;
+use crate::error::Error;
+use crate::proto;
+use crate::storage::EventFilter;
+
+/// Longest list of event types a filter may name.
+const MAX_TYPES: usize = 100;
+
+pub fn event_to_proto(e: Event) -> proto::Event {
+    use proto::event::Payload;
+    let payload = match e.payload {
+        EventPayload::Customer { external_id, changed_fields } => {
+            Payload::Customer(proto::CustomerEventPayload { external_id, changed_fields })
+        }
+        EventPayload::Invoice { invoice_external_id, state, currency_code, amount_due, due_date } => {
+            let state = match InvoiceState::parse(&state) {
+                Some(InvoiceState::Open) => proto::InvoiceState::Open,
+                Some(InvoiceState::Paid) => proto::InvoiceState::Paid,
+                Some(InvoiceState::Void) => proto::InvoiceState::Void,
+                Some(InvoiceState::WrittenOff) => proto::InvoiceState::WrittenOff,
+                None => proto::InvoiceState::Unspecified,
+            };
+            Payload::Invoice(proto::InvoiceEventPayload {
+                invoice_external_id,
+                state: state as i32,
+                currency_code,
+                amount_due,
+                due_date,
+            })
+        }
+        EventPayload::Payment { payment_external_id, amount, currency_code, invoice_amount_due } => {
+            Payload::Payment(proto::PaymentEventPayload {
+                payment_external_id,
+                amount,
+                currency_code,
+                invoice_amount_due,
+            })
+        }
+    };
+    let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    proto::Event {
+        id: e.id.to_string(),
+        sequence: e.sequence,
+        r#type: e.event_type,
+        event_time: timestamp(e.occurred_at),
+        customer_id: id(e.customer_id),
+        customer_external_id: e.customer_external_id,
+        invoice_id: id(e.invoice_id),
+        invoice_external_id: e.invoice_external_id,
+        process_id: id(e.process_id),
+        payload: Some(payload),
+    }
+}
+
+/// The filter fields shared by ListEvents and WatchEvents.
+pub struct EventFilterInput<'a> {
+    pub customer_id: &'a str,
+    pub customer_external_id: &'a str,
+    pub invoice_id: &'a str,
+    pub invoice_external_id: &'a str,
+    pub process_id: &'a str,
+    pub types: &'a [String],
+}
+
+/// Validates a filter; external ids are resolved by the caller of this function.
+pub fn event_filter(input: &EventFilterInput<'_>) -> Result<(EventFilter, Option<String>, Option<String>), Error> {
+    let optional_uuid = |field: &str, value: &str| {
+        (!value.is_empty()).then(|| convert::uuid(field, value)).transpose()
+    };
+    let optional_external = |field: &str, value: &str| {
+        (!value.is_empty())
+            .then(|| validation::external_id(value).map_err(|e| Error::field(field, e)))
+            .transpose()
+    };
+    if input.types.len() > MAX_TYPES {
+        return Err(Error::field("types", format!("must name at most {MAX_TYPES} types")));
+    }
+    for (i, t) in input.types.iter().enumerate() {
+        if t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_') {
+            return Err(Error::field(format!("types[{i}]"), "is not an event type such as invoice.overdue"));
+        }
+    }
+    let filter = EventFilter {
+        customer_id: optional_uuid("customer_id", input.customer_id)?,
+        invoice_id: optional_uuid("invoice_id", input.invoice_id)?,
+        process_id: optional_uuid("process_id", input.process_id)?,
+        event_types: input.types.to_vec(),
+    };
+    Ok((
+        filter,
+        optional_external("customer_external_id", input.customer_external_id)?,
+        optional_external("invoice_external_id", input.invoice_external_id)?,
+    ))
+}

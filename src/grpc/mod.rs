@@ -1,0 +1,100 @@
+//! The gRPC surface: the only module that sees generated types. Handlers authenticate,
+//! validate and convert, call a use case, and convert back.
+
+mod convert;
+mod customers;
+mod dunning;
+mod events;
+mod invoices;
+mod later;
+mod organizations;
+mod payment_requests;
+mod status;
+mod webhooks;
+
+use crate::error::Error;
+use crate::proto;
+use crate::service::{Caller, Services};
+use tonic::Request;
+use tonic::service::Routes;
+
+pub use status::ERROR_DOMAIN;
+
+/// The descriptor set served by reflection (written by build.rs).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/dunning_descriptor.bin"));
+
+/// Largest request accepted, in bytes: a full BatchUpsertInvoices with metadata fits easily.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// Implements every dunning.v1 service over the use cases.
+#[derive(Clone)]
+pub struct Api {
+    services: Services,
+}
+
+/// Resolves the `authorization: Bearer <key>` metadata to the caller's organization.
+pub(crate) async fn authenticate<T>(services: &Services, request: &Request<T>) -> Result<Caller, Error> {
+    let missing = || Error::Unauthenticated {
+        reason: "API_KEY_MISSING",
+        message: "send metadata `authorization: Bearer <api key>`".into(),
+    };
+    let header = request
+        .metadata()
+        .get("authorization")
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| missing())?;
+    let key = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(missing)?;
+    services.authenticate(key).await
+}
+
+/// Every service of the API plus health and reflection (which need no key).
+pub async fn routes(services: Services) -> Routes {
+    use proto::{
+        customer_service_server::CustomerServiceServer, dunning_service_server::DunningServiceServer,
+        invoice_service_server::InvoiceServiceServer,
+        organization_service_server::OrganizationServiceServer,
+        payment_request_service_server::PaymentRequestServiceServer,
+        webhook_service_server::WebhookServiceServer,
+    };
+    let api = Api { services };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<OrganizationServiceServer<Api>>().await;
+    health.set_serving::<CustomerServiceServer<Api>>().await;
+    health.set_serving::<InvoiceServiceServer<Api>>().await;
+    health.set_serving::<PaymentRequestServiceServer<Api>>().await;
+    health.set_serving::<DunningServiceServer<Api>>().await;
+    health.set_serving::<WebhookServiceServer<Api>>().await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("descriptor set compiled by build.rs is valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("descriptor set compiled by build.rs is valid");
+
+    macro_rules! limited {
+        ($server:ident) => {
+            $server::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES)
+        };
+    }
+    Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(limited!(OrganizationServiceServer))
+        .add_service(limited!(CustomerServiceServer))
+        .add_service(limited!(InvoiceServiceServer))
+        .add_service(limited!(PaymentRequestServiceServer))
+        .add_service(limited!(DunningServiceServer))
+        .add_service(limited!(WebhookServiceServer))
+}

@@ -1,0 +1,137 @@
+//! Organizations' API keys: issued once in plain text, stored as SHA-256 hashes.
+
+use super::{Caller, Services};
+use crate::domain::organization::{Organization, OrganizationSettings};
+use crate::domain::validation;
+use crate::error::Error;
+use crate::storage::ApiKeyRecord;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Every key starts with this, so leaked keys are easy to recognise in logs and scanners.
+const KEY_PREFIX: &str = "dun_";
+/// Characters of a key kept in clear to identify it in `key list`.
+const SHOWN_PREFIX_LEN: usize = 12;
+
+/// A newly issued key: the only time its plain text exists.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub record: ApiKeyRecord,
+    pub plain_text: String,
+}
+
+fn hash_key(plain_text: &str) -> String {
+    hex::encode(Sha256::digest(plain_text.as_bytes()))
+}
+
+fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl Services {
+    /// Resolves a bearer key to its organization.
+    pub async fn authenticate(&self, plain_text: &str) -> Result<Caller, Error> {
+        let unauthenticated = |reason, message: &str| Error::Unauthenticated {
+            reason,
+            message: message.into(),
+        };
+        if !plain_text.starts_with(KEY_PREFIX) {
+            return Err(unauthenticated("API_KEY_INVALID", "the API key is not valid"));
+        }
+        let record = self
+            .store
+            .find_api_key_by_hash(&hash_key(plain_text))
+            .await?
+            .ok_or_else(|| unauthenticated("API_KEY_INVALID", "the API key is not valid"))?;
+        if record.revoked_at.is_some() {
+            return Err(unauthenticated("API_KEY_REVOKED", "the API key was revoked"));
+        }
+        Ok(Caller {
+            organization_id: record.organization_id,
+        })
+    }
+
+    /// Creates an organization with its first API key, atomically.
+    pub async fn create_organization(&self, name: &str) -> Result<(Organization, IssuedKey), Error> {
+        let name = validation::required_text(name).map_err(|e| Error::field("name", e))?;
+        let now = self.now();
+        let org = Organization {
+            id: Uuid::now_v7(),
+            settings: OrganizationSettings::new(&name),
+            created_at: now,
+            updated_at: now,
+        };
+        let tx = self.store.begin().await?;
+        tx.insert_organization(&org).await?;
+        let key = self.issue_key(&tx, org.id).await?;
+        tx.commit().await?;
+        Ok((org, key))
+    }
+
+    /// On an empty database, creates the organization `default` and returns its key.
+    pub async fn ensure_first_organization(&self) -> Result<Option<(Organization, IssuedKey)>, Error> {
+        if self.store.count_organizations().await? > 0 {
+            return Ok(None);
+        }
+        match self.create_organization("default").await {
+            Ok(created) => Ok(Some(created)),
+            // Another replica created it first.
+            Err(Error::AlreadyExists { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Issues another key for the organization named `org_name`.
+    pub async fn create_api_key(&self, org_name: &str) -> Result<IssuedKey, Error> {
+        let org = self.organization_by_name(org_name).await?;
+        let tx = self.store.begin().await?;
+        let key = self.issue_key(&tx, org.id).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// Keys of the organization named `org_name`, oldest first.
+    pub async fn list_api_keys(&self, org_name: &str) -> Result<Vec<ApiKeyRecord>, Error> {
+        let org = self.organization_by_name(org_name).await?;
+        self.store.list_api_keys(org.id).await
+    }
+
+    /// Revokes a key by id; requests with it are refused from then on.
+    pub async fn revoke_api_key(&self, key_id: Uuid) -> Result<(), Error> {
+        if self.store.revoke_api_key(key_id, self.now()).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found(
+                "API_KEY_NOT_FOUND",
+                format!("no active API key with id {key_id}"),
+            ))
+        }
+    }
+
+    async fn organization_by_name(&self, name: &str) -> Result<Organization, Error> {
+        self.store
+            .find_organization_by_name(name)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found("ORGANIZATION_NOT_FOUND", format!("no organization named `{name}`"))
+            })
+    }
+
+    async fn issue_key(&self, tx: &crate::storage::Tx, organization_id: Uuid) -> Result<IssuedKey, Error> {
+        let plain_text = generate_key();
+        let record = ApiKeyRecord {
+            id: Uuid::now_v7(),
+            organization_id,
+            prefix: plain_text[..SHOWN_PREFIX_LEN].to_owned(),
+            created_at: self.now(),
+            revoked_at: None,
+        };
+        tx.insert_api_key(&record, &hash_key(&plain_text)).await?;
+        Ok(IssuedKey { record, plain_text })
+    }
+}

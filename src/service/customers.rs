@@ -1,0 +1,215 @@
+//! Customers: create, read, update, list, erase, and their overdue balance.
+
+use super::paging::{PageRequest, fingerprint};
+use super::{Caller, CustomerRef, Services};
+use crate::domain::customer::{Customer, CustomerDetails, CustomerField};
+use crate::domain::event::{EventType, NewEvent};
+use crate::domain::overdue::OverdueBalance;
+use crate::error::Error;
+use crate::storage::{Conn, Connection, CustomerFilter};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+const CREATE_OPERATION: &str = "CreateCustomer";
+
+/// A customer's overdue balance at one instant.
+#[derive(Debug, Clone)]
+pub struct CustomerBalance {
+    pub customer: Customer,
+    pub balances: Vec<OverdueBalance>,
+    pub as_of: DateTime<Utc>,
+}
+
+fn customer_not_found(key: &CustomerRef) -> Error {
+    let shown = match key {
+        CustomerRef::Id(id) => format!("id {id}"),
+        CustomerRef::ExternalId(ext) => format!("external_id `{ext}`"),
+    };
+    Error::not_found("CUSTOMER_NOT_FOUND", format!("no customer with {shown}"))
+}
+
+/// Loads a customer of the caller's organization or answers NOT_FOUND.
+pub(crate) async fn load_customer<C: Connection>(
+    conn: &Conn<C>,
+    caller: Caller,
+    key: &CustomerRef,
+) -> Result<Customer, Error> {
+    let found = match key {
+        CustomerRef::Id(id) => conn.find_customer(caller.organization_id, *id).await?,
+        CustomerRef::ExternalId(ext) => {
+            conn.find_customer_by_external_id(caller.organization_id, ext)
+                .await?
+        }
+    };
+    found.ok_or_else(|| customer_not_found(key))
+}
+
+impl Services {
+    /// Creates a customer. With a `request_id`, a retry of the same request returns the
+    /// customer created the first time.
+    pub async fn create_customer(
+        &self,
+        caller: Caller,
+        external_id: String,
+        mut details: CustomerDetails,
+        timezone: Option<Tz>,
+        request_id: Option<String>,
+    ) -> Result<Customer, Error> {
+        let tx = self.store.begin().await?;
+        let org = tx
+            .find_organization(caller.organization_id)
+            .await?
+            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))?;
+        details.timezone = timezone.unwrap_or(org.settings.timezone);
+        let request_fingerprint = fingerprint(&(&external_id, &details));
+        if let Some(request_id) = &request_id
+            && let Some((stored, resource_id)) = tx
+                .find_idempotency_key(caller.organization_id, CREATE_OPERATION, request_id)
+                .await?
+        {
+            if stored != request_fingerprint {
+                return Err(request_id_conflict(request_id));
+            }
+            return load_customer(&tx, caller, &CustomerRef::Id(resource_id)).await;
+        }
+        if tx
+            .find_customer_by_external_id(caller.organization_id, &external_id)
+            .await?
+            .is_some()
+        {
+            return Err(Error::already_exists(
+                "CUSTOMER_ALREADY_EXISTS",
+                format!("a customer with external_id `{external_id}` already exists"),
+            ));
+        }
+        let now = self.now();
+        let customer = Customer {
+            id: Uuid::now_v7(),
+            organization_id: caller.organization_id,
+            external_id,
+            details,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        };
+        tx.insert_customer(&customer).await?;
+        if let Some(request_id) = &request_id {
+            tx.insert_idempotency_key(
+                caller.organization_id,
+                CREATE_OPERATION,
+                request_id,
+                &request_fingerprint,
+                customer.id,
+                now,
+            )
+            .await?;
+        }
+        tx.append_events(
+            caller.organization_id,
+            &[NewEvent::customer(EventType::CustomerCreated, &customer, vec![], now)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    pub async fn get_customer(&self, caller: Caller, key: &CustomerRef) -> Result<Customer, Error> {
+        load_customer(&self.store, caller, key).await
+    }
+
+    /// Changes the listed fields. A new time zone moves the overdue instant of the customer's
+    /// open invoices.
+    pub async fn update_customer(
+        &self,
+        caller: Caller,
+        key: &CustomerRef,
+        update: &CustomerDetails,
+        fields: &[CustomerField],
+    ) -> Result<Customer, Error> {
+        let tx = self.store.begin().await?;
+        let mut customer = load_customer(&tx, caller, key).await?;
+        if customer.is_deleted() {
+            return Err(Error::precondition(
+                "CUSTOMER_DELETED",
+                format!("customer `{}` was deleted", customer.external_id),
+            ));
+        }
+        let changed = customer.apply(update, fields);
+        if changed.is_empty() {
+            return Ok(customer);
+        }
+        let now = self.now();
+        customer.updated_at = now;
+        tx.update_customer(&customer).await?;
+        if changed.contains(&CustomerField::Timezone) {
+            let mut invoices = tx.open_invoices_of_customer(customer.id).await?;
+            for invoice in &mut invoices {
+                invoice.rezone(customer.details.timezone);
+            }
+            tx.save_invoices(&invoices).await?;
+        }
+        let names = changed.iter().map(|f| f.name().to_owned()).collect();
+        tx.append_events(
+            caller.organization_id,
+            &[NewEvent::customer(EventType::CustomerUpdated, &customer, names, now)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    /// A page of customers in creation order.
+    pub async fn list_customers(
+        &self,
+        caller: Caller,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<(Vec<Customer>, String), Error> {
+        let after = page.after_id(filter)?;
+        let rows = self
+            .store
+            .list_customers(caller.organization_id, filter, after, page.fetch_limit())
+            .await?;
+        Ok(page.finish(rows, filter, |c| c.id.to_string()))
+    }
+
+    /// Erases the customer's personal data; invoices, payments and events stay. Deleting a
+    /// deleted customer returns it unchanged.
+    pub async fn delete_customer(&self, caller: Caller, key: &CustomerRef) -> Result<Customer, Error> {
+        let tx = self.store.begin().await?;
+        let mut customer = load_customer(&tx, caller, key).await?;
+        if customer.is_deleted() {
+            return Ok(customer);
+        }
+        let now = self.now();
+        customer.erase(now);
+        tx.update_customer(&customer).await?;
+        tx.append_events(
+            caller.organization_id,
+            &[NewEvent::customer(EventType::CustomerDeleted, &customer, vec![], now)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    /// The customer's overdue balance per currency, now.
+    pub async fn overdue_balance(&self, caller: Caller, key: &CustomerRef) -> Result<CustomerBalance, Error> {
+        let customer = load_customer(&self.store, caller, key).await?;
+        let as_of = self.now();
+        let balances = self.store.overdue_balances(customer.id, as_of).await?;
+        Ok(CustomerBalance {
+            customer,
+            balances,
+            as_of,
+        })
+    }
+}
+
+pub(crate) fn request_id_conflict(request_id: &str) -> Error {
+    Error::already_exists(
+        "REQUEST_ID_CONFLICT",
+        format!("request_id `{request_id}` was already used for a different request"),
+    )
+}

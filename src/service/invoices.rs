@@ -1,0 +1,465 @@
+//! Invoices: idempotent sync from the billing system, payments, voids and dunning flags.
+
+use super::customers::load_customer;
+use super::paging::PageRequest;
+use super::{Caller, CustomerRef, InvoiceRef, Services};
+use crate::domain::customer::Customer;
+use crate::domain::event::{EventPayload, EventType, NewEvent};
+use crate::domain::invoice::{Invoice, InvoiceRuleError, InvoiceState, InvoiceSync, Payment, SyncOutcome};
+use crate::domain::money::Currency;
+use crate::domain::validation::FieldViolation;
+use crate::error::Error;
+use crate::storage::{Conn, Connection, InvoiceFilter};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// An invoice with what callers see alongside it: its customer's external id, and whether it
+/// is overdue as of the moment it was read (in the customer's time zone).
+#[derive(Debug, Clone)]
+pub struct InvoiceView {
+    pub invoice: Invoice,
+    pub customer_external_id: String,
+    pub customer_timezone: Tz,
+    pub as_of: DateTime<Utc>,
+}
+
+impl InvoiceView {
+    fn new(invoice: Invoice, customer: &Customer, as_of: DateTime<Utc>) -> Self {
+        Self {
+            invoice,
+            customer_external_id: customer.external_id.clone(),
+            customer_timezone: customer.details.timezone,
+            as_of,
+        }
+    }
+
+    pub fn is_overdue(&self) -> bool {
+        self.invoice.is_overdue(self.as_of)
+    }
+
+    pub fn days_overdue(&self) -> i64 {
+        self.invoice.days_overdue(self.as_of, self.customer_timezone)
+    }
+}
+
+/// What one upsert did.
+#[derive(Debug, Clone)]
+pub struct UpsertedInvoice {
+    pub view: InvoiceView,
+    pub outcome: SyncOutcome,
+}
+
+/// The flags UpdateInvoice may change.
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceFlags {
+    pub disputed: Option<bool>,
+    pub dunning_blocked: Option<bool>,
+    pub dunning_block_reason: Option<String>,
+    pub policy_code: Option<String>,
+}
+
+/// A payment to record.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub external_id: String,
+    pub currency: Currency,
+    pub amount_minor: i64,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub reference: String,
+}
+
+/// List filters as the caller gives them (customer by external id or id).
+#[derive(Debug, Clone, Default)]
+pub struct InvoiceQuery {
+    pub customer: Option<CustomerRef>,
+    pub filter: InvoiceFilter,
+}
+
+fn invoice_not_found(key: &InvoiceRef) -> Error {
+    let shown = match key {
+        InvoiceRef::Id(id) => format!("id {id}"),
+        InvoiceRef::ExternalId(ext) => format!("external_id `{ext}`"),
+    };
+    Error::not_found("INVOICE_NOT_FOUND", format!("no invoice with {shown}"))
+}
+
+async fn load_invoice<C: Connection>(conn: &Conn<C>, caller: Caller, key: &InvoiceRef) -> Result<Invoice, Error> {
+    let found = match key {
+        InvoiceRef::Id(id) => conn.find_invoice(caller.organization_id, *id).await?,
+        InvoiceRef::ExternalId(ext) => {
+            conn.find_invoice_by_external_id(caller.organization_id, ext)
+                .await?
+        }
+    };
+    found.ok_or_else(|| invoice_not_found(key))
+}
+
+/// The reason code and gRPC class of a refused invoice change.
+fn rule_reason(err: &InvoiceRuleError) -> &'static str {
+    match err {
+        InvoiceRuleError::NotOpen(_) => "INVOICE_NOT_OPEN",
+        InvoiceRuleError::CustomerImmutable => "INVOICE_CUSTOMER_IMMUTABLE",
+        InvoiceRuleError::CurrencyImmutable => "INVOICE_CURRENCY_IMMUTABLE",
+        InvoiceRuleError::AmountBelowSettled { .. } => "AMOUNT_BELOW_SETTLED",
+        InvoiceRuleError::VoidWithPayments => "INVOICE_HAS_PAYMENTS",
+        InvoiceRuleError::Overpayment { .. } => "OVERPAYMENT",
+        InvoiceRuleError::CurrencyMismatch { .. } => "CURRENCY_MISMATCH",
+        InvoiceRuleError::ZeroPayment => "VALIDATION_FAILED",
+    }
+}
+
+fn rule_error(err: InvoiceRuleError) -> Error {
+    match err {
+        InvoiceRuleError::CurrencyMismatch { .. } => Error::InvalidRequest {
+            reason: "CURRENCY_MISMATCH",
+            field: "currency_code".into(),
+            message: err.to_string(),
+        },
+        InvoiceRuleError::ZeroPayment => Error::field("amount", err.to_string()),
+        other => Error::precondition(rule_reason(&other), other.to_string()),
+    }
+}
+
+/// Events that a change from `before` to `after` calls for.
+fn change_events(
+    before: Option<&Invoice>,
+    after: &Invoice,
+    customer_external_id: &str,
+    now: DateTime<Utc>,
+) -> Vec<NewEvent> {
+    let was = before.map(|b| b.state);
+    let became = |state| after.state == state && was != Some(state);
+    let mut events = Vec::new();
+    if before.is_none() {
+        events.push(NewEvent::invoice(EventType::InvoiceCreated, after, customer_external_id, now));
+    }
+    if became(InvoiceState::Paid) {
+        events.push(NewEvent::invoice(EventType::InvoicePaid, after, customer_external_id, now));
+    } else if became(InvoiceState::Void) {
+        events.push(NewEvent::invoice(EventType::InvoiceVoided, after, customer_external_id, now));
+    } else if before.is_some() {
+        events.push(NewEvent::invoice(EventType::InvoiceUpdated, after, customer_external_id, now));
+    }
+    events
+}
+
+impl Services {
+    /// Applies a batch of invoice syncs all-or-nothing. `path(i)` names item `i` in errors
+    /// (`invoice` or `invoices[3]`).
+    pub async fn upsert_invoices(
+        &self,
+        caller: Caller,
+        syncs: &[InvoiceSync],
+        path: &(dyn Fn(usize) -> String + Sync),
+    ) -> Result<Vec<UpsertedInvoice>, Error> {
+        let tx = self.store.begin().await?;
+        let org_id = caller.organization_id;
+
+        let mut customer_ids: Vec<String> = syncs.iter().map(|s| s.customer_external_id.clone()).collect();
+        customer_ids.sort();
+        customer_ids.dedup();
+        let customers: HashMap<String, Customer> = tx
+            .find_customers_by_external_ids(org_id, &customer_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.external_id.clone(), c))
+            .collect();
+        let invoice_ids: Vec<String> = syncs.iter().map(|s| s.external_id.clone()).collect();
+        let mut existing: HashMap<String, Invoice> = tx
+            .find_invoices_by_external_ids(org_id, &invoice_ids)
+            .await?
+            .into_iter()
+            .map(|i| (i.external_id.clone(), i))
+            .collect();
+
+        let now = self.now();
+        let mut missing = Vec::new();
+        let mut refused = Vec::new();
+        let mut results = Vec::with_capacity(syncs.len());
+        let mut to_save = Vec::new();
+        let mut events = Vec::new();
+        for (index, sync) in syncs.iter().enumerate() {
+            let Some(customer) = customers.get(&sync.customer_external_id) else {
+                missing.push(format!("{}.customer_external_id `{}`", path(index), sync.customer_external_id));
+                continue;
+            };
+            if customer.is_deleted() {
+                refused.push(("CUSTOMER_DELETED", FieldViolation {
+                    field: format!("{}.customer_external_id", path(index)),
+                    description: format!("customer `{}` was deleted", customer.external_id),
+                }));
+                continue;
+            }
+            let tz = customer.details.timezone;
+            let (invoice, outcome, before) = match existing.remove(&sync.external_id) {
+                Some(mut invoice) => {
+                    let before = invoice.clone();
+                    match invoice.sync(customer.id, tz, sync, now) {
+                        Ok(outcome) => (invoice, outcome, Some(before)),
+                        Err(e) => {
+                            refused.push((rule_reason(&e), FieldViolation {
+                                field: path(index),
+                                description: e.to_string(),
+                            }));
+                            continue;
+                        }
+                    }
+                }
+                None => {
+                    let invoice = Invoice::create(Uuid::now_v7(), org_id, customer.id, tz, sync, now)
+                        .map_err(rule_error)?;
+                    (invoice, SyncOutcome::Created, None)
+                }
+            };
+            if outcome != SyncOutcome::Unchanged {
+                events.extend(change_events(before.as_ref(), &invoice, &customer.external_id, now));
+                to_save.push(invoice.clone());
+            }
+            results.push(UpsertedInvoice {
+                view: InvoiceView::new(invoice, customer, now),
+                outcome,
+            });
+        }
+        if !missing.is_empty() {
+            return Err(Error::not_found(
+                "CUSTOMER_NOT_FOUND",
+                format!("no customer for {}", missing.join(", ")),
+            ));
+        }
+        if !refused.is_empty() {
+            let reason = if refused.iter().all(|(r, _)| *r == refused[0].0) {
+                refused[0].0
+            } else {
+                "INVOICE_CHANGE_REFUSED"
+            };
+            let violations: Vec<FieldViolation> = refused.into_iter().map(|(_, v)| v).collect();
+            let message = violations
+                .iter()
+                .map(|v| format!("{}: {}", v.field, v.description))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(Error::PreconditionFailures { reason, message, violations });
+        }
+        if !to_save.is_empty() {
+            tx.save_invoices(&to_save).await?;
+            tx.append_events(org_id, &events).await?;
+            tx.commit().await?;
+        }
+        Ok(results)
+    }
+
+    pub async fn get_invoice(&self, caller: Caller, key: &InvoiceRef) -> Result<InvoiceView, Error> {
+        let invoice = load_invoice(&self.store, caller, key).await?;
+        self.view(&self.store, caller, invoice).await
+    }
+
+    async fn view<C: Connection>(&self, conn: &Conn<C>, caller: Caller, invoice: Invoice) -> Result<InvoiceView, Error> {
+        let customer = load_customer(conn, caller, &CustomerRef::Id(invoice.customer_id)).await?;
+        Ok(InvoiceView::new(invoice, &customer, self.now()))
+    }
+
+    async fn views(&self, caller: Caller, invoices: Vec<Invoice>) -> Result<Vec<InvoiceView>, Error> {
+        let mut ids: Vec<Uuid> = invoices.iter().map(|i| i.customer_id).collect();
+        ids.sort();
+        ids.dedup();
+        let customers: HashMap<Uuid, Customer> = self
+            .store
+            .find_customers_by_ids(caller.organization_id, &ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        let now = self.now();
+        invoices
+            .into_iter()
+            .map(|invoice| {
+                let customer = customers.get(&invoice.customer_id).ok_or_else(|| {
+                    Error::Internal(format!("invoice {} has no customer", invoice.id))
+                })?;
+                Ok(InvoiceView::new(invoice, customer, now))
+            })
+            .collect()
+    }
+
+    /// A page of invoices in creation order.
+    pub async fn list_invoices(
+        &self,
+        caller: Caller,
+        query: &InvoiceQuery,
+        page: &PageRequest,
+    ) -> Result<(Vec<InvoiceView>, String), Error> {
+        let mut filter = query.filter.clone();
+        if let Some(customer) = &query.customer {
+            filter.customer_id = Some(load_customer(&self.store, caller, customer).await?.id);
+        }
+        let after = page.after_id(&filter)?;
+        let rows = self
+            .store
+            .list_invoices(caller.organization_id, &filter, self.now(), after, page.fetch_limit())
+            .await?;
+        let (rows, token) = page.finish(rows, &filter, |i| i.id.to_string());
+        Ok((self.views(caller, rows).await?, token))
+    }
+
+    /// Records a payment. The payment's external id makes retries harmless: recording the same
+    /// payment again returns it without paying twice.
+    pub async fn record_payment(
+        &self,
+        caller: Caller,
+        key: &InvoiceRef,
+        payment: NewPayment,
+    ) -> Result<(InvoiceView, Payment), Error> {
+        let tx = self.store.begin().await?;
+        let mut invoice = load_invoice(&tx, caller, key).await?;
+        tx.lock_invoice(invoice.id).await?;
+        invoice = load_invoice(&tx, caller, &InvoiceRef::Id(invoice.id)).await?;
+        if let Some(existing) = tx
+            .find_payment_by_external_id(caller.organization_id, &payment.external_id)
+            .await?
+        {
+            let same = existing.invoice_id == invoice.id
+                && existing.amount_minor == payment.amount_minor
+                && existing.currency == payment.currency;
+            if !same {
+                return Err(Error::already_exists(
+                    "PAYMENT_ALREADY_EXISTS",
+                    format!(
+                        "payment `{}` was already recorded with other details",
+                        payment.external_id
+                    ),
+                ));
+            }
+            return Ok((self.view(&tx, caller, invoice).await?, existing));
+        }
+        let now = self.now();
+        let paid_at = payment.paid_at.unwrap_or(now);
+        let before = invoice.clone();
+        invoice
+            .record_payment(payment.currency, payment.amount_minor, paid_at, now)
+            .map_err(rule_error)?;
+        let recorded = Payment {
+            id: Uuid::now_v7(),
+            organization_id: caller.organization_id,
+            invoice_id: invoice.id,
+            external_id: payment.external_id,
+            currency: payment.currency,
+            amount_minor: payment.amount_minor,
+            paid_at,
+            reference: payment.reference,
+            created_at: now,
+        };
+        tx.save_invoices(std::slice::from_ref(&invoice)).await?;
+        tx.insert_payment(&recorded).await?;
+        let view = self.view(&tx, caller, invoice).await?;
+        let invoice = &view.invoice;
+        let mut events = vec![NewEvent {
+            event_type: EventType::PaymentRecorded,
+            occurred_at: now,
+            customer_id: Some(invoice.customer_id),
+            customer_external_id: view.customer_external_id.clone(),
+            invoice_id: Some(invoice.id),
+            invoice_external_id: invoice.external_id.clone(),
+            process_id: None,
+            payload: EventPayload::Payment {
+                payment_external_id: recorded.external_id.clone(),
+                amount: recorded.currency.format(recorded.amount_minor),
+                currency_code: recorded.currency.code().into(),
+                invoice_amount_due: invoice.currency.format(invoice.amount_due_minor()),
+            },
+        }];
+        if invoice.state == InvoiceState::Paid && before.state != InvoiceState::Paid {
+            events.push(NewEvent::invoice(
+                EventType::InvoicePaid,
+                invoice,
+                &view.customer_external_id,
+                now,
+            ));
+        }
+        tx.append_events(caller.organization_id, &events).await?;
+        tx.commit().await?;
+        Ok((view, recorded))
+    }
+
+    /// Voids an open invoice; voiding a void invoice returns it unchanged.
+    pub async fn void_invoice(&self, caller: Caller, key: &InvoiceRef) -> Result<InvoiceView, Error> {
+        self.change_invoice(caller, key, |invoice, now| {
+            invoice.void(now).map_err(rule_error)
+        })
+        .await
+    }
+
+    /// Changes the dunning flags of an invoice.
+    pub async fn update_invoice_flags(
+        &self,
+        caller: Caller,
+        key: &InvoiceRef,
+        flags: &InvoiceFlags,
+    ) -> Result<InvoiceView, Error> {
+        self.change_invoice(caller, key, |invoice, now| {
+            if invoice.state.is_final() {
+                return Err(rule_error(InvoiceRuleError::NotOpen(invoice.state.as_str())));
+            }
+            if let Some(disputed) = flags.disputed {
+                invoice.disputed = disputed;
+            }
+            if let Some(blocked) = flags.dunning_blocked {
+                invoice.dunning_blocked = blocked;
+            }
+            if let Some(reason) = &flags.dunning_block_reason {
+                invoice.dunning_block_reason = reason.clone();
+            }
+            if let Some(code) = &flags.policy_code {
+                invoice.policy_code = code.clone();
+            }
+            invoice.updated_at = now;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Loads, changes, saves and records an invoice in one transaction; appends events only if
+    /// something changed.
+    async fn change_invoice(
+        &self,
+        caller: Caller,
+        key: &InvoiceRef,
+        change: impl FnOnce(&mut Invoice, DateTime<Utc>) -> Result<(), Error>,
+    ) -> Result<InvoiceView, Error> {
+        let tx = self.store.begin().await?;
+        let found = load_invoice(&tx, caller, key).await?;
+        tx.lock_invoice(found.id).await?;
+        let mut invoice = load_invoice(&tx, caller, &InvoiceRef::Id(found.id)).await?;
+        let before = invoice.clone();
+        let now = self.now();
+        change(&mut invoice, now)?;
+        let mut unchanged = invoice.clone();
+        unchanged.updated_at = before.updated_at;
+        if unchanged == before {
+            return self.view(&tx, caller, before).await;
+        }
+        tx.save_invoices(std::slice::from_ref(&invoice)).await?;
+        let view = self.view(&tx, caller, invoice).await?;
+        let events = change_events(Some(&before), &view.invoice, &view.customer_external_id, now);
+        tx.append_events(caller.organization_id, &events).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Payments recorded against an invoice, oldest first.
+    pub async fn list_payments(
+        &self,
+        caller: Caller,
+        key: &InvoiceRef,
+        page: &PageRequest,
+    ) -> Result<(Vec<Payment>, String), Error> {
+        let invoice = load_invoice(&self.store, caller, key).await?;
+        let after = page.after_id(&invoice.id)?;
+        let rows = self
+            .store
+            .list_payments(invoice.id, after, page.fetch_limit())
+            .await?;
+        Ok(page.finish(rows, &invoice.id, |p| p.id.to_string()))
+    }
+}

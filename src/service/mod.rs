@@ -1,0 +1,56 @@
+//! Use cases. Each one validates business rules, owns its transaction, appends its events in
+//! that transaction, and returns domain types.
+
+pub mod auth;
+pub mod customers;
+pub mod events;
+pub mod invoices;
+pub mod organizations;
+pub mod overdue;
+pub mod paging;
+
+use crate::clock::Clock;
+use crate::storage::Store;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The authenticated caller: every use case is scoped to its organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub organization_id: Uuid,
+}
+
+/// Everything the use cases need: the store and the clock.
+#[derive(Clone)]
+pub struct Services {
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
+
+/// Addresses a customer by server id or by the caller's external id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerRef {
+    Id(Uuid),
+    ExternalId(String),
+}
+
+/// Addresses an invoice by server id or by the caller's external id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvoiceRef {
+    Id(Uuid),
+    ExternalId(String),
+}

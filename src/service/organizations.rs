@@ -1,0 +1,47 @@
+//! The caller's own organization and its settings.
+
+use super::{Caller, Services};
+use crate::domain::organization::{Organization, OrganizationField, OrganizationSettings};
+use crate::error::Error;
+
+impl Services {
+    pub async fn get_organization(&self, caller: Caller) -> Result<Organization, Error> {
+        self.store
+            .find_organization(caller.organization_id)
+            .await?
+            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))
+    }
+
+    /// Changes the listed settings.
+    pub async fn update_organization(
+        &self,
+        caller: Caller,
+        update: &OrganizationSettings,
+        fields: &[OrganizationField],
+    ) -> Result<Organization, Error> {
+        let tx = self.store.begin().await?;
+        let mut org = tx
+            .find_organization(caller.organization_id)
+            .await?
+            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))?;
+        let before = org.settings.clone();
+        org.settings.apply(update, fields);
+        if org.settings != before {
+            if org.settings.name != before.name
+                && tx
+                    .find_organization_by_name(&org.settings.name)
+                    .await?
+                    .is_some()
+            {
+                return Err(Error::already_exists(
+                    "ORGANIZATION_ALREADY_EXISTS",
+                    format!("an organization named `{}` already exists", org.settings.name),
+                ));
+            }
+            org.updated_at = self.now();
+            tx.update_organization(&org).await?;
+            tx.commit().await?;
+        }
+        Ok(org)
+    }
+}
