@@ -1,12 +1,17 @@
 //! `dunning`: a gRPC service that collects overdue invoices.
 
+pub mod app;
 pub mod clock;
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod service;
 pub mod storage;
 
+/// Generated from `proto/dunning/v1`.
+#[allow(clippy::all)]
 pub mod proto {
     tonic::include_proto!("dunning.v1");
 }

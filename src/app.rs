@@ -1,0 +1,156 @@
+//! Composition root: builds the store, use cases, gRPC server and background tasks, runs them,
+//! and shuts them down in order.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::service::Services;
+use crate::storage::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// A running server: its address, its use cases (for tests and tools) and a way to stop it.
+pub struct RunningServer {
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    services: Services,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Stops accepting requests, lets in-flight requests finish, stops background tasks.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        for task in self.background {
+            task.abort();
+            let _ = task.await;
+        }
+        self.services.store().clone().close().await;
+    }
+}
+
+/// How a server is started.
+pub struct StartOptions {
+    /// Run the overdue scanner in the background (tests step it by hand instead).
+    pub background_tasks: bool,
+    /// Serve `/metrics` on `config.metrics_addr`.
+    pub metrics: bool,
+}
+
+/// Connects to the database (migrating it), binds the listeners and starts serving.
+pub async fn start(config: &Config, clock: Arc<dyn Clock>, options: StartOptions) -> Result<RunningServer, Error> {
+    let store = Store::connect(&config.database_url).await?;
+    let services = Services::new(store, clock);
+    let listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
+    let grpc_addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let metrics = Arc::new(Metrics::default());
+    let (stop, stopped) = watch::channel(false);
+
+    let mut background = Vec::new();
+    let mut metrics_addr = None;
+    if options.metrics {
+        let metrics_listener = crate::metrics::bind(config.metrics_addr)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.metrics_addr)))?;
+        metrics_addr = metrics_listener.local_addr().ok();
+        background.push(tokio::spawn(crate::metrics::serve(metrics_listener, metrics.clone())));
+    }
+    if options.background_tasks {
+        background.push(tokio::spawn(overdue_scanner(
+            services.clone(),
+            metrics.clone(),
+            config.overdue_scan_interval,
+            stopped.clone(),
+        )));
+    }
+
+    let routes = crate::grpc::routes(services.clone()).await;
+    let request_metrics = metrics.clone();
+    let server = tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(60))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .trace_fn(move |request| {
+            request_metrics.count_rpc(request.uri().path());
+            tracing::info_span!("rpc", method = %request.uri().path())
+        })
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped));
+    let server = tokio::spawn(server);
+    tracing::info!(%grpc_addr, "serving gRPC");
+    Ok(RunningServer {
+        grpc_addr,
+        metrics_addr,
+        services,
+        stop,
+        server,
+        background,
+    })
+}
+
+/// Serves until `shutdown` completes.
+pub async fn run(config: &Config, clock: Arc<dyn Clock>, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let server = start(
+        config,
+        clock,
+        StartOptions {
+            background_tasks: true,
+            metrics: true,
+        },
+    )
+    .await?;
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Announces overdue invoices periodically. Failures (database down) are logged and retried
+/// on the next tick; the loop never exits on its own.
+async fn overdue_scanner(
+    services: Services,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        match services.announce_overdue_invoices().await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics.count_overdue_announced(n);
+                tracing::info!(announced = n, "invoices became overdue");
+            }
+            Err(e) => {
+                metrics.count_overdue_scan_failure();
+                tracing::warn!(error = %e, "overdue scan failed; retrying next tick");
+            }
+        }
+    }
+}

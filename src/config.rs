@@ -1,0 +1,187 @@
+//! Configuration: defaults, then an optional TOML file, then the environment. Secrets may come
+//! from files named by `*_FILE` variables (for Kubernetes secrets mounted as files).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://dunning.db?mode=rwc` (embedded default) or `postgres://...`.
+    pub database_url: String,
+    /// Address the gRPC server listens on.
+    pub grpc_addr: SocketAddr,
+    /// Address of the Prometheus metrics endpoint (`/metrics`).
+    pub metrics_addr: SocketAddr,
+    /// SMTP relay in lettre URL form; unset writes `.eml` files to `outbox_dir`.
+    pub smtp_url: Option<String>,
+    /// Where the embedded mail transport writes messages.
+    pub outbox_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// How often the overdue scanner looks for invoices whose due date has passed.
+    #[serde(with = "seconds")]
+    pub overdue_scan_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://dunning.db?mode=rwc".into(),
+            grpc_addr: "127.0.0.1:50051".parse().expect("valid address"),
+            metrics_addr: "127.0.0.1:9090".parse().expect("valid address"),
+            smtp_url: None,
+            outbox_dir: PathBuf::from("./outbox"),
+            log_format: LogFormat::Text,
+            overdue_scan_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, overlaid with `file` (if given), overlaid with the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `DUNNING_*` variables read through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let secret = |name: &str| -> Result<Option<String>, ConfigError> {
+            if let Some(value) = var(name) {
+                return Ok(Some(value));
+            }
+            match var(&format!("{name}_FILE")) {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map(|s| Some(s.trim().to_owned()))
+                    .map_err(|e| ConfigError(format!("{name}_FILE={path}: {e}"))),
+                None => Ok(None),
+            }
+        };
+        let addr = |name: &str, value: String| {
+            value
+                .parse::<SocketAddr>()
+                .map_err(|e| ConfigError(format!("{name}={value}: {e}")))
+        };
+        if let Some(url) = secret("DUNNING_DATABASE_URL")? {
+            self.database_url = url;
+        }
+        if let Some(v) = var("DUNNING_GRPC_ADDR") {
+            self.grpc_addr = addr("DUNNING_GRPC_ADDR", v)?;
+        }
+        if let Some(v) = var("DUNNING_METRICS_ADDR") {
+            self.metrics_addr = addr("DUNNING_METRICS_ADDR", v)?;
+        }
+        if let Some(url) = secret("DUNNING_SMTP_URL")? {
+            self.smtp_url = Some(url).filter(|u| !u.is_empty());
+        }
+        if let Some(v) = var("DUNNING_OUTBOX_DIR") {
+            self.outbox_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("DUNNING_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => {
+                    return Err(ConfigError(format!(
+                        "DUNNING_LOG_FORMAT={other}: expected json or text"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = var("DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS") {
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| ConfigError(format!("DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS={v}: expected a positive number")))?;
+            self.overdue_scan_interval = Duration::from_secs(secs);
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+            return Err(ConfigError("database_url must start with sqlite: or postgres://".into()));
+        }
+        Ok(())
+    }
+}
+
+mod seconds {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("DUNNING_DATABASE_URL", "postgres://u@h/db"),
+            ("DUNNING_GRPC_ADDR", "0.0.0.0:6000"),
+            ("DUNNING_LOG_FORMAT", "json"),
+        ]);
+        let mut config = Config::default();
+        config.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.database_url, "postgres://u@h/db");
+        assert_eq!(config.grpc_addr.port(), 6000);
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("dunning-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("db");
+        std::fs::write(&file, "postgres://secret@h/db\n").unwrap();
+        let path = file.to_string_lossy().to_string();
+        let mut config = Config::default();
+        config
+            .apply_env(|k| (k == "DUNNING_DATABASE_URL_FILE").then(|| path.clone()))
+            .unwrap();
+        assert_eq!(config.database_url, "postgres://secret@h/db");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut config = Config::default();
+        assert!(config.apply_env(|k| (k == "DUNNING_GRPC_ADDR").then(|| "nope".into())).is_err());
+        assert!(config.apply_env(|k| (k == "DUNNING_LOG_FORMAT").then(|| "xml".into())).is_err());
+        assert!(config.apply_env(|k| (k == "DUNNING_DATABASE_URL").then(|| "mysql://x".into())).is_err());
+    }
+
+    #[test]
+    fn toml_file_is_read() {
+        let text = "database_url = \"sqlite::memory:\"\ngrpc_addr = \"127.0.0.1:7000\"\noverdue_scan_interval = 5\n";
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(config.grpc_addr.port(), 7000);
+        assert_eq!(config.overdue_scan_interval, Duration::from_secs(5));
+    }
+}
