@@ -1,0 +1,340 @@
+//! Test harness: the real server on 127.0.0.1:0 with a manual clock, a fresh database per test
+//! (SQLite file or PostgreSQL database), and tonic clients over TCP.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use dunning::app::{RunningServer, StartOptions};
+use dunning::clock::ManualClock;
+use dunning::config::Config;
+use dunning::proto::customer_service_client::CustomerServiceClient;
+use dunning::proto::dunning_service_client::DunningServiceClient;
+use dunning::proto::invoice_service_client::InvoiceServiceClient;
+use dunning::proto::organization_service_client::OrganizationServiceClient;
+use dunning::proto::payment_request_service_client::PaymentRequestServiceClient;
+use dunning::proto::webhook_service_client::WebhookServiceClient;
+use sea_orm::{ConnectionTrait, Database};
+use std::sync::Arc;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+pub struct Auth(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Auth>;
+
+/// The PostgreSQL server to test against, if PostgreSQL tests are enabled: with
+/// `DUNNING_TEST_POSTGRES_URL` set, or in CI (`CI=true`), where they must run.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("DUNNING_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            Some("postgres://postgres@127.0.0.1:5432/postgres".into())
+        }
+        _ => None,
+    }
+}
+
+/// A database that exists for one test and is dropped afterwards.
+struct TestDatabase {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime; a separate thread gets its own.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    rt.block_on(async {
+                        if let Ok(db) = Database::connect(&admin_url).await {
+                            let _ = db
+                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                                .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+async fn test_database(backend: Backend) -> Option<TestDatabase> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("dunning-test-{id}.db"));
+            Some(TestDatabase {
+                url: format!("sqlite://{}?mode=rwc", path.display()),
+                cleanup: Cleanup::File(path),
+            })
+        }
+        Backend::Postgres => {
+            let Some(admin_url) = postgres_admin_url() else {
+                eprintln!("skipping: PostgreSQL tests need DUNNING_TEST_POSTGRES_URL (or CI=true)");
+                return None;
+            };
+            let name = format!("dunning_test_{id}");
+            let admin = Database::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            let _ = admin.close().await;
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            Some(TestDatabase {
+                url: format!("{base}/{name}"),
+                cleanup: Cleanup::Postgres { admin_url, name },
+            })
+        }
+    }
+}
+
+/// One running server with its own database, clock and organization.
+pub struct TestServer {
+    pub backend: Backend,
+    pub clock: ManualClock,
+    pub key: String,
+    pub channel: Channel,
+    server: Option<RunningServer>,
+    database: TestDatabase,
+}
+
+/// The instant tests start at: a Tuesday, noon UTC.
+pub fn start_time() -> DateTime<Utc> {
+    "2026-11-24T12:00:00Z".parse().unwrap()
+}
+
+impl TestServer {
+    /// Starts a server, or `None` when the backend's tests are disabled.
+    pub async fn start(backend: Backend) -> Option<TestServer> {
+        let database = test_database(backend).await?;
+        let clock = ManualClock::new(start_time());
+        let config = Config {
+            database_url: database.url.clone(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let server = dunning::app::start(
+            &config,
+            Arc::new(clock.clone()),
+            StartOptions { background_tasks: false, metrics: false },
+        )
+        .await
+        .expect("server starts");
+        let (_, key) = server.services().create_organization("acme").await.expect("organization");
+        let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect");
+        Some(TestServer {
+            backend,
+            clock,
+            key: key.plain_text,
+            channel,
+            server: Some(server),
+            database,
+        })
+    }
+
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("running")
+    }
+
+    /// A second organization's key on the same server.
+    pub async fn other_organization(&self, name: &str) -> String {
+        self.server().services().create_organization(name).await.unwrap().1.plain_text
+    }
+
+    pub fn auth(&self, key: &str) -> Auth {
+        Auth(Some(format!("Bearer {key}").parse().unwrap()))
+    }
+
+    pub fn customers(&self) -> CustomerServiceClient<Authed> {
+        self.customers_as(&self.key)
+    }
+
+    pub fn customers_as(&self, key: &str) -> CustomerServiceClient<Authed> {
+        CustomerServiceClient::with_interceptor(self.channel.clone(), self.auth(key))
+    }
+
+    pub fn invoices(&self) -> InvoiceServiceClient<Authed> {
+        self.invoices_as(&self.key)
+    }
+
+    pub fn invoices_as(&self, key: &str) -> InvoiceServiceClient<Authed> {
+        InvoiceServiceClient::with_interceptor(self.channel.clone(), self.auth(key))
+    }
+
+    pub fn organizations(&self) -> OrganizationServiceClient<Authed> {
+        OrganizationServiceClient::with_interceptor(self.channel.clone(), self.auth(&self.key))
+    }
+
+    pub fn dunning(&self) -> DunningServiceClient<Authed> {
+        DunningServiceClient::with_interceptor(self.channel.clone(), self.auth(&self.key))
+    }
+
+    pub fn payment_requests(&self) -> PaymentRequestServiceClient<Authed> {
+        PaymentRequestServiceClient::with_interceptor(self.channel.clone(), self.auth(&self.key))
+    }
+
+    pub fn webhooks(&self) -> WebhookServiceClient<Authed> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), self.auth(&self.key))
+    }
+
+    /// Clients with no key at all.
+    pub fn anonymous_customers(&self) -> CustomerServiceClient<Authed> {
+        CustomerServiceClient::with_interceptor(self.channel.clone(), Auth(None))
+    }
+
+    /// Runs the overdue scanner once, as its background task would.
+    pub async fn announce_overdue(&self) -> usize {
+        self.server().services().announce_overdue_invoices().await.unwrap()
+    }
+
+    /// All events of the organization, oldest first.
+    pub async fn events(&self) -> Vec<dunning::proto::Event> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .dunning()
+                .list_events(dunning::proto::ListEventsRequest {
+                    page_size: 1000,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            out.extend(page.events);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    pub async fn event_types(&self) -> Vec<String> {
+        self.events().await.into_iter().map(|e| e.r#type).collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// Asserts a failed call's code, `ErrorInfo` reason, and (if given) the first bad field.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Status {
+    let status = result.expect_err("call should fail");
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo present");
+    assert_eq!(info.reason, reason, "unexpected reason: {status:?}");
+    assert_eq!(info.domain, "dunning");
+    status
+}
+
+/// The fields named by a status's BadRequest.
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A customer with sensible defaults.
+pub fn customer(external_id: &str) -> dunning::proto::Customer {
+    dunning::proto::Customer {
+        external_id: external_id.into(),
+        name: format!("Customer {external_id}"),
+        email: format!("{external_id}@example.com"),
+        timezone: "UTC".into(),
+        ..Default::default()
+    }
+}
+
+/// An invoice with sensible defaults: EUR 100.00, due 2026-11-10.
+pub fn invoice(external_id: &str, customer_external_id: &str) -> dunning::proto::Invoice {
+    dunning::proto::Invoice {
+        external_id: external_id.into(),
+        customer_external_id: customer_external_id.into(),
+        number: format!("N-{external_id}"),
+        currency_code: "EUR".into(),
+        total_amount: "100.00".into(),
+        issue_date: "2026-10-10".into(),
+        due_date: "2026-11-10".into(),
+        ..Default::default()
+    }
+}
+
+/// Runs each scenario on SQLite and on PostgreSQL (when enabled).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(server) = $crate::common::TestServer::start($crate::common::Backend::Sqlite).await {
+                        super::$name(&server).await;
+                        server.stop().await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(server) = $crate::common::TestServer::start($crate::common::Backend::Postgres).await {
+                        super::$name(&server).await;
+                        server.stop().await;
+                    }
+                }
+            )*
+        }
+    };
+}
