@@ -95,8 +95,9 @@ Pod template of a `dunning serve` Deployment. Call with
 {{- $v := $ctx.Values -}}
 metadata:
   labels:
-    {{- include "dunning.labels" $ctx | nindent 4 }}
     {{- include "dunning.selectorLabels" . | nindent 4 }}
+    app.kubernetes.io/version: {{ $ctx.Chart.AppVersion | quote }}
+    app.kubernetes.io/part-of: dunning
     {{- with $v.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
