@@ -52,7 +52,11 @@ pub struct StartOptions {
 }
 
 /// Connects to the database (migrating it), binds the listeners and starts serving.
-pub async fn start(config: &Config, clock: Arc<dyn Clock>, options: StartOptions) -> Result<RunningServer, Error> {
+pub async fn start(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    options: StartOptions,
+) -> Result<RunningServer, Error> {
     let store = Store::connect(&config.database_url).await?;
     let services = Services::new(store, clock);
     let listener = TcpListener::bind(config.grpc_addr)
@@ -69,9 +73,14 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>, options: StartOptions
     if options.metrics {
         let metrics_listener = crate::metrics::bind(config.metrics_addr)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.metrics_addr)))?;
+            .map_err(|e| {
+                Error::Unavailable(format!("cannot listen on {}: {e}", config.metrics_addr))
+            })?;
         metrics_addr = metrics_listener.local_addr().ok();
-        background.push(tokio::spawn(crate::metrics::serve(metrics_listener, metrics.clone())));
+        background.push(tokio::spawn(crate::metrics::serve(
+            metrics_listener,
+            metrics.clone(),
+        )));
     }
     if options.background_tasks {
         background.push(tokio::spawn(overdue_scanner(
@@ -106,7 +115,11 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>, options: StartOptions
 }
 
 /// Serves until `shutdown` completes.
-pub async fn run(config: &Config, clock: Arc<dyn Clock>, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn run(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     let server = start(
         config,
         clock,

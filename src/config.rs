@@ -113,15 +113,20 @@ impl Config {
             };
         }
         if let Some(v) = var("DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS") {
-            let secs: u64 = v
-                .parse()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| ConfigError(format!("DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS={v}: expected a positive number")))?;
+            let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                ConfigError(format!(
+                    "DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS={v}: expected a positive number"
+                ))
+            })?;
             self.overdue_scan_interval = Duration::from_secs(secs);
         }
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
-            return Err(ConfigError("database_url must start with sqlite: or postgres://".into()));
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError(
+                "database_url must start with sqlite: or postgres://".into(),
+            ));
         }
         Ok(())
     }
@@ -149,7 +154,9 @@ mod tests {
             ("DUNNING_LOG_FORMAT", "json"),
         ]);
         let mut config = Config::default();
-        config.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        config
+            .apply_env(|k| env.get(k).map(|v| v.to_string()))
+            .unwrap();
         assert_eq!(config.database_url, "postgres://u@h/db");
         assert_eq!(config.grpc_addr.port(), 6000);
         assert_eq!(config.log_format, LogFormat::Json);
@@ -172,9 +179,21 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         let mut config = Config::default();
-        assert!(config.apply_env(|k| (k == "DUNNING_GRPC_ADDR").then(|| "nope".into())).is_err());
-        assert!(config.apply_env(|k| (k == "DUNNING_LOG_FORMAT").then(|| "xml".into())).is_err());
-        assert!(config.apply_env(|k| (k == "DUNNING_DATABASE_URL").then(|| "mysql://x".into())).is_err());
+        assert!(
+            config
+                .apply_env(|k| (k == "DUNNING_GRPC_ADDR").then(|| "nope".into()))
+                .is_err()
+        );
+        assert!(
+            config
+                .apply_env(|k| (k == "DUNNING_LOG_FORMAT").then(|| "xml".into()))
+                .is_err()
+        );
+        assert!(
+            config
+                .apply_env(|k| (k == "DUNNING_DATABASE_URL").then(|| "mysql://x".into()))
+                .is_err()
+        );
     }
 
     #[test]

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "dunning", version, about = "gRPC service that collects overdue invoices")]
+#[command(
+    name = "dunning",
+    version,
+    about = "gRPC service that collects overdue invoices"
+)]
 struct Cli {
     /// TOML configuration file; environment variables (DUNNING_*) override it.
     #[arg(long, global = true, env = "DUNNING_CONFIG")]
@@ -111,7 +115,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Store::connect(&config.database_url).await?;
             eprintln!("migrations applied");
         }
-        Command::Org { command: OrgCommand::Create { name } } => {
+        Command::Org {
+            command: OrgCommand::Create { name },
+        } => {
             let (_, key) = services(&config).await?.create_organization(&name).await?;
             println!("{}", key.plain_text);
         }
@@ -127,7 +133,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             .revoked_at
                             .map(|t| t.to_rfc3339())
                             .unwrap_or_else(|| "-".into());
-                        println!("{}\t{}…\t{}\t{}", key.id, key.prefix, key.created_at.to_rfc3339(), revoked);
+                        println!(
+                            "{}\t{}…\t{}\t{}",
+                            key.id,
+                            key.prefix,
+                            key.created_at.to_rfc3339(),
+                            revoked
+                        );
                     }
                 }
                 KeyCommand::Revoke { key_id } => {

@@ -22,7 +22,8 @@ impl Metrics {
     }
 
     pub fn count_overdue_announced(&self, n: usize) {
-        self.overdue_announced.fetch_add(n as u64, Ordering::Relaxed);
+        self.overdue_announced
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub fn count_overdue_scan_failure(&self) {
@@ -34,10 +35,19 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP dunning_grpc_requests_total gRPC requests received, by method.\n");
         out.push_str("# TYPE dunning_grpc_requests_total counter\n");
-        for (path, n) in self.rpc_requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            out.push_str(&format!("dunning_grpc_requests_total{{method=\"{path}\"}} {n}\n"));
+        for (path, n) in self
+            .rpc_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            out.push_str(&format!(
+                "dunning_grpc_requests_total{{method=\"{path}\"}} {n}\n"
+            ));
         }
-        out.push_str("# HELP dunning_invoices_overdue_announced_total invoice.overdue events appended.\n");
+        out.push_str(
+            "# HELP dunning_invoices_overdue_announced_total invoice.overdue events appended.\n",
+        );
         out.push_str("# TYPE dunning_invoices_overdue_announced_total counter\n");
         out.push_str(&format!(
             "dunning_invoices_overdue_announced_total {}\n",

@@ -14,7 +14,9 @@ fn by_external_id(id: &str) -> proto::GetCustomerRequest {
 }
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
+    Some(FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
 }
 
 async fn customer_lifecycle(s: &TestServer) {
@@ -25,21 +27,36 @@ async fn customer_lifecycle(s: &TestServer) {
     input.timezone = String::new();
     input.tags = vec!["vip".into()];
     input.metadata = [("crm".to_string(), "42".to_string())].into();
-    input.payment_method = Some(proto::PaymentMethod { provider: "sandbox".into(), token: "tok_success".into() });
+    input.payment_method = Some(proto::PaymentMethod {
+        provider: "sandbox".into(),
+        token: "tok_success".into(),
+    });
     let created = api
-        .create_customer(proto::CreateCustomerRequest { customer: Some(input), request_id: String::new() })
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(input),
+            request_id: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
         .customer
         .unwrap();
-    assert_eq!(created.cc_emails, vec!["cc@example.com"], "cc list de-duplicated");
+    assert_eq!(
+        created.cc_emails,
+        vec!["cc@example.com"],
+        "cc list de-duplicated"
+    );
     assert_eq!(created.locale, "de-DE");
-    assert_eq!(created.timezone, "UTC", "defaults to the organization's time zone");
+    assert_eq!(
+        created.timezone, "UTC",
+        "defaults to the organization's time zone"
+    );
     assert!(!created.id.is_empty());
 
     let by_id = api
-        .get_customer(proto::GetCustomerRequest { customer: Some(get_customer_request::Customer::Id(created.id.clone())) })
+        .get_customer(proto::GetCustomerRequest {
+            customer: Some(get_customer_request::Customer::Id(created.id.clone())),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -48,7 +65,10 @@ async fn customer_lifecycle(s: &TestServer) {
     assert_eq!(by_id, created);
 
     let duplicate = api
-        .create_customer(proto::CreateCustomerRequest { customer: Some(customer("cus_1")), request_id: String::new() })
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer("cus_1")),
+            request_id: String::new(),
+        })
         .await;
     assert_error(duplicate, Code::AlreadyExists, "CUSTOMER_ALREADY_EXISTS");
 
@@ -61,7 +81,10 @@ async fn customer_lifecycle(s: &TestServer) {
         ..Default::default()
     };
     let updated = api
-        .update_customer(proto::UpdateCustomerRequest { customer: Some(update), update_mask: mask(&["email", "timezone"]) })
+        .update_customer(proto::UpdateCustomerRequest {
+            customer: Some(update),
+            update_mask: mask(&["email", "timezone"]),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -73,24 +96,42 @@ async fn customer_lifecycle(s: &TestServer) {
     assert_eq!(updated.tags, vec!["vip"]);
 
     // A bad update changes nothing.
-    let bad = proto::Customer { external_id: "cus_1".into(), email: "not-an-email".into(), ..Default::default() };
+    let bad = proto::Customer {
+        external_id: "cus_1".into(),
+        email: "not-an-email".into(),
+        ..Default::default()
+    };
     let status = assert_error(
-        api.update_customer(proto::UpdateCustomerRequest { customer: Some(bad), update_mask: mask(&["email"]) }).await,
+        api.update_customer(proto::UpdateCustomerRequest {
+            customer: Some(bad),
+            update_mask: mask(&["email"]),
+        })
+        .await,
         Code::InvalidArgument,
         "VALIDATION_FAILED",
     );
     assert_eq!(bad_fields(&status), vec!["customer.email"]);
-    let unchanged = api.get_customer(by_external_id("cus_1")).await.unwrap().into_inner().customer.unwrap();
+    let unchanged = api
+        .get_customer(by_external_id("cus_1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert_eq!(unchanged.email, "billing@example.com");
 
     // Delete erases personal data but keeps invoices and history.
     s.invoices()
-        .upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(invoice("inv_1", "cus_1")) })
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(invoice("inv_1", "cus_1")),
+        })
         .await
         .unwrap();
     let deleted = api
         .delete_customer(proto::DeleteCustomerRequest {
-            customer: Some(proto::delete_customer_request::Customer::ExternalId("cus_1".into())),
+            customer: Some(proto::delete_customer_request::Customer::ExternalId(
+                "cus_1".into(),
+            )),
         })
         .await
         .unwrap()
@@ -103,7 +144,11 @@ async fn customer_lifecycle(s: &TestServer) {
     assert_eq!(deleted.external_id, "cus_1");
     let kept = s
         .invoices()
-        .get_invoice(proto::GetInvoiceRequest { invoice: Some(proto::get_invoice_request::Invoice::ExternalId("inv_1".into())) })
+        .get_invoice(proto::GetInvoiceRequest {
+            invoice: Some(proto::get_invoice_request::Invoice::ExternalId(
+                "inv_1".into(),
+            )),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -112,17 +157,31 @@ async fn customer_lifecycle(s: &TestServer) {
     assert_eq!(kept.total_amount, "100.00");
     assert_error(
         api.update_customer(proto::UpdateCustomerRequest {
-            customer: Some(proto::Customer { external_id: "cus_1".into(), name: "x".into(), ..Default::default() }),
+            customer: Some(proto::Customer {
+                external_id: "cus_1".into(),
+                name: "x".into(),
+                ..Default::default()
+            }),
             update_mask: mask(&["name"]),
         })
         .await,
         Code::FailedPrecondition,
         "CUSTOMER_DELETED",
     );
-    let listed = api.list_customers(proto::ListCustomersRequest::default()).await.unwrap().into_inner();
-    assert!(listed.customers.is_empty(), "deleted customers are hidden by default");
     let listed = api
-        .list_customers(proto::ListCustomersRequest { include_deleted: true, ..Default::default() })
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.customers.is_empty(),
+        "deleted customers are hidden by default"
+    );
+    let listed = api
+        .list_customers(proto::ListCustomersRequest {
+            include_deleted: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -131,47 +190,83 @@ async fn customer_lifecycle(s: &TestServer) {
     let types = s.event_types().await;
     assert_eq!(
         types,
-        vec!["customer.created", "customer.updated", "invoice.created", "customer.deleted"]
+        vec![
+            "customer.created",
+            "customer.updated",
+            "invoice.created",
+            "customer.deleted"
+        ]
     );
     let events = s.events().await;
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, vec![1, 2, 3, 4], "contiguous per organization");
     match &events[1].payload {
-        Some(proto::event::Payload::Customer(p)) => assert_eq!(p.changed_fields, vec!["email", "timezone"]),
+        Some(proto::event::Payload::Customer(p)) => {
+            assert_eq!(p.changed_fields, vec!["email", "timezone"])
+        }
         other => panic!("unexpected payload {other:?}"),
     }
 }
 
 async fn create_is_idempotent_by_request_id(s: &TestServer) {
     let mut api = s.customers();
-    let request = proto::CreateCustomerRequest { customer: Some(customer("cus_r")), request_id: "req-1".into() };
-    let first = api.create_customer(request.clone()).await.unwrap().into_inner().customer.unwrap();
-    let retry = api.create_customer(request).await.unwrap().into_inner().customer.unwrap();
+    let request = proto::CreateCustomerRequest {
+        customer: Some(customer("cus_r")),
+        request_id: "req-1".into(),
+    };
+    let first = api
+        .create_customer(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    let retry = api
+        .create_customer(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert_eq!(first, retry);
     let mut other = customer("cus_other");
     other.name = "Someone else".into();
     assert_error(
-        api.create_customer(proto::CreateCustomerRequest { customer: Some(other), request_id: "req-1".into() }).await,
+        api.create_customer(proto::CreateCustomerRequest {
+            customer: Some(other),
+            request_id: "req-1".into(),
+        })
+        .await,
         Code::AlreadyExists,
         "REQUEST_ID_CONFLICT",
     );
-    assert_eq!(s.event_types().await, vec!["customer.created"], "the retry appended nothing");
+    assert_eq!(
+        s.event_types().await,
+        vec!["customer.created"],
+        "the retry appended nothing"
+    );
 }
 
 async fn pagination_is_stable_under_concurrent_inserts(s: &TestServer) {
     let mut api = s.customers();
     for i in 0..25 {
-        api.create_customer(proto::CreateCustomerRequest { customer: Some(customer(&format!("cus_{i:02}"))), request_id: String::new() })
-            .await
-            .unwrap();
+        api.create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer(&format!("cus_{i:02}"))),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
     }
     let writer = {
         let mut api = s.customers();
         tokio::spawn(async move {
             for i in 0..25 {
-                api.create_customer(proto::CreateCustomerRequest { customer: Some(customer(&format!("late_{i:02}"))), request_id: String::new() })
-                    .await
-                    .unwrap();
+                api.create_customer(proto::CreateCustomerRequest {
+                    customer: Some(customer(&format!("late_{i:02}"))),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap();
             }
         })
     };
@@ -179,7 +274,11 @@ async fn pagination_is_stable_under_concurrent_inserts(s: &TestServer) {
     let mut token = String::new();
     loop {
         let page = api
-            .list_customers(proto::ListCustomersRequest { page_size: 4, page_token: token, ..Default::default() })
+            .list_customers(proto::ListCustomersRequest {
+                page_size: 4,
+                page_token: token,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -198,19 +297,32 @@ async fn pagination_is_stable_under_concurrent_inserts(s: &TestServer) {
     for i in 0..25 {
         assert!(seen.contains(&format!("cus_{i:02}")), "cus_{i:02} missing");
     }
-    let first_existing: Vec<_> = seen.iter().filter(|e| e.starts_with("cus_")).cloned().collect();
+    let first_existing: Vec<_> = seen
+        .iter()
+        .filter(|e| e.starts_with("cus_"))
+        .cloned()
+        .collect();
     let mut sorted = first_existing.clone();
     sorted.sort();
     assert_eq!(first_existing, sorted, "creation order");
 
     // A token is tied to its filters.
     let page = api
-        .list_customers(proto::ListCustomersRequest { page_size: 2, ..Default::default() })
+        .list_customers(proto::ListCustomersRequest {
+            page_size: 2,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     let status = assert_error(
-        api.list_customers(proto::ListCustomersRequest { page_size: 2, page_token: page.next_page_token, tag: "vip".into(), ..Default::default() }).await,
+        api.list_customers(proto::ListCustomersRequest {
+            page_size: 2,
+            page_token: page.next_page_token,
+            tag: "vip".into(),
+            ..Default::default()
+        })
+        .await,
         Code::InvalidArgument,
         "INVALID_PAGE_TOKEN",
     );
@@ -221,16 +333,39 @@ async fn list_filters(s: &TestServer) {
     let mut api = s.customers();
     let mut tagged = customer("cus_tagged");
     tagged.tags = vec!["enterprise".into()];
-    api.create_customer(proto::CreateCustomerRequest { customer: Some(tagged), request_id: String::new() }).await.unwrap();
-    api.create_customer(proto::CreateCustomerRequest { customer: Some(customer("cus_plain")), request_id: String::new() }).await.unwrap();
+    api.create_customer(proto::CreateCustomerRequest {
+        customer: Some(tagged),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
+    api.create_customer(proto::CreateCustomerRequest {
+        customer: Some(customer("cus_plain")),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
     let by_tag = api
-        .list_customers(proto::ListCustomersRequest { tag: "enterprise".into(), ..Default::default() })
+        .list_customers(proto::ListCustomersRequest {
+            tag: "enterprise".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(by_tag.customers.iter().map(|c| c.external_id.as_str()).collect::<Vec<_>>(), vec!["cus_tagged"]);
+    assert_eq!(
+        by_tag
+            .customers
+            .iter()
+            .map(|c| c.external_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["cus_tagged"]
+    );
     let by_email = api
-        .list_customers(proto::ListCustomersRequest { email: "cus_plain@example.com".into(), ..Default::default() })
+        .list_customers(proto::ListCustomersRequest {
+            email: "cus_plain@example.com".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -240,42 +375,88 @@ async fn list_filters(s: &TestServer) {
 
 async fn tenants_are_isolated(s: &TestServer) {
     s.customers()
-        .create_customer(proto::CreateCustomerRequest { customer: Some(customer("cus_a")), request_id: String::new() })
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer("cus_a")),
+            request_id: String::new(),
+        })
         .await
         .unwrap();
-    let created = s.customers().get_customer(by_external_id("cus_a")).await.unwrap().into_inner().customer.unwrap();
-    s.invoices().upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(invoice("inv_a", "cus_a")) }).await.unwrap();
+    let created = s
+        .customers()
+        .get_customer(by_external_id("cus_a"))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(invoice("inv_a", "cus_a")),
+        })
+        .await
+        .unwrap();
 
     let other_key = s.other_organization("globex").await;
     let mut other = s.customers_as(&other_key);
-    assert_error(other.get_customer(by_external_id("cus_a")).await, Code::NotFound, "CUSTOMER_NOT_FOUND");
     assert_error(
-        other.get_customer(proto::GetCustomerRequest { customer: Some(get_customer_request::Customer::Id(created.id.clone())) }).await,
+        other.get_customer(by_external_id("cus_a")).await,
         Code::NotFound,
         "CUSTOMER_NOT_FOUND",
     );
     assert_error(
-        other.get_overdue_balance(proto::GetOverdueBalanceRequest { customer: Some(get_overdue_balance_request::Customer::Id(created.id)) }).await,
+        other
+            .get_customer(proto::GetCustomerRequest {
+                customer: Some(get_customer_request::Customer::Id(created.id.clone())),
+            })
+            .await,
         Code::NotFound,
         "CUSTOMER_NOT_FOUND",
     );
-    assert!(other.list_customers(proto::ListCustomersRequest::default()).await.unwrap().into_inner().customers.is_empty());
+    assert_error(
+        other
+            .get_overdue_balance(proto::GetOverdueBalanceRequest {
+                customer: Some(get_overdue_balance_request::Customer::Id(created.id)),
+            })
+            .await,
+        Code::NotFound,
+        "CUSTOMER_NOT_FOUND",
+    );
+    assert!(
+        other
+            .list_customers(proto::ListCustomersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .customers
+            .is_empty()
+    );
     let mut other_invoices = s.invoices_as(&other_key);
     assert_error(
-        other_invoices.upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(invoice("inv_b", "cus_a")) }).await,
+        other_invoices
+            .upsert_invoice(proto::UpsertInvoiceRequest {
+                invoice: Some(invoice("inv_b", "cus_a")),
+            })
+            .await,
         Code::NotFound,
         "CUSTOMER_NOT_FOUND",
     );
     assert_error(
         other_invoices
-            .get_invoice(proto::GetInvoiceRequest { invoice: Some(proto::get_invoice_request::Invoice::ExternalId("inv_a".into())) })
+            .get_invoice(proto::GetInvoiceRequest {
+                invoice: Some(proto::get_invoice_request::Invoice::ExternalId(
+                    "inv_a".into(),
+                )),
+            })
             .await,
         Code::NotFound,
         "INVOICE_NOT_FOUND",
     );
     // The same external id is free in another organization, and the event logs are separate.
     other
-        .create_customer(proto::CreateCustomerRequest { customer: Some(customer("cus_a")), request_id: String::new() })
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer("cus_a")),
+            request_id: String::new(),
+        })
         .await
         .unwrap();
     let other_events = s
@@ -290,40 +471,65 @@ async fn tenants_are_isolated(s: &TestServer) {
 
 async fn authentication(s: &TestServer) {
     assert_error(
-        s.anonymous_customers().list_customers(proto::ListCustomersRequest::default()).await,
+        s.anonymous_customers()
+            .list_customers(proto::ListCustomersRequest::default())
+            .await,
         Code::Unauthenticated,
         "API_KEY_MISSING",
     );
     assert_error(
-        s.customers_as("dun_not-a-real-key").list_customers(proto::ListCustomersRequest::default()).await,
+        s.customers_as("dun_not-a-real-key")
+            .list_customers(proto::ListCustomersRequest::default())
+            .await,
         Code::Unauthenticated,
         "API_KEY_INVALID",
     );
     let services = s.server().services();
     let key = services.create_api_key("acme").await.unwrap();
-    s.customers_as(&key.plain_text).list_customers(proto::ListCustomersRequest::default()).await.unwrap();
+    s.customers_as(&key.plain_text)
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+        .unwrap();
     services.revoke_api_key(key.record.id).await.unwrap();
     assert_error(
-        s.customers_as(&key.plain_text).list_customers(proto::ListCustomersRequest::default()).await,
+        s.customers_as(&key.plain_text)
+            .list_customers(proto::ListCustomersRequest::default())
+            .await,
         Code::Unauthenticated,
         "API_KEY_REVOKED",
     );
     // The original key still works.
-    s.customers().list_customers(proto::ListCustomersRequest::default()).await.unwrap();
+    s.customers()
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+        .unwrap();
 }
 
 async fn organization_settings(s: &TestServer) {
     let mut api = s.organizations();
-    let org = api.get_organization(proto::GetOrganizationRequest {}).await.unwrap().into_inner().organization.unwrap();
+    let org = api
+        .get_organization(proto::GetOrganizationRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
     assert_eq!(org.name, "acme");
     assert_eq!(org.timezone, "UTC");
     let quiet = org.quiet_hours.clone().unwrap();
     assert!(quiet.enabled);
-    assert_eq!((quiet.start_time.as_str(), quiet.end_time.as_str()), ("08:00", "20:00"));
+    assert_eq!(
+        (quiet.start_time.as_str(), quiet.end_time.as_str()),
+        ("08:00", "20:00")
+    );
 
     let update = proto::Organization {
         timezone: "Europe/Paris".into(),
-        sender: Some(proto::SenderIdentity { from_name: "Acme Billing".into(), from_email: "billing@acme.test".into(), reply_to_email: String::new() }),
+        sender: Some(proto::SenderIdentity {
+            from_name: "Acme Billing".into(),
+            from_email: "billing@acme.test".into(),
+            reply_to_email: String::new(),
+        }),
         payment_provider: Some(proto::PaymentProviderSettings {
             provider: "http".into(),
             http_url: "https://payments.internal/charge".into(),
@@ -334,7 +540,10 @@ async fn organization_settings(s: &TestServer) {
         ..Default::default()
     };
     let updated = api
-        .update_organization(proto::UpdateOrganizationRequest { organization: Some(update), update_mask: mask(&["timezone", "sender", "payment_provider"]) })
+        .update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(update),
+            update_mask: mask(&["timezone", "sender", "payment_provider"]),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -343,16 +552,29 @@ async fn organization_settings(s: &TestServer) {
     assert_eq!(updated.timezone, "Europe/Paris");
     assert_eq!(updated.sender.unwrap().from_email, "billing@acme.test");
     let provider = updated.payment_provider.unwrap();
-    assert!(provider.http_secret.is_empty(), "the secret is never returned");
+    assert!(
+        provider.http_secret.is_empty(),
+        "the secret is never returned"
+    );
     assert!(provider.http_secret_set);
-    assert_eq!(provider.minimum_charge_amounts.get("USD").map(String::as_str), Some("0.50"));
+    assert_eq!(
+        provider
+            .minimum_charge_amounts
+            .get("USD")
+            .map(String::as_str),
+        Some("0.50")
+    );
 
     let status = assert_error(
         api.update_organization(proto::UpdateOrganizationRequest {
             organization: Some(proto::Organization {
                 timezone: "Mars/Olympus".into(),
                 payment_link_template: "https://pay.example.com/no-placeholder".into(),
-                quiet_hours: Some(proto::QuietHours { enabled: true, start_time: "21:00".into(), end_time: "7".into() }),
+                quiet_hours: Some(proto::QuietHours {
+                    enabled: true,
+                    start_time: "21:00".into(),
+                    end_time: "7".into(),
+                }),
                 ..Default::default()
             }),
             update_mask: mask(&["timezone", "payment_link_template", "quiet_hours"]),
@@ -363,20 +585,47 @@ async fn organization_settings(s: &TestServer) {
     );
     assert_eq!(
         bad_fields(&status),
-        vec!["organization.timezone", "organization.payment_link_template", "organization.quiet_hours.end_time"]
+        vec![
+            "organization.timezone",
+            "organization.payment_link_template",
+            "organization.quiet_hours.end_time"
+        ]
     );
     assert_error(
-        api.update_organization(proto::UpdateOrganizationRequest { organization: Some(proto::Organization::default()), update_mask: mask(&["id"]) }).await,
+        api.update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(proto::Organization::default()),
+            update_mask: mask(&["id"]),
+        })
+        .await,
         Code::InvalidArgument,
         "VALIDATION_FAILED",
     );
-    let after = api.get_organization(proto::GetOrganizationRequest {}).await.unwrap().into_inner().organization.unwrap();
-    assert_eq!(after.timezone, "Europe/Paris", "the refused update changed nothing");
+    let after = api
+        .get_organization(proto::GetOrganizationRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(
+        after.timezone, "Europe/Paris",
+        "the refused update changed nothing"
+    );
 
     // New customers default to the organization's time zone.
     let mut c = customer("cus_tz");
     c.timezone = String::new();
-    let created = s.customers().create_customer(proto::CreateCustomerRequest { customer: Some(c), request_id: String::new() }).await.unwrap().into_inner().customer.unwrap();
+    let created = s
+        .customers()
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(c),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
     assert_eq!(created.timezone, "Europe/Paris");
 }
 

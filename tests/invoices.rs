@@ -4,24 +4,35 @@ mod common;
 
 use chrono::Duration;
 use common::{TestServer, assert_error, bad_fields, customer, invoice};
-use dunning::proto::{self, get_invoice_request, get_overdue_balance_request, record_payment_request};
+use dunning::proto::{
+    self, get_invoice_request, get_overdue_balance_request, record_payment_request,
+};
 use prost_types::FieldMask;
 use tonic::Code;
 
 async fn create_customer(s: &TestServer, c: proto::Customer) {
     s.customers()
-        .create_customer(proto::CreateCustomerRequest { customer: Some(c), request_id: String::new() })
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(c),
+            request_id: String::new(),
+        })
         .await
         .unwrap();
 }
 
 async fn upsert(s: &TestServer, i: proto::Invoice) -> proto::UpsertInvoiceResponse {
-    s.invoices().upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(i) }).await.unwrap().into_inner()
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(i) })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 async fn get(s: &TestServer, external_id: &str) -> proto::Invoice {
     s.invoices()
-        .get_invoice(proto::GetInvoiceRequest { invoice: Some(get_invoice_request::Invoice::ExternalId(external_id.into())) })
+        .get_invoice(proto::GetInvoiceRequest {
+            invoice: Some(get_invoice_request::Invoice::ExternalId(external_id.into())),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -31,7 +42,9 @@ async fn get(s: &TestServer, external_id: &str) -> proto::Invoice {
 
 fn payment(invoice: &str, id: &str, amount: &str, currency: &str) -> proto::RecordPaymentRequest {
     proto::RecordPaymentRequest {
-        invoice: Some(record_payment_request::Invoice::InvoiceExternalId(invoice.into())),
+        invoice: Some(record_payment_request::Invoice::InvoiceExternalId(
+            invoice.into(),
+        )),
         payment_external_id: id.into(),
         amount: amount.into(),
         currency_code: currency.into(),
@@ -42,14 +55,23 @@ fn payment(invoice: &str, id: &str, amount: &str, currency: &str) -> proto::Reco
 async fn balance(s: &TestServer, customer: &str) -> Vec<(String, String, i32, String)> {
     s.customers()
         .get_overdue_balance(proto::GetOverdueBalanceRequest {
-            customer: Some(get_overdue_balance_request::Customer::ExternalId(customer.into())),
+            customer: Some(get_overdue_balance_request::Customer::ExternalId(
+                customer.into(),
+            )),
         })
         .await
         .unwrap()
         .into_inner()
         .balances
         .into_iter()
-        .map(|b| (b.currency_code, b.amount_due, b.invoice_count, b.oldest_due_date))
+        .map(|b| {
+            (
+                b.currency_code,
+                b.amount_due,
+                b.invoice_count,
+                b.oldest_due_date,
+            )
+        })
         .collect()
 }
 
@@ -58,9 +80,15 @@ async fn invoice_lifecycle(s: &TestServer) {
     let first = upsert(s, invoice("inv_1", "cus_1")).await;
     assert!(first.created);
     let inv = first.invoice.unwrap();
-    assert_eq!((inv.amount_due.as_str(), inv.paid_amount.as_str()), ("100.00", "0.00"));
+    assert_eq!(
+        (inv.amount_due.as_str(), inv.paid_amount.as_str()),
+        ("100.00", "0.00")
+    );
     assert_eq!(inv.state, proto::InvoiceState::Open as i32);
-    assert_eq!(inv.collection_method, proto::CollectionMethod::Manual as i32);
+    assert_eq!(
+        inv.collection_method,
+        proto::CollectionMethod::Manual as i32
+    );
     assert!(inv.overdue, "due 2026-11-10, now 2026-11-24");
     assert_eq!(inv.days_overdue, 14);
 
@@ -74,46 +102,109 @@ async fn invoice_lifecycle(s: &TestServer) {
 
     // Partial, idempotent, over- and mis-currency payments.
     let mut api = s.invoices();
-    let paid = api.record_payment(payment("inv_1", "pay_1", "30.00", "EUR")).await.unwrap().into_inner();
+    let paid = api
+        .record_payment(payment("inv_1", "pay_1", "30.00", "EUR"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(paid.invoice.as_ref().unwrap().amount_due, "70.00");
-    let retry = api.record_payment(payment("inv_1", "pay_1", "30.00", "EUR")).await.unwrap().into_inner();
-    assert_eq!(retry.payment, paid.payment, "a retried payment is the same payment");
-    assert_eq!(retry.invoice.unwrap().amount_due, "70.00", "and is not applied twice");
-    assert_error(api.record_payment(payment("inv_1", "pay_1", "31.00", "EUR")).await, Code::AlreadyExists, "PAYMENT_ALREADY_EXISTS");
-    assert_error(api.record_payment(payment("inv_1", "pay_2", "70.01", "EUR")).await, Code::FailedPrecondition, "OVERPAYMENT");
-    let status = assert_error(api.record_payment(payment("inv_1", "pay_2", "10.00", "USD")).await, Code::InvalidArgument, "CURRENCY_MISMATCH");
+    let retry = api
+        .record_payment(payment("inv_1", "pay_1", "30.00", "EUR"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        retry.payment, paid.payment,
+        "a retried payment is the same payment"
+    );
+    assert_eq!(
+        retry.invoice.unwrap().amount_due,
+        "70.00",
+        "and is not applied twice"
+    );
+    assert_error(
+        api.record_payment(payment("inv_1", "pay_1", "31.00", "EUR"))
+            .await,
+        Code::AlreadyExists,
+        "PAYMENT_ALREADY_EXISTS",
+    );
+    assert_error(
+        api.record_payment(payment("inv_1", "pay_2", "70.01", "EUR"))
+            .await,
+        Code::FailedPrecondition,
+        "OVERPAYMENT",
+    );
+    let status = assert_error(
+        api.record_payment(payment("inv_1", "pay_2", "10.00", "USD"))
+            .await,
+        Code::InvalidArgument,
+        "CURRENCY_MISMATCH",
+    );
     assert_eq!(bad_fields(&status), vec!["currency_code"]);
     // Lowering the total below what is settled is refused.
     let mut too_low = changed.clone();
     too_low.total_amount = "40.00".into();
     assert_error(
-        s.invoices().upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(too_low) }).await,
+        s.invoices()
+            .upsert_invoice(proto::UpsertInvoiceRequest {
+                invoice: Some(too_low),
+            })
+            .await,
         Code::FailedPrecondition,
         "AMOUNT_BELOW_SETTLED",
     );
-    let settled = api.record_payment(payment("inv_1", "pay_2", "70.00", "EUR")).await.unwrap().into_inner();
+    let settled = api
+        .record_payment(payment("inv_1", "pay_2", "70.00", "EUR"))
+        .await
+        .unwrap()
+        .into_inner();
     let settled = settled.invoice.unwrap();
     assert_eq!(settled.state, proto::InvoiceState::Paid as i32);
     assert!(!settled.overdue);
     assert!(settled.paid_time.is_some());
-    assert_error(api.record_payment(payment("inv_1", "pay_3", "1.00", "EUR")).await, Code::FailedPrecondition, "INVOICE_NOT_OPEN");
+    assert_error(
+        api.record_payment(payment("inv_1", "pay_3", "1.00", "EUR"))
+            .await,
+        Code::FailedPrecondition,
+        "INVOICE_NOT_OPEN",
+    );
     let payments = api
         .list_payments(proto::ListPaymentsRequest {
-            invoice: Some(proto::list_payments_request::Invoice::InvoiceExternalId("inv_1".into())),
+            invoice: Some(proto::list_payments_request::Invoice::InvoiceExternalId(
+                "inv_1".into(),
+            )),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner()
         .payments;
-    assert_eq!(payments.iter().map(|p| p.amount.as_str()).collect::<Vec<_>>(), vec!["30.00", "70.00"]);
+    assert_eq!(
+        payments
+            .iter()
+            .map(|p| p.amount.as_str())
+            .collect::<Vec<_>>(),
+        vec!["30.00", "70.00"]
+    );
 
     // Void, flags.
     upsert(s, invoice("inv_2", "cus_1")).await;
     let flagged = api
         .update_invoice(proto::UpdateInvoiceRequest {
-            invoice: Some(proto::Invoice { external_id: "inv_2".into(), disputed: true, dunning_blocked: true, dunning_block_reason: "customer called".into(), ..Default::default() }),
-            update_mask: Some(FieldMask { paths: vec!["disputed".into(), "dunning_blocked".into(), "dunning_block_reason".into()] }),
+            invoice: Some(proto::Invoice {
+                external_id: "inv_2".into(),
+                disputed: true,
+                dunning_blocked: true,
+                dunning_block_reason: "customer called".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec![
+                    "disputed".into(),
+                    "dunning_blocked".into(),
+                    "dunning_block_reason".into(),
+                ],
+            }),
         })
         .await
         .unwrap()
@@ -123,7 +214,12 @@ async fn invoice_lifecycle(s: &TestServer) {
     assert!(flagged.disputed && flagged.dunning_blocked);
     assert!(!flagged.overdue, "disputed invoices are not overdue");
     let voided = api
-        .void_invoice(proto::VoidInvoiceRequest { invoice: Some(proto::void_invoice_request::Invoice::ExternalId("inv_2".into())), reason: "duplicate".into() })
+        .void_invoice(proto::VoidInvoiceRequest {
+            invoice: Some(proto::void_invoice_request::Invoice::ExternalId(
+                "inv_2".into(),
+            )),
+            reason: "duplicate".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -133,12 +229,22 @@ async fn invoice_lifecycle(s: &TestServer) {
     let mut revive = invoice("inv_2", "cus_1");
     revive.total_amount = "5.00".into();
     assert_error(
-        s.invoices().upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(revive) }).await,
+        s.invoices()
+            .upsert_invoice(proto::UpsertInvoiceRequest {
+                invoice: Some(revive),
+            })
+            .await,
         Code::FailedPrecondition,
         "INVOICE_NOT_OPEN",
     );
     assert_error(
-        api.void_invoice(proto::VoidInvoiceRequest { invoice: Some(proto::void_invoice_request::Invoice::ExternalId("inv_1".into())), reason: String::new() }).await,
+        api.void_invoice(proto::VoidInvoiceRequest {
+            invoice: Some(proto::void_invoice_request::Invoice::ExternalId(
+                "inv_1".into(),
+            )),
+            reason: String::new(),
+        })
+        .await,
         Code::FailedPrecondition,
         "INVOICE_NOT_OPEN",
     );
@@ -169,29 +275,75 @@ async fn list_filters(s: &TestServer) {
     upsert(s, invoice("inv_eur", "cus_1")).await;
     upsert(s, invoice("inv_other", "cus_2")).await;
     let mut api = s.invoices();
-    let ids = |r: proto::ListInvoicesResponse| r.invoices.into_iter().map(|i| i.external_id).collect::<Vec<_>>();
+    let ids = |r: proto::ListInvoicesResponse| {
+        r.invoices
+            .into_iter()
+            .map(|i| i.external_id)
+            .collect::<Vec<_>>()
+    };
     let list = |req: proto::ListInvoicesRequest| {
         let mut api = api.clone();
         async move { api.list_invoices(req).await.unwrap().into_inner() }
     };
-    assert_eq!(ids(list(proto::ListInvoicesRequest { customer_external_id: "cus_1".into(), ..Default::default() }).await), vec!["inv_usd", "inv_eur"]);
-    assert_eq!(ids(list(proto::ListInvoicesRequest { currency_code: "USD".into(), ..Default::default() }).await), vec!["inv_usd"]);
-    assert_eq!(ids(list(proto::ListInvoicesRequest { overdue_only: true, ..Default::default() }).await), vec!["inv_eur", "inv_other"]);
     assert_eq!(
-        ids(list(proto::ListInvoicesRequest { due_date_from: "2026-12-01".into(), due_date_to: "2026-12-31".into(), ..Default::default() }).await),
+        ids(list(proto::ListInvoicesRequest {
+            customer_external_id: "cus_1".into(),
+            ..Default::default()
+        })
+        .await),
+        vec!["inv_usd", "inv_eur"]
+    );
+    assert_eq!(
+        ids(list(proto::ListInvoicesRequest {
+            currency_code: "USD".into(),
+            ..Default::default()
+        })
+        .await),
         vec!["inv_usd"]
     );
-    let page = api.list_invoices(proto::ListInvoicesRequest { page_size: 2, ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(
+        ids(list(proto::ListInvoicesRequest {
+            overdue_only: true,
+            ..Default::default()
+        })
+        .await),
+        vec!["inv_eur", "inv_other"]
+    );
+    assert_eq!(
+        ids(list(proto::ListInvoicesRequest {
+            due_date_from: "2026-12-01".into(),
+            due_date_to: "2026-12-31".into(),
+            ..Default::default()
+        })
+        .await),
+        vec!["inv_usd"]
+    );
+    let page = api
+        .list_invoices(proto::ListInvoicesRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(page.invoices.len(), 2);
     let rest = api
-        .list_invoices(proto::ListInvoicesRequest { page_size: 2, page_token: page.next_page_token, ..Default::default() })
+        .list_invoices(proto::ListInvoicesRequest {
+            page_size: 2,
+            page_token: page.next_page_token,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(ids(rest.clone()), vec!["inv_other"]);
     assert!(rest.next_page_token.is_empty());
     assert_error(
-        api.list_invoices(proto::ListInvoicesRequest { customer_external_id: "nobody".into(), ..Default::default() }).await,
+        api.list_invoices(proto::ListInvoicesRequest {
+            customer_external_id: "nobody".into(),
+            ..Default::default()
+        })
+        .await,
         Code::NotFound,
         "CUSTOMER_NOT_FOUND",
     );
@@ -206,7 +358,10 @@ async fn overdue_balance_per_currency(s: &TestServer) {
     eur_2.credited_amount = "20.00".into();
     eur_2.due_date = "2026-11-01".into();
     upsert(s, eur_2).await;
-    s.invoices().record_payment(payment("eur_2", "p1", "50.50", "EUR")).await.unwrap();
+    s.invoices()
+        .record_payment(payment("eur_2", "p1", "50.50", "EUR"))
+        .await
+        .unwrap();
     // Not overdue: due in the future, disputed, paid, void, or fully credited.
     let mut future = invoice("eur_future", "cus_1");
     future.due_date = "2026-11-24".into();
@@ -221,7 +376,10 @@ async fn overdue_balance_per_currency(s: &TestServer) {
     credited.credited_amount = "100.00".into();
     upsert(s, credited).await;
     upsert(s, invoice("eur_paid", "cus_1")).await;
-    s.invoices().record_payment(payment("eur_paid", "p2", "100.00", "EUR")).await.unwrap();
+    s.invoices()
+        .record_payment(payment("eur_paid", "p2", "100.00", "EUR"))
+        .await
+        .unwrap();
     // JPY and KWD are never added to EUR.
     let mut jpy = invoice("jpy_1", "cus_1");
     jpy.currency_code = "JPY".into();
@@ -245,16 +403,30 @@ async fn overdue_balance_per_currency(s: &TestServer) {
     // Resolving the dispute brings the invoice into the balance at once.
     s.invoices()
         .update_invoice(proto::UpdateInvoiceRequest {
-            invoice: Some(proto::Invoice { external_id: "eur_disputed".into(), disputed: false, ..Default::default() }),
-            update_mask: Some(FieldMask { paths: vec!["disputed".into()] }),
+            invoice: Some(proto::Invoice {
+                external_id: "eur_disputed".into(),
+                disputed: false,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["disputed".into()],
+            }),
         })
         .await
         .unwrap();
-    assert_eq!(balance(s, "cus_1").await[0], ("EUR".into(), "380.00".into(), 3, "2026-11-01".into()));
+    assert_eq!(
+        balance(s, "cus_1").await[0],
+        ("EUR".into(), "380.00".into(), 3, "2026-11-01".into())
+    );
     // The balance and the overdue list agree: one definition.
     let listed = s
         .invoices()
-        .list_invoices(proto::ListInvoicesRequest { customer_external_id: "cus_1".into(), overdue_only: true, currency_code: "EUR".into(), ..Default::default() })
+        .list_invoices(proto::ListInvoicesRequest {
+            customer_external_id: "cus_1".into(),
+            overdue_only: true,
+            currency_code: "EUR".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -297,8 +469,14 @@ async fn overdue_follows_the_customer_time_zone(s: &TestServer) {
     upsert(s, later).await;
     s.customers()
         .update_customer(proto::UpdateCustomerRequest {
-            customer: Some(proto::Customer { external_id: "cus_la".into(), timezone: "Pacific/Kiritimati".into(), ..Default::default() }),
-            update_mask: Some(FieldMask { paths: vec!["timezone".into()] }),
+            customer: Some(proto::Customer {
+                external_id: "cus_la".into(),
+                timezone: "Pacific/Kiritimati".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["timezone".into()],
+            }),
         })
         .await
         .unwrap();
@@ -306,8 +484,16 @@ async fn overdue_follows_the_customer_time_zone(s: &TestServer) {
     s.clock.set("2026-11-25T10:00:00Z".parse().unwrap());
     assert_eq!(balance(s, "cus_la").await[0].2, 2);
 
-    let overdue: Vec<_> = s.events().await.into_iter().filter(|e| e.r#type == "invoice.overdue").collect();
-    let ids: Vec<_> = overdue.iter().map(|e| e.invoice_external_id.as_str()).collect();
+    let overdue: Vec<_> = s
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.r#type == "invoice.overdue")
+        .collect();
+    let ids: Vec<_> = overdue
+        .iter()
+        .map(|e| e.invoice_external_id.as_str())
+        .collect();
     assert_eq!(ids, vec!["akl_1", "la_1"]);
     assert_eq!(overdue[0].customer_external_id, "cus_akl");
     s.clock.advance(Duration::minutes(1));
@@ -316,41 +502,105 @@ async fn overdue_follows_the_customer_time_zone(s: &TestServer) {
 
 async fn batch_upsert_is_all_or_nothing(s: &TestServer) {
     create_customer(s, customer("cus_1")).await;
-    let good: Vec<_> = (0..5).map(|i| invoice(&format!("inv_{i}"), "cus_1")).collect();
+    let good: Vec<_> = (0..5)
+        .map(|i| invoice(&format!("inv_{i}"), "cus_1"))
+        .collect();
     let mut bad = good.clone();
     bad[1].currency_code = "EURO".into();
     bad[3].due_date = "2026-13-01".into();
     bad[4].total_amount = "1.001".into();
     let status = assert_error(
-        s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: bad }).await,
+        s.invoices()
+            .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: bad })
+            .await,
         Code::InvalidArgument,
         "VALIDATION_FAILED",
     );
-    assert_eq!(bad_fields(&status), vec!["invoices[1].currency_code", "invoices[3].due_date", "invoices[4].total_amount"]);
+    assert_eq!(
+        bad_fields(&status),
+        vec![
+            "invoices[1].currency_code",
+            "invoices[3].due_date",
+            "invoices[4].total_amount"
+        ]
+    );
     let mut missing_customer = good.clone();
     missing_customer[2].customer_external_id = "ghost".into();
     let status = assert_error(
-        s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: missing_customer }).await,
+        s.invoices()
+            .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest {
+                invoices: missing_customer,
+            })
+            .await,
         Code::NotFound,
         "CUSTOMER_NOT_FOUND",
     );
-    assert!(status.message().contains("invoices[2]"), "{}", status.message());
     assert!(
-        s.invoices().list_invoices(proto::ListInvoicesRequest::default()).await.unwrap().into_inner().invoices.is_empty(),
+        status.message().contains("invoices[2]"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        s.invoices()
+            .list_invoices(proto::ListInvoicesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .invoices
+            .is_empty(),
         "nothing of a refused batch is stored"
     );
 
-    let done = s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: good.clone() }).await.unwrap().into_inner();
-    assert_eq!((done.created_count, done.updated_count, done.unchanged_count), (5, 0, 0));
-    assert_eq!(done.invoices.iter().map(|i| i.external_id.as_str()).collect::<Vec<_>>(), vec!["inv_0", "inv_1", "inv_2", "inv_3", "inv_4"]);
+    let done = s
+        .invoices()
+        .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest {
+            invoices: good.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (done.created_count, done.updated_count, done.unchanged_count),
+        (5, 0, 0)
+    );
+    assert_eq!(
+        done.invoices
+            .iter()
+            .map(|i| i.external_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["inv_0", "inv_1", "inv_2", "inv_3", "inv_4"]
+    );
     let events_before = s.events().await.len();
-    let again = s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: good.clone() }).await.unwrap().into_inner();
-    assert_eq!((again.created_count, again.updated_count, again.unchanged_count), (0, 0, 5));
-    assert_eq!(s.events().await.len(), events_before, "an identical re-sync appends nothing");
+    let again = s
+        .invoices()
+        .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest {
+            invoices: good.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            again.created_count,
+            again.updated_count,
+            again.unchanged_count
+        ),
+        (0, 0, 5)
+    );
+    assert_eq!(
+        s.events().await.len(),
+        events_before,
+        "an identical re-sync appends nothing"
+    );
 
     // A refused change names the item; the other items of the batch are not applied either.
     s.invoices()
-        .void_invoice(proto::VoidInvoiceRequest { invoice: Some(proto::void_invoice_request::Invoice::ExternalId("inv_3".into())), reason: String::new() })
+        .void_invoice(proto::VoidInvoiceRequest {
+            invoice: Some(proto::void_invoice_request::Invoice::ExternalId(
+                "inv_3".into(),
+            )),
+            reason: String::new(),
+        })
         .await
         .unwrap();
     let mut changes = good.clone();
@@ -358,26 +608,40 @@ async fn batch_upsert_is_all_or_nothing(s: &TestServer) {
         c.total_amount = "500.00".into();
     }
     let status = assert_error(
-        s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: changes }).await,
+        s.invoices()
+            .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: changes })
+            .await,
         Code::FailedPrecondition,
         "INVOICE_NOT_OPEN",
     );
     use tonic_types::StatusExt;
-    let failure = status.get_error_details().precondition_failure().cloned().unwrap();
+    let failure = status
+        .get_error_details()
+        .precondition_failure()
+        .cloned()
+        .unwrap();
     assert_eq!(failure.violations.len(), 1);
     assert_eq!(failure.violations[0].subject, "invoices[3]");
     assert_eq!(get(s, "inv_0").await.total_amount, "100.00");
 
     let duplicate = vec![invoice("x", "cus_1"), invoice("x", "cus_1")];
     let status = assert_error(
-        s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: duplicate }).await,
+        s.invoices()
+            .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest {
+                invoices: duplicate,
+            })
+            .await,
         Code::InvalidArgument,
         "VALIDATION_FAILED",
     );
     assert_eq!(bad_fields(&status), vec!["invoices[1].external_id"]);
-    let too_many: Vec<_> = (0..1001).map(|i| invoice(&format!("n_{i}"), "cus_1")).collect();
+    let too_many: Vec<_> = (0..1001)
+        .map(|i| invoice(&format!("n_{i}"), "cus_1"))
+        .collect();
     let status = assert_error(
-        s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: too_many }).await,
+        s.invoices()
+            .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: too_many })
+            .await,
         Code::InvalidArgument,
         "VALIDATION_FAILED",
     );
@@ -393,13 +657,25 @@ async fn large_batch_round_trip(s: &TestServer) {
             inv
         })
         .collect();
-    let done = s.invoices().batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: batch }).await.unwrap().into_inner();
+    let done = s
+        .invoices()
+        .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: batch })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(done.created_count, 1000);
     // Sum of (i+1) + (i%100)/100 for i in 0..1000 = 500500 + 10 * 49.50 = 500995.00.
-    assert_eq!(balance(s, "cus_big").await, vec![("EUR".into(), "500995.00".into(), 1000, "2026-11-10".into())]);
+    assert_eq!(
+        balance(s, "cus_big").await,
+        vec![("EUR".into(), "500995.00".into(), 1000, "2026-11-10".into())]
+    );
     let events = s.events().await;
     assert_eq!(events.len(), 1001);
-    assert!(events.windows(2).all(|w| w[1].sequence == w[0].sequence + 1));
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[1].sequence == w[0].sequence + 1)
+    );
 }
 
 async fn concurrent_payments_never_overpay(s: &TestServer) {
@@ -409,7 +685,8 @@ async fn concurrent_payments_never_overpay(s: &TestServer) {
     for i in 0..8 {
         let mut api = s.invoices();
         tasks.push(tokio::spawn(async move {
-            api.record_payment(payment("inv_1", &format!("p{i}"), "30.00", "EUR")).await
+            api.record_payment(payment("inv_1", &format!("p{i}"), "30.00", "EUR"))
+                .await
         }));
     }
     let mut accepted = 0;

@@ -20,27 +20,50 @@ struct Case {
     call: Call,
 }
 
-fn case(name: &'static str, code: Code, reason: &'static str, field: Option<&'static str>, call: Call) -> Case {
-    Case { name, code, reason, field, call }
+fn case(
+    name: &'static str,
+    code: Code,
+    reason: &'static str,
+    field: Option<&'static str>,
+    call: Call,
+) -> Case {
+    Case {
+        name,
+        code,
+        reason,
+        field,
+        call,
+    }
 }
 
 fn create_customer_call(s: &TestServer, c: proto::Customer, request_id: &str) -> Call {
     let mut api = s.customers();
     let request_id = request_id.to_owned();
     Box::pin(async move {
-        api.create_customer(proto::CreateCustomerRequest { customer: Some(c), request_id }).await.map(|_| ())
+        api.create_customer(proto::CreateCustomerRequest {
+            customer: Some(c),
+            request_id,
+        })
+        .await
+        .map(|_| ())
     })
 }
 
 fn upsert_call(s: &TestServer, i: proto::Invoice) -> Call {
     let mut api = s.invoices();
-    Box::pin(async move { api.upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(i) }).await.map(|_| ()) })
+    Box::pin(async move {
+        api.upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(i) })
+            .await
+            .map(|_| ())
+    })
 }
 
 fn payment_call(s: &TestServer, amount: &str, currency: &str, id: &str) -> Call {
     let mut api = s.invoices();
     let request = proto::RecordPaymentRequest {
-        invoice: Some(record_payment_request::Invoice::InvoiceExternalId("inv_ok".into())),
+        invoice: Some(record_payment_request::Invoice::InvoiceExternalId(
+            "inv_ok".into(),
+        )),
         payment_external_id: id.into(),
         amount: amount.into(),
         currency_code: currency.into(),
@@ -57,187 +80,627 @@ fn with<T>(base: T, change: impl FnOnce(&mut T)) -> T {
 
 async fn malformed_requests_are_refused_with_the_field_named(s: &TestServer) {
     s.customers()
-        .create_customer(proto::CreateCustomerRequest { customer: Some(customer("cus_ok")), request_id: String::new() })
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer("cus_ok")),
+            request_id: String::new(),
+        })
         .await
         .unwrap();
-    s.invoices().upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(invoice("inv_ok", "cus_ok")) }).await.unwrap();
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(invoice("inv_ok", "cus_ok")),
+        })
+        .await
+        .unwrap();
     let events_before = s.events().await.len();
     let c = || customer("cus_new");
     let i = || invoice("inv_new", "cus_ok");
     use Code::{FailedPrecondition as Pre, InvalidArgument as Bad, NotFound};
     const V: &str = "VALIDATION_FAILED";
     let cases = vec![
-        case("empty external_id", Bad, V, Some("customer.external_id"), create_customer_call(s, with(c(), |c| c.external_id.clear()), "")),
-        case("external_id with spaces", Bad, V, Some("customer.external_id"), create_customer_call(s, with(c(), |c| c.external_id = "a b".into()), "")),
-        case("external_id too long", Bad, V, Some("customer.external_id"), create_customer_call(s, with(c(), |c| c.external_id = "x".repeat(129)), "")),
-        case("bad email", Bad, V, Some("customer.email"), create_customer_call(s, with(c(), |c| c.email = "@nowhere".into()), "")),
-        case("bad cc email", Bad, V, Some("customer.cc_emails[1]"), create_customer_call(s, with(c(), |c| c.cc_emails = vec!["a@b.co".into(), "nope".into()]), "")),
-        case("bad bcc email", Bad, V, Some("customer.bcc_emails[0]"), create_customer_call(s, with(c(), |c| c.bcc_emails = vec!["x@".into()]), "")),
-        case("unknown time zone", Bad, V, Some("customer.timezone"), create_customer_call(s, with(c(), |c| c.timezone = "Europe/Atlantis".into()), "")),
-        case("bad locale", Bad, V, Some("customer.locale"), create_customer_call(s, with(c(), |c| c.locale = "klingon".into()), "")),
-        case("bad sales rep email", Bad, V, Some("customer.sales_rep_email"), create_customer_call(s, with(c(), |c| c.sales_rep_email = "rep".into()), "")),
-        case("unknown payment provider", Bad, V, Some("customer.payment_method.provider"), create_customer_call(s, with(c(), |c| c.payment_method = Some(proto::PaymentMethod { provider: "paypal".into(), token: "t".into() })), "")),
-        case("empty payment token", Bad, V, Some("customer.payment_method.token"), create_customer_call(s, with(c(), |c| c.payment_method = Some(proto::PaymentMethod { provider: "sandbox".into(), token: String::new() })), "")),
-        case("name too long", Bad, V, Some("customer.name"), create_customer_call(s, with(c(), |c| c.name = "n".repeat(600)), "")),
-        case("too many tags", Bad, V, Some("customer.tags"), create_customer_call(s, with(c(), |c| c.tags = (0..51).map(|i| i.to_string()).collect()), "")),
-        case("metadata value too long", Bad, V, Some("customer.metadata[k]"), create_customer_call(s, with(c(), |c| c.metadata = [("k".to_string(), "v".repeat(513))].into()), "")),
-        case("request_id with spaces", Bad, V, Some("request_id"), create_customer_call(s, c(), "not ok")),
+        case(
+            "empty external_id",
+            Bad,
+            V,
+            Some("customer.external_id"),
+            create_customer_call(s, with(c(), |c| c.external_id.clear()), ""),
+        ),
+        case(
+            "external_id with spaces",
+            Bad,
+            V,
+            Some("customer.external_id"),
+            create_customer_call(s, with(c(), |c| c.external_id = "a b".into()), ""),
+        ),
+        case(
+            "external_id too long",
+            Bad,
+            V,
+            Some("customer.external_id"),
+            create_customer_call(s, with(c(), |c| c.external_id = "x".repeat(129)), ""),
+        ),
+        case(
+            "bad email",
+            Bad,
+            V,
+            Some("customer.email"),
+            create_customer_call(s, with(c(), |c| c.email = "@nowhere".into()), ""),
+        ),
+        case(
+            "bad cc email",
+            Bad,
+            V,
+            Some("customer.cc_emails[1]"),
+            create_customer_call(
+                s,
+                with(c(), |c| c.cc_emails = vec!["a@b.co".into(), "nope".into()]),
+                "",
+            ),
+        ),
+        case(
+            "bad bcc email",
+            Bad,
+            V,
+            Some("customer.bcc_emails[0]"),
+            create_customer_call(s, with(c(), |c| c.bcc_emails = vec!["x@".into()]), ""),
+        ),
+        case(
+            "unknown time zone",
+            Bad,
+            V,
+            Some("customer.timezone"),
+            create_customer_call(s, with(c(), |c| c.timezone = "Europe/Atlantis".into()), ""),
+        ),
+        case(
+            "bad locale",
+            Bad,
+            V,
+            Some("customer.locale"),
+            create_customer_call(s, with(c(), |c| c.locale = "klingon".into()), ""),
+        ),
+        case(
+            "bad sales rep email",
+            Bad,
+            V,
+            Some("customer.sales_rep_email"),
+            create_customer_call(s, with(c(), |c| c.sales_rep_email = "rep".into()), ""),
+        ),
+        case(
+            "unknown payment provider",
+            Bad,
+            V,
+            Some("customer.payment_method.provider"),
+            create_customer_call(
+                s,
+                with(c(), |c| {
+                    c.payment_method = Some(proto::PaymentMethod {
+                        provider: "paypal".into(),
+                        token: "t".into(),
+                    })
+                }),
+                "",
+            ),
+        ),
+        case(
+            "empty payment token",
+            Bad,
+            V,
+            Some("customer.payment_method.token"),
+            create_customer_call(
+                s,
+                with(c(), |c| {
+                    c.payment_method = Some(proto::PaymentMethod {
+                        provider: "sandbox".into(),
+                        token: String::new(),
+                    })
+                }),
+                "",
+            ),
+        ),
+        case(
+            "name too long",
+            Bad,
+            V,
+            Some("customer.name"),
+            create_customer_call(s, with(c(), |c| c.name = "n".repeat(600)), ""),
+        ),
+        case(
+            "too many tags",
+            Bad,
+            V,
+            Some("customer.tags"),
+            create_customer_call(
+                s,
+                with(c(), |c| c.tags = (0..51).map(|i| i.to_string()).collect()),
+                "",
+            ),
+        ),
+        case(
+            "metadata value too long",
+            Bad,
+            V,
+            Some("customer.metadata[k]"),
+            create_customer_call(
+                s,
+                with(c(), |c| {
+                    c.metadata = [("k".to_string(), "v".repeat(513))].into()
+                }),
+                "",
+            ),
+        ),
+        case(
+            "request_id with spaces",
+            Bad,
+            V,
+            Some("request_id"),
+            create_customer_call(s, c(), "not ok"),
+        ),
         case("missing customer", Bad, V, Some("customer"), {
             let mut api = s.customers();
-            Box::pin(async move { api.create_customer(proto::CreateCustomerRequest::default()).await.map(|_| ()) })
+            Box::pin(async move {
+                api.create_customer(proto::CreateCustomerRequest::default())
+                    .await
+                    .map(|_| ())
+            })
         }),
         case("get without id", Bad, V, Some("external_id"), {
             let mut api = s.customers();
-            Box::pin(async move { api.get_customer(proto::GetCustomerRequest { customer: None }).await.map(|_| ()) })
+            Box::pin(async move {
+                api.get_customer(proto::GetCustomerRequest { customer: None })
+                    .await
+                    .map(|_| ())
+            })
         }),
         case("get with malformed id", Bad, V, Some("id"), {
             let mut api = s.customers();
-            Box::pin(async move { api.get_customer(proto::GetCustomerRequest { customer: Some(get_customer_request::Customer::Id("123".into())) }).await.map(|_| ()) })
+            Box::pin(async move {
+                api.get_customer(proto::GetCustomerRequest {
+                    customer: Some(get_customer_request::Customer::Id("123".into())),
+                })
+                .await
+                .map(|_| ())
+            })
         }),
         case("update without mask", Bad, V, Some("update_mask"), {
             let mut api = s.customers();
-            Box::pin(async move { api.update_customer(proto::UpdateCustomerRequest { customer: Some(customer("cus_ok")), update_mask: None }).await.map(|_| ()) })
+            Box::pin(async move {
+                api.update_customer(proto::UpdateCustomerRequest {
+                    customer: Some(customer("cus_ok")),
+                    update_mask: None,
+                })
+                .await
+                .map(|_| ())
+            })
         }),
         case("update unknown mask path", Bad, V, Some("update_mask"), {
             let mut api = s.customers();
-            Box::pin(async move { api.update_customer(proto::UpdateCustomerRequest { customer: Some(customer("cus_ok")), update_mask: Some(FieldMask { paths: vec!["external_id".into()] }) }).await.map(|_| ()) })
+            Box::pin(async move {
+                api.update_customer(proto::UpdateCustomerRequest {
+                    customer: Some(customer("cus_ok")),
+                    update_mask: Some(FieldMask {
+                        paths: vec!["external_id".into()],
+                    }),
+                })
+                .await
+                .map(|_| ())
+            })
         }),
         case("negative page size", Bad, V, Some("page_size"), {
             let mut api = s.customers();
-            Box::pin(async move { api.list_customers(proto::ListCustomersRequest { page_size: -1, ..Default::default() }).await.map(|_| ()) })
-        }),
-        case("garbage page token", Bad, "INVALID_PAGE_TOKEN", Some("page_token"), {
-            let mut api = s.customers();
-            Box::pin(async move { api.list_customers(proto::ListCustomersRequest { page_token: "!!".into(), ..Default::default() }).await.map(|_| ()) })
-        }),
-        case("unknown currency", Bad, V, Some("invoice.currency_code"), upsert_call(s, with(i(), |i| i.currency_code = "XYZ".into()))),
-        case("lower-case currency", Bad, V, Some("invoice.currency_code"), upsert_call(s, with(i(), |i| i.currency_code = "eur".into()))),
-        case("negative total", Bad, V, Some("invoice.total_amount"), upsert_call(s, with(i(), |i| i.total_amount = "-5.00".into()))),
-        case("too many decimals for EUR", Bad, V, Some("invoice.total_amount"), upsert_call(s, with(i(), |i| i.total_amount = "10.001".into()))),
-        case("decimals for JPY", Bad, V, Some("invoice.total_amount"), upsert_call(s, with(i(), |i| { i.currency_code = "JPY".into(); i.total_amount = "10.5".into() }))),
-        case("amount as exponent", Bad, V, Some("invoice.total_amount"), upsert_call(s, with(i(), |i| i.total_amount = "1e3".into()))),
-        case("absurd amount", Bad, V, Some("invoice.total_amount"), upsert_call(s, with(i(), |i| i.total_amount = "99999999999999999".into()))),
-        case("credit above total", Bad, V, Some("invoice.credited_amount"), upsert_call(s, with(i(), |i| i.credited_amount = "100.01".into()))),
-        case("impossible due date", Bad, V, Some("invoice.due_date"), upsert_call(s, with(i(), |i| i.due_date = "2026-02-30".into()))),
-        case("missing due date", Bad, V, Some("invoice.due_date"), upsert_call(s, with(i(), |i| i.due_date.clear()))),
-        case("due before issue", Bad, V, Some("invoice.due_date"), upsert_call(s, with(i(), |i| i.issue_date = "2026-12-01".into()))),
-        case("state PAID on input", Bad, V, Some("invoice.state"), upsert_call(s, with(i(), |i| i.state = proto::InvoiceState::Paid as i32))),
-        case("unknown enum value", Bad, V, Some("invoice.collection_method"), upsert_call(s, with(i(), |i| i.collection_method = 42))),
-        case("missing customer reference", Bad, V, Some("invoice.customer_external_id"), upsert_call(s, with(i(), |i| i.customer_external_id.clear()))),
-        case("unknown customer", NotFound, "CUSTOMER_NOT_FOUND", None, upsert_call(s, with(i(), |i| i.customer_external_id = "ghost".into()))),
-        case("customer cannot change", Pre, "INVOICE_CUSTOMER_IMMUTABLE", None, {
-            let mut api = s.customers();
-            let mut invoices = s.invoices();
             Box::pin(async move {
-                api.create_customer(proto::CreateCustomerRequest { customer: Some(customer("cus_two")), request_id: String::new() }).await?;
-                invoices.upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(invoice("inv_ok", "cus_two")) }).await.map(|_| ())
-            })
-        }),
-        case("zero payment", Bad, V, Some("amount"), payment_call(s, "0", "EUR", "p_zero")),
-        case("payment without id", Bad, V, Some("payment_external_id"), payment_call(s, "1.00", "EUR", "")),
-        case("payment amount too precise", Bad, V, Some("amount"), payment_call(s, "1.005", "EUR", "p_x")),
-        case("payment in another currency", Bad, "CURRENCY_MISMATCH", Some("currency_code"), payment_call(s, "1.00", "GBP", "p_gbp")),
-        case("overpayment", Pre, "OVERPAYMENT", None, payment_call(s, "100.01", "EUR", "p_over")),
-        case("payment for unknown invoice", NotFound, "INVOICE_NOT_FOUND", None, {
-            let mut api = s.invoices();
-            Box::pin(async move {
-                api.record_payment(proto::RecordPaymentRequest {
-                    invoice: Some(record_payment_request::Invoice::InvoiceExternalId("nope".into())),
-                    payment_external_id: "p".into(),
-                    amount: "1.00".into(),
-                    currency_code: "EUR".into(),
+                api.list_customers(proto::ListCustomersRequest {
+                    page_size: -1,
                     ..Default::default()
                 })
                 .await
                 .map(|_| ())
             })
         }),
+        case(
+            "garbage page token",
+            Bad,
+            "INVALID_PAGE_TOKEN",
+            Some("page_token"),
+            {
+                let mut api = s.customers();
+                Box::pin(async move {
+                    api.list_customers(proto::ListCustomersRequest {
+                        page_token: "!!".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                })
+            },
+        ),
+        case(
+            "unknown currency",
+            Bad,
+            V,
+            Some("invoice.currency_code"),
+            upsert_call(s, with(i(), |i| i.currency_code = "XYZ".into())),
+        ),
+        case(
+            "lower-case currency",
+            Bad,
+            V,
+            Some("invoice.currency_code"),
+            upsert_call(s, with(i(), |i| i.currency_code = "eur".into())),
+        ),
+        case(
+            "negative total",
+            Bad,
+            V,
+            Some("invoice.total_amount"),
+            upsert_call(s, with(i(), |i| i.total_amount = "-5.00".into())),
+        ),
+        case(
+            "too many decimals for EUR",
+            Bad,
+            V,
+            Some("invoice.total_amount"),
+            upsert_call(s, with(i(), |i| i.total_amount = "10.001".into())),
+        ),
+        case(
+            "decimals for JPY",
+            Bad,
+            V,
+            Some("invoice.total_amount"),
+            upsert_call(
+                s,
+                with(i(), |i| {
+                    i.currency_code = "JPY".into();
+                    i.total_amount = "10.5".into()
+                }),
+            ),
+        ),
+        case(
+            "amount as exponent",
+            Bad,
+            V,
+            Some("invoice.total_amount"),
+            upsert_call(s, with(i(), |i| i.total_amount = "1e3".into())),
+        ),
+        case(
+            "absurd amount",
+            Bad,
+            V,
+            Some("invoice.total_amount"),
+            upsert_call(
+                s,
+                with(i(), |i| i.total_amount = "99999999999999999".into()),
+            ),
+        ),
+        case(
+            "credit above total",
+            Bad,
+            V,
+            Some("invoice.credited_amount"),
+            upsert_call(s, with(i(), |i| i.credited_amount = "100.01".into())),
+        ),
+        case(
+            "impossible due date",
+            Bad,
+            V,
+            Some("invoice.due_date"),
+            upsert_call(s, with(i(), |i| i.due_date = "2026-02-30".into())),
+        ),
+        case(
+            "missing due date",
+            Bad,
+            V,
+            Some("invoice.due_date"),
+            upsert_call(s, with(i(), |i| i.due_date.clear())),
+        ),
+        case(
+            "due before issue",
+            Bad,
+            V,
+            Some("invoice.due_date"),
+            upsert_call(s, with(i(), |i| i.issue_date = "2026-12-01".into())),
+        ),
+        case(
+            "state PAID on input",
+            Bad,
+            V,
+            Some("invoice.state"),
+            upsert_call(s, with(i(), |i| i.state = proto::InvoiceState::Paid as i32)),
+        ),
+        case(
+            "unknown enum value",
+            Bad,
+            V,
+            Some("invoice.collection_method"),
+            upsert_call(s, with(i(), |i| i.collection_method = 42)),
+        ),
+        case(
+            "missing customer reference",
+            Bad,
+            V,
+            Some("invoice.customer_external_id"),
+            upsert_call(s, with(i(), |i| i.customer_external_id.clear())),
+        ),
+        case(
+            "unknown customer",
+            NotFound,
+            "CUSTOMER_NOT_FOUND",
+            None,
+            upsert_call(s, with(i(), |i| i.customer_external_id = "ghost".into())),
+        ),
+        case(
+            "customer cannot change",
+            Pre,
+            "INVOICE_CUSTOMER_IMMUTABLE",
+            None,
+            {
+                let mut api = s.customers();
+                let mut invoices = s.invoices();
+                Box::pin(async move {
+                    api.create_customer(proto::CreateCustomerRequest {
+                        customer: Some(customer("cus_two")),
+                        request_id: String::new(),
+                    })
+                    .await?;
+                    invoices
+                        .upsert_invoice(proto::UpsertInvoiceRequest {
+                            invoice: Some(invoice("inv_ok", "cus_two")),
+                        })
+                        .await
+                        .map(|_| ())
+                })
+            },
+        ),
+        case(
+            "zero payment",
+            Bad,
+            V,
+            Some("amount"),
+            payment_call(s, "0", "EUR", "p_zero"),
+        ),
+        case(
+            "payment without id",
+            Bad,
+            V,
+            Some("payment_external_id"),
+            payment_call(s, "1.00", "EUR", ""),
+        ),
+        case(
+            "payment amount too precise",
+            Bad,
+            V,
+            Some("amount"),
+            payment_call(s, "1.005", "EUR", "p_x"),
+        ),
+        case(
+            "payment in another currency",
+            Bad,
+            "CURRENCY_MISMATCH",
+            Some("currency_code"),
+            payment_call(s, "1.00", "GBP", "p_gbp"),
+        ),
+        case(
+            "overpayment",
+            Pre,
+            "OVERPAYMENT",
+            None,
+            payment_call(s, "100.01", "EUR", "p_over"),
+        ),
+        case(
+            "payment for unknown invoice",
+            NotFound,
+            "INVOICE_NOT_FOUND",
+            None,
+            {
+                let mut api = s.invoices();
+                Box::pin(async move {
+                    api.record_payment(proto::RecordPaymentRequest {
+                        invoice: Some(record_payment_request::Invoice::InvoiceExternalId(
+                            "nope".into(),
+                        )),
+                        payment_external_id: "p".into(),
+                        amount: "1.00".into(),
+                        currency_code: "EUR".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                })
+            },
+        ),
         case("invalid paid_time", Bad, V, Some("paid_time"), {
             let mut api = s.invoices();
             Box::pin(async move {
                 api.record_payment(proto::RecordPaymentRequest {
-                    invoice: Some(record_payment_request::Invoice::InvoiceExternalId("inv_ok".into())),
+                    invoice: Some(record_payment_request::Invoice::InvoiceExternalId(
+                        "inv_ok".into(),
+                    )),
                     payment_external_id: "p_time".into(),
                     amount: "1.00".into(),
                     currency_code: "EUR".into(),
-                    paid_time: Some(prost_types::Timestamp { seconds: 0, nanos: -1 }),
+                    paid_time: Some(prost_types::Timestamp {
+                        seconds: 0,
+                        nanos: -1,
+                    }),
                     ..Default::default()
                 })
                 .await
                 .map(|_| ())
             })
         }),
-        case("invoice update unknown path", Bad, V, Some("update_mask"), {
+        case(
+            "invoice update unknown path",
+            Bad,
+            V,
+            Some("update_mask"),
+            {
+                let mut api = s.invoices();
+                Box::pin(async move {
+                    api.update_invoice(proto::UpdateInvoiceRequest {
+                        invoice: Some(proto::Invoice {
+                            external_id: "inv_ok".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(FieldMask {
+                            paths: vec!["total_amount".into()],
+                        }),
+                    })
+                    .await
+                    .map(|_| ())
+                })
+            },
+        ),
+        case(
+            "list with reversed date range",
+            Bad,
+            V,
+            Some("due_date_to"),
+            {
+                let mut api = s.invoices();
+                Box::pin(async move {
+                    api.list_invoices(proto::ListInvoicesRequest {
+                        due_date_from: "2026-12-01".into(),
+                        due_date_to: "2026-01-01".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                })
+            },
+        ),
+        case("list with bad currency", Bad, V, Some("currency_code"), {
             let mut api = s.invoices();
             Box::pin(async move {
-                api.update_invoice(proto::UpdateInvoiceRequest {
-                    invoice: Some(proto::Invoice { external_id: "inv_ok".into(), ..Default::default() }),
-                    update_mask: Some(FieldMask { paths: vec!["total_amount".into()] }),
+                api.list_invoices(proto::ListInvoicesRequest {
+                    currency_code: "EU".into(),
+                    ..Default::default()
                 })
                 .await
                 .map(|_| ())
             })
         }),
-        case("list with reversed date range", Bad, V, Some("due_date_to"), {
-            let mut api = s.invoices();
-            Box::pin(async move {
-                api.list_invoices(proto::ListInvoicesRequest { due_date_from: "2026-12-01".into(), due_date_to: "2026-01-01".into(), ..Default::default() }).await.map(|_| ())
-            })
-        }),
-        case("list with bad currency", Bad, V, Some("currency_code"), {
-            let mut api = s.invoices();
-            Box::pin(async move { api.list_invoices(proto::ListInvoicesRequest { currency_code: "EU".into(), ..Default::default() }).await.map(|_| ()) })
-        }),
         case("events with bad type", Bad, V, Some("types[0]"), {
             let mut api = s.dunning();
-            Box::pin(async move { api.list_events(proto::ListEventsRequest { types: vec!["DROP TABLE".into()], ..Default::default() }).await.map(|_| ()) })
+            Box::pin(async move {
+                api.list_events(proto::ListEventsRequest {
+                    types: vec!["DROP TABLE".into()],
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+            })
         }),
-        case("events with negative cursor", Bad, V, Some("after_sequence"), {
-            let mut api = s.dunning();
-            Box::pin(async move { api.list_events(proto::ListEventsRequest { after_sequence: -1, ..Default::default() }).await.map(|_| ()) })
-        }),
+        case(
+            "events with negative cursor",
+            Bad,
+            V,
+            Some("after_sequence"),
+            {
+                let mut api = s.dunning();
+                Box::pin(async move {
+                    api.list_events(proto::ListEventsRequest {
+                        after_sequence: -1,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                })
+            },
+        ),
     ];
     assert!(cases.len() >= 30);
     for case in cases {
         let result = case.call.await;
         let status = match result {
-            Ok(()) => panic!("{}: expected {:?}, the call succeeded", case.name, case.code),
+            Ok(()) => panic!(
+                "{}: expected {:?}, the call succeeded",
+                case.name, case.code
+            ),
             Err(status) => status,
         };
         assert_eq!(status.code(), case.code, "{}: {status:?}", case.name);
         use tonic_types::StatusExt;
-        let reason = status.get_error_details().error_info().map(|i| i.reason.clone());
+        let reason = status
+            .get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone());
         assert_eq!(reason.as_deref(), Some(case.reason), "{}", case.name);
         if let Some(field) = case.field {
-            assert_eq!(bad_fields(&status).first().map(String::as_str), Some(field), "{}: {status:?}", case.name);
+            assert_eq!(
+                bad_fields(&status).first().map(String::as_str),
+                Some(field),
+                "{}: {status:?}",
+                case.name
+            );
         }
     }
     // None of it changed anything.
-    assert_eq!(s.events().await.len(), events_before + 1, "only the second customer was created");
+    assert_eq!(
+        s.events().await.len(),
+        events_before + 1,
+        "only the second customer was created"
+    );
     let kept = s
         .invoices()
-        .get_invoice(proto::GetInvoiceRequest { invoice: Some(get_invoice_request::Invoice::ExternalId("inv_ok".into())) })
+        .get_invoice(proto::GetInvoiceRequest {
+            invoice: Some(get_invoice_request::Invoice::ExternalId("inv_ok".into())),
+        })
         .await
         .unwrap()
         .into_inner()
         .invoice
         .unwrap();
-    assert_eq!((kept.customer_external_id.as_str(), kept.amount_due.as_str()), ("cus_ok", "100.00"));
+    assert_eq!(
+        (kept.customer_external_id.as_str(), kept.amount_due.as_str()),
+        ("cus_ok", "100.00")
+    );
 }
 
 async fn later_capabilities_answer_unimplemented(s: &TestServer) {
     let status = assert_error(
-        s.payment_requests().get_payment_request(proto::GetPaymentRequestRequest::default()).await,
+        s.payment_requests()
+            .get_payment_request(proto::GetPaymentRequestRequest::default())
+            .await,
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
     );
-    assert!(status.message().contains("payment requests"), "{}", status.message());
-    assert_error(s.dunning().list_policies(proto::ListPoliciesRequest::default()).await, Code::Unimplemented, "NOT_IMPLEMENTED");
-    assert_error(s.webhooks().list_webhook_endpoints(proto::ListWebhookEndpointsRequest::default()).await, Code::Unimplemented, "NOT_IMPLEMENTED");
-    assert_error(s.dunning().watch_events(proto::WatchEventsRequest::default()).await, Code::Unimplemented, "NOT_IMPLEMENTED");
+    assert!(
+        status.message().contains("payment requests"),
+        "{}",
+        status.message()
+    );
+    assert_error(
+        s.dunning()
+            .list_policies(proto::ListPoliciesRequest::default())
+            .await,
+        Code::Unimplemented,
+        "NOT_IMPLEMENTED",
+    );
+    assert_error(
+        s.webhooks()
+            .list_webhook_endpoints(proto::ListWebhookEndpointsRequest::default())
+            .await,
+        Code::Unimplemented,
+        "NOT_IMPLEMENTED",
+    );
+    assert_error(
+        s.dunning()
+            .watch_events(proto::WatchEventsRequest::default())
+            .await,
+        Code::Unimplemented,
+        "NOT_IMPLEMENTED",
+    );
     // Authentication still comes first.
-    let mut anonymous = dunning::proto::payment_request_service_client::PaymentRequestServiceClient::new(s.channel.clone());
-    assert_error(anonymous.get_payment_request(proto::GetPaymentRequestRequest::default()).await, Code::Unauthenticated, "API_KEY_MISSING");
+    let mut anonymous =
+        dunning::proto::payment_request_service_client::PaymentRequestServiceClient::new(
+            s.channel.clone(),
+        );
+    assert_error(
+        anonymous
+            .get_payment_request(proto::GetPaymentRequestRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "API_KEY_MISSING",
+    );
 }
 
 async fn health_and_reflection_need_no_key(s: &TestServer) {
@@ -245,20 +708,29 @@ async fn health_and_reflection_need_no_key(s: &TestServer) {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let mut health = HealthClient::new(s.channel.clone());
     let status = health
-        .check(HealthCheckRequest { service: "dunning.v1.InvoiceService".into() })
+        .check(HealthCheckRequest {
+            service: "dunning.v1.InvoiceService".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .status;
     assert_eq!(status, ServingStatus::Serving as i32);
 
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut reflection = ServerReflectionClient::new(s.channel.clone());
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut responses = reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
     let response = responses.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer");
@@ -273,7 +745,10 @@ async fn health_and_reflection_need_no_key(s: &TestServer) {
         "dunning.v1.WebhookService",
         "grpc.health.v1.Health",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} not in {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in {names:?}"
+        );
     }
 }
 

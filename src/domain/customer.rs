@@ -107,7 +107,11 @@ impl Customer {
     }
 
     /// Copies the listed fields from `update`, returning the ones whose value changed.
-    pub fn apply(&mut self, update: &CustomerDetails, fields: &[CustomerField]) -> Vec<CustomerField> {
+    pub fn apply(
+        &mut self,
+        update: &CustomerDetails,
+        fields: &[CustomerField],
+    ) -> Vec<CustomerField> {
         let mut changed = Vec::new();
         let d = &mut self.details;
         for &field in fields {
@@ -213,7 +217,10 @@ mod tests {
         let changed = c.apply(&update, &[CustomerField::Email, CustomerField::Locale]);
         assert_eq!(changed, vec![CustomerField::Email]);
         assert_eq!(c.details.email, "new@example.com");
-        assert_eq!(c.details.name, "Ada", "fields outside the mask are untouched");
+        assert_eq!(
+            c.details.name, "Ada",
+            "fields outside the mask are untouched"
+        );
     }
 
     #[test]

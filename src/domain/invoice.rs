@@ -169,7 +169,10 @@ pub fn overdue_instant(due_date: NaiveDate, tz: Tz) -> DateTime<Utc> {
         LocalResult::Ambiguous(earliest, _) => earliest.with_timezone(&Utc),
         // A gap at midnight (e.g. a DST change at 00:00): the day starts an hour later.
         LocalResult::None => (1..=3)
-            .find_map(|h| tz.from_local_datetime(&(midnight + chrono::Duration::hours(h))).earliest())
+            .find_map(|h| {
+                tz.from_local_datetime(&(midnight + chrono::Duration::hours(h)))
+                    .earliest()
+            })
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(|| midnight.and_utc()),
     }
@@ -400,8 +403,15 @@ mod tests {
     }
 
     fn invoice(tz: Tz) -> Invoice {
-        Invoice::create(Uuid::nil(), Uuid::nil(), Uuid::nil(), tz, &sync(), at("2026-10-01T00:00:00Z"))
-            .unwrap()
+        Invoice::create(
+            Uuid::nil(),
+            Uuid::nil(),
+            Uuid::nil(),
+            tz,
+            &sync(),
+            at("2026-10-01T00:00:00Z"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -464,7 +474,10 @@ mod tests {
         let now = at("2026-11-05T00:00:00Z");
         let eur = Currency::from_code("EUR").unwrap();
         let mut inv = invoice(chrono_tz::UTC);
-        assert_eq!(inv.sync(Uuid::nil(), chrono_tz::UTC, &sync(), now), Ok(SyncOutcome::Unchanged));
+        assert_eq!(
+            inv.sync(Uuid::nil(), chrono_tz::UTC, &sync(), now),
+            Ok(SyncOutcome::Unchanged)
+        );
         assert_eq!(
             inv.sync(Uuid::from_u128(1), chrono_tz::UTC, &sync(), now),
             Err(InvoiceRuleError::CustomerImmutable)
@@ -476,7 +489,10 @@ mod tests {
             inv.sync(Uuid::nil(), chrono_tz::UTC, &lower, now),
             Err(InvoiceRuleError::AmountBelowSettled { .. })
         ));
-        assert_eq!(inv.total_minor, 10_000, "a refused sync leaves the invoice as it was");
+        assert_eq!(
+            inv.total_minor, 10_000,
+            "a refused sync leaves the invoice as it was"
+        );
         let mut voided = sync();
         voided.void = true;
         assert_eq!(
@@ -484,7 +500,10 @@ mod tests {
             Err(InvoiceRuleError::VoidWithPayments)
         );
         let mut fresh = invoice(chrono_tz::UTC);
-        assert_eq!(fresh.sync(Uuid::nil(), chrono_tz::UTC, &voided, now), Ok(SyncOutcome::Updated));
+        assert_eq!(
+            fresh.sync(Uuid::nil(), chrono_tz::UTC, &voided, now),
+            Ok(SyncOutcome::Updated)
+        );
         assert_eq!(fresh.state, InvoiceState::Void);
         let mut changed = sync();
         changed.total_minor = 1;
@@ -497,8 +516,17 @@ mod tests {
     #[test]
     fn days_overdue_counts_customer_calendar_days() {
         let inv = invoice(chrono_tz::UTC);
-        assert_eq!(inv.days_overdue(at("2026-10-31T12:00:00Z"), chrono_tz::UTC), 0);
-        assert_eq!(inv.days_overdue(at("2026-11-01T00:00:00Z"), chrono_tz::UTC), 1);
-        assert_eq!(inv.days_overdue(at("2026-11-30T23:00:00Z"), chrono_tz::UTC), 30);
+        assert_eq!(
+            inv.days_overdue(at("2026-10-31T12:00:00Z"), chrono_tz::UTC),
+            0
+        );
+        assert_eq!(
+            inv.days_overdue(at("2026-11-01T00:00:00Z"), chrono_tz::UTC),
+            1
+        );
+        assert_eq!(
+            inv.days_overdue(at("2026-11-30T23:00:00Z"), chrono_tz::UTC),
+            30
+        );
     }
 }

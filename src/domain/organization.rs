@@ -174,7 +174,11 @@ pub fn validate_payment_link_template(template: &str) -> Result<(), String> {
     if !template.contains("{payment_request_id}") {
         return Err("must contain the placeholder {payment_request_id}".into());
     }
-    if template.len() > 2048 || template.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if template.len() > 2048
+        || template
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err("must be at most 2048 characters without spaces".into());
     }
     Ok(())
@@ -193,12 +197,18 @@ mod tests {
         update.payment_provider.http_secret.clear();
         current.apply(&update, &[OrganizationField::PaymentProvider]);
         assert_eq!(current.payment_provider.http_secret, "s3cret");
-        assert_eq!(current.payment_provider.http_url, "https://pay.internal/charge");
+        assert_eq!(
+            current.payment_provider.http_url,
+            "https://pay.internal/charge"
+        );
     }
 
     #[test]
     fn link_template_rules() {
-        assert!(validate_payment_link_template("https://pay.example.com/r/{payment_request_id}").is_ok());
+        assert!(
+            validate_payment_link_template("https://pay.example.com/r/{payment_request_id}")
+                .is_ok()
+        );
         assert!(validate_payment_link_template("ftp://x/{payment_request_id}").is_err());
         assert!(validate_payment_link_template("https://pay.example.com/r/").is_err());
     }

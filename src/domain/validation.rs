@@ -202,11 +202,12 @@ pub fn tags(field: &str, values: &[String], violations: &mut Violations) -> Vec<
     }
     let mut out: Vec<String> = Vec::new();
     for (i, tag) in values.iter().enumerate() {
-        if tag.is_empty() || tag.len() > MAX_METADATA_KEY_LEN || tag.chars().any(char::is_control)
-        {
+        if tag.is_empty() || tag.len() > MAX_METADATA_KEY_LEN || tag.chars().any(char::is_control) {
             violations.add(
                 format!("{field}[{i}]"),
-                format!("must be 1 to {MAX_METADATA_KEY_LEN} characters without control characters"),
+                format!(
+                    "must be 1 to {MAX_METADATA_KEY_LEN} characters without control characters"
+                ),
             );
         } else if !out.contains(tag) {
             out.push(tag.clone());
@@ -222,7 +223,10 @@ pub fn metadata<'a>(
     violations: &mut Violations,
 ) {
     if entries.len() > MAX_METADATA_ENTRIES {
-        violations.add(field, format!("must have at most {MAX_METADATA_ENTRIES} entries"));
+        violations.add(
+            field,
+            format!("must have at most {MAX_METADATA_ENTRIES} entries"),
+        );
         return;
     }
     for (key, value) in entries {

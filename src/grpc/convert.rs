@@ -48,7 +48,10 @@ pub fn currency(field: &str, code: &str, violations: &mut Violations) -> Option<
     }
     let found = Currency::from_code(code);
     if found.is_none() {
-        violations.add(field, format!("`{code}` is not an ISO 4217 currency code such as EUR"));
+        violations.add(
+            field,
+            format!("`{code}` is not an ISO 4217 currency code such as EUR"),
+        );
     }
     found
 }
@@ -83,7 +86,11 @@ pub fn page(page_size: i32, page_token: String) -> Result<PageRequest, Error> {
 }
 
 /// A customer addressed by a `oneof { id, external_id }`.
-pub fn customer_ref(id: Option<&str>, external_id: Option<&str>, field_prefix: &str) -> Result<CustomerRef, Error> {
+pub fn customer_ref(
+    id: Option<&str>,
+    external_id: Option<&str>,
+    field_prefix: &str,
+) -> Result<CustomerRef, Error> {
     resource_ref(id, external_id, field_prefix).map(|key| match key {
         Key::Id(id) => CustomerRef::Id(id),
         Key::External(ext) => CustomerRef::ExternalId(ext),
@@ -91,7 +98,11 @@ pub fn customer_ref(id: Option<&str>, external_id: Option<&str>, field_prefix: &
 }
 
 /// An invoice addressed by a `oneof { id, external_id }`.
-pub fn invoice_ref(id: Option<&str>, external_id: Option<&str>, field_prefix: &str) -> Result<InvoiceRef, Error> {
+pub fn invoice_ref(
+    id: Option<&str>,
+    external_id: Option<&str>,
+    field_prefix: &str,
+) -> Result<InvoiceRef, Error> {
     resource_ref(id, external_id, field_prefix).map(|key| match key {
         Key::Id(id) => InvoiceRef::Id(id),
         Key::External(ext) => InvoiceRef::ExternalId(ext),
@@ -105,7 +116,10 @@ enum Key {
 
 fn resource_ref(id: Option<&str>, external_id: Option<&str>, prefix: &str) -> Result<Key, Error> {
     let name = |f: &str| format!("{prefix}{f}");
-    match (id.filter(|s| !s.is_empty()), external_id.filter(|s| !s.is_empty())) {
+    match (
+        id.filter(|s| !s.is_empty()),
+        external_id.filter(|s| !s.is_empty()),
+    ) {
         (Some(id), _) => uuid(&name("id"), id).map(Key::Id),
         (None, Some(ext)) => validation::external_id(ext)
             .map(Key::External)

@@ -17,14 +17,19 @@ const PROVIDERS: [&str; 2] = ["sandbox", "http"];
 
 /// A wire customer as validated details plus the optional time zone (empty = organization's).
 fn customer_details(c: &proto::Customer, v: &mut Violations) -> (CustomerDetails, Option<Tz>) {
-    let name = v.check("name", validation::text(&c.name)).unwrap_or_default();
-    let email = v.check("email", validation::optional_email(&c.email)).unwrap_or_default();
+    let name = v
+        .check("name", validation::text(&c.name))
+        .unwrap_or_default();
+    let email = v
+        .check("email", validation::optional_email(&c.email))
+        .unwrap_or_default();
     let cc_emails = validation::email_list("cc_emails", &c.cc_emails, v);
     let bcc_emails = validation::email_list("bcc_emails", &c.bcc_emails, v);
     let locale = if c.locale.is_empty() {
         "en".to_owned()
     } else {
-        v.check("locale", validation::locale(&c.locale)).unwrap_or_default()
+        v.check("locale", validation::locale(&c.locale))
+            .unwrap_or_default()
     };
     let timezone = if c.timezone.is_empty() {
         None
@@ -32,27 +37,40 @@ fn customer_details(c: &proto::Customer, v: &mut Violations) -> (CustomerDetails
         v.check("timezone", validation::timezone(&c.timezone))
     };
     let sales_rep_email = v
-        .check("sales_rep_email", validation::optional_email(&c.sales_rep_email))
+        .check(
+            "sales_rep_email",
+            validation::optional_email(&c.sales_rep_email),
+        )
         .unwrap_or_default();
-    let payment_method = c.payment_method.as_ref().and_then(|pm| {
+    let payment_method = c.payment_method.as_ref().map(|pm| {
         if !PROVIDERS.contains(&pm.provider.as_str()) {
-            v.add("payment_method.provider", format!("must be one of {}", PROVIDERS.join(", ")));
+            v.add(
+                "payment_method.provider",
+                format!("must be one of {}", PROVIDERS.join(", ")),
+            );
         }
         if pm.token.is_empty() || pm.token.len() > 512 || pm.token.chars().any(char::is_control) {
-            v.add("payment_method.token", "is required, at most 512 characters");
+            v.add(
+                "payment_method.token",
+                "is required, at most 512 characters",
+            );
         }
-        Some(PaymentMethod {
+        PaymentMethod {
             provider: pm.provider.clone(),
             token: pm.token.clone(),
-        })
+        }
     });
     let policy_code = if c.policy_code.is_empty() {
         String::new()
     } else {
-        v.check("policy_code", validation::external_id(&c.policy_code)).unwrap_or_default()
+        v.check("policy_code", validation::external_id(&c.policy_code))
+            .unwrap_or_default()
     };
     let reason = v
-        .check("dunning_excluded_reason", validation::text(&c.dunning_excluded_reason))
+        .check(
+            "dunning_excluded_reason",
+            validation::text(&c.dunning_excluded_reason),
+        )
         .unwrap_or_default();
     let tags = validation::tags("tags", &c.tags, v);
     validation::metadata("metadata", c.metadata.iter(), v);
@@ -69,7 +87,11 @@ fn customer_details(c: &proto::Customer, v: &mut Violations) -> (CustomerDetails
         dunning_excluded: c.dunning_excluded,
         dunning_excluded_reason: reason,
         tags,
-        metadata: c.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: c
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     };
     (details, timezone)
 }
@@ -121,7 +143,11 @@ fn balance_to_proto(b: CustomerBalance) -> proto::GetOverdueBalanceResponse {
 }
 
 /// Keeps the violations of fields an update touches: the others are not being changed.
-fn violations_within(violations: Violations, prefix: &str, fields: &[CustomerField]) -> Result<(), Error> {
+fn violations_within(
+    violations: Violations,
+    prefix: &str,
+    fields: &[CustomerField],
+) -> Result<(), Error> {
     let kept: Vec<_> = violations
         .into_vec()
         .into_iter()
@@ -138,7 +164,11 @@ fn violations_within(violations: Violations, prefix: &str, fields: &[CustomerFie
             v
         })
         .collect();
-    if kept.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(kept)) }
+    if kept.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(kept))
+    }
 }
 
 #[tonic::async_trait]
@@ -153,7 +183,10 @@ impl CustomerService for Api {
             return Err(Error::field("customer", "is required").into());
         };
         let mut v = Violations::new();
-        let external_id = v.check("external_id", validation::external_id(&customer.external_id));
+        let external_id = v.check(
+            "external_id",
+            validation::external_id(&customer.external_id),
+        );
         let (details, timezone) = customer_details(&customer, &mut v);
         let mut all = Violations::new();
         all.extend_prefixed("customer", v);
@@ -164,7 +197,13 @@ impl CustomerService for Api {
         let request_id = Some(req.request_id).filter(|r| !r.is_empty());
         let created = self
             .services
-            .create_customer(caller, external_id.unwrap_or_default(), details, timezone, request_id)
+            .create_customer(
+                caller,
+                external_id.unwrap_or_default(),
+                details,
+                timezone,
+                request_id,
+            )
             .await?;
         Ok(Response::new(proto::CreateCustomerResponse {
             customer: Some(customer_to_proto(created)),
@@ -192,7 +231,8 @@ impl CustomerService for Api {
         let Some(customer) = req.customer else {
             return Err(Error::field("customer", "is required").into());
         };
-        let key = convert::customer_ref(Some(&customer.id), Some(&customer.external_id), "customer.")?;
+        let key =
+            convert::customer_ref(Some(&customer.id), Some(&customer.external_id), "customer.")?;
         let mut fields = Vec::new();
         for path in convert::mask_paths(req.update_mask.as_ref())? {
             match CustomerField::from_name(&path) {
@@ -208,8 +248,14 @@ impl CustomerService for Api {
         }
         let mut v = Violations::new();
         let (details, timezone) = customer_details(&customer, &mut v);
-        if fields.contains(&CustomerField::Timezone) && timezone.is_none() && customer.timezone.is_empty() {
-            v.add("timezone", "is required when updated (IANA name such as Europe/Berlin)");
+        if fields.contains(&CustomerField::Timezone)
+            && timezone.is_none()
+            && customer.timezone.is_empty()
+        {
+            v.add(
+                "timezone",
+                "is required when updated (IANA name such as Europe/Berlin)",
+            );
         }
         violations_within(v, "customer.", &fields)?;
         let updated = self
@@ -241,7 +287,8 @@ impl CustomerService for Api {
             tag: Some(req.tag).filter(|t| !t.is_empty()),
             include_deleted: req.include_deleted,
         };
-        let (customers, next_page_token) = self.services.list_customers(caller, &filter, &page).await?;
+        let (customers, next_page_token) =
+            self.services.list_customers(caller, &filter, &page).await?;
         Ok(Response::new(proto::ListCustomersResponse {
             customers: customers.into_iter().map(customer_to_proto).collect(),
             next_page_token,

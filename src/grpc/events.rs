@@ -14,10 +14,20 @@ const MAX_TYPES: usize = 100;
 pub fn event_to_proto(e: Event) -> proto::Event {
     use proto::event::Payload;
     let payload = match e.payload {
-        EventPayload::Customer { external_id, changed_fields } => {
-            Payload::Customer(proto::CustomerEventPayload { external_id, changed_fields })
-        }
-        EventPayload::Invoice { invoice_external_id, state, currency_code, amount_due, due_date } => {
+        EventPayload::Customer {
+            external_id,
+            changed_fields,
+        } => Payload::Customer(proto::CustomerEventPayload {
+            external_id,
+            changed_fields,
+        }),
+        EventPayload::Invoice {
+            invoice_external_id,
+            state,
+            currency_code,
+            amount_due,
+            due_date,
+        } => {
             let state = match InvoiceState::parse(&state) {
                 Some(InvoiceState::Open) => proto::InvoiceState::Open,
                 Some(InvoiceState::Paid) => proto::InvoiceState::Paid,
@@ -33,14 +43,17 @@ pub fn event_to_proto(e: Event) -> proto::Event {
                 due_date,
             })
         }
-        EventPayload::Payment { payment_external_id, amount, currency_code, invoice_amount_due } => {
-            Payload::Payment(proto::PaymentEventPayload {
-                payment_external_id,
-                amount,
-                currency_code,
-                invoice_amount_due,
-            })
-        }
+        EventPayload::Payment {
+            payment_external_id,
+            amount,
+            currency_code,
+            invoice_amount_due,
+        } => Payload::Payment(proto::PaymentEventPayload {
+            payment_external_id,
+            amount,
+            currency_code,
+            invoice_amount_due,
+        }),
     };
     let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     proto::Event {
@@ -68,9 +81,13 @@ pub struct EventFilterInput<'a> {
 }
 
 /// Validates a filter; external ids are resolved by the caller of this function.
-pub fn event_filter(input: &EventFilterInput<'_>) -> Result<(EventFilter, Option<String>, Option<String>), Error> {
+pub fn event_filter(
+    input: &EventFilterInput<'_>,
+) -> Result<(EventFilter, Option<String>, Option<String>), Error> {
     let optional_uuid = |field: &str, value: &str| {
-        (!value.is_empty()).then(|| convert::uuid(field, value)).transpose()
+        (!value.is_empty())
+            .then(|| convert::uuid(field, value))
+            .transpose()
     };
     let optional_external = |field: &str, value: &str| {
         (!value.is_empty())
@@ -78,11 +95,22 @@ pub fn event_filter(input: &EventFilterInput<'_>) -> Result<(EventFilter, Option
             .transpose()
     };
     if input.types.len() > MAX_TYPES {
-        return Err(Error::field("types", format!("must name at most {MAX_TYPES} types")));
+        return Err(Error::field(
+            "types",
+            format!("must name at most {MAX_TYPES} types"),
+        ));
     }
     for (i, t) in input.types.iter().enumerate() {
-        if t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_') {
-            return Err(Error::field(format!("types[{i}]"), "is not an event type such as invoice.overdue"));
+        if t.is_empty()
+            || t.len() > 64
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_')
+        {
+            return Err(Error::field(
+                format!("types[{i}]"),
+                "is not an event type such as invoice.overdue",
+            ));
         }
     }
     let filter = EventFilter {

@@ -51,7 +51,10 @@ fn invoice_sync(i: &proto::Invoice, v: &mut Violations) -> Option<InvoiceSync> {
         Ok(proto::InvoiceState::Unspecified | proto::InvoiceState::Open) => false,
         Ok(proto::InvoiceState::Void) => true,
         _ => {
-            v.add("state", "may only be OPEN or VOID on input (payments settle invoices)");
+            v.add(
+                "state",
+                "may only be OPEN or VOID on input (payments settle invoices)",
+            );
             false
         }
     };
@@ -64,7 +67,10 @@ fn invoice_sync(i: &proto::Invoice, v: &mut Violations) -> Option<InvoiceSync> {
             None
         }
     };
-    let reason = v.check("dunning_block_reason", validation::text(&i.dunning_block_reason));
+    let reason = v.check(
+        "dunning_block_reason",
+        validation::text(&i.dunning_block_reason),
+    );
     let policy_code = if i.policy_code.is_empty() {
         Some(String::new())
     } else {
@@ -85,7 +91,11 @@ fn invoice_sync(i: &proto::Invoice, v: &mut Violations) -> Option<InvoiceSync> {
         dunning_blocked: i.dunning_blocked,
         dunning_block_reason: reason?,
         policy_code: policy_code?,
-        metadata: i.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        metadata: i
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         void,
     })
 }
@@ -151,7 +161,10 @@ fn payment_to_proto(p: Payment, invoice_external_id: &str) -> proto::Payment {
 
 /// Validates a batch, naming each bad field `invoices[i].field`; duplicates are refused
 /// because the order in which two versions of one invoice apply would be a guess.
-fn batch_syncs(invoices: &[proto::Invoice], path: &(dyn Fn(usize) -> String + Sync)) -> Result<Vec<InvoiceSync>, Error> {
+fn batch_syncs(
+    invoices: &[proto::Invoice],
+    path: &(dyn Fn(usize) -> String + Sync),
+) -> Result<Vec<InvoiceSync>, Error> {
     let mut all = Violations::new();
     let mut syncs = Vec::with_capacity(invoices.len());
     let mut first_index: HashMap<&str, usize> = HashMap::new();
@@ -181,7 +194,9 @@ impl InvoiceService for Api {
         let path = |_: usize| "invoice".to_owned();
         let syncs = batch_syncs(std::slice::from_ref(&invoice), &path)?;
         let mut done = self.services.upsert_invoices(caller, &syncs, &path).await?;
-        let upserted = done.pop().ok_or_else(|| Error::Internal("upsert returned nothing".into()))?;
+        let upserted = done
+            .pop()
+            .ok_or_else(|| Error::Internal("upsert returned nothing".into()))?;
         Ok(Response::new(proto::UpsertInvoiceResponse {
             created: upserted.outcome == SyncOutcome::Created,
             invoice: Some(invoice_to_proto(upserted.view)),
@@ -195,7 +210,9 @@ impl InvoiceService for Api {
         let caller = authenticate(&self.services, &request).await?;
         let invoices = request.into_inner().invoices;
         if invoices.is_empty() || invoices.len() > MAX_BATCH {
-            return Err(Error::field("invoices", format!("must hold 1 to {MAX_BATCH} invoices")).into());
+            return Err(
+                Error::field("invoices", format!("must hold 1 to {MAX_BATCH} invoices")).into(),
+            );
         }
         let path = |i: usize| format!("invoices[{i}]");
         let syncs = batch_syncs(&invoices, &path)?;
@@ -230,10 +247,16 @@ impl InvoiceService for Api {
         let page = convert::page(req.page_size, req.page_token)?;
         let mut v = Violations::new();
         let customer = if !req.customer_id.is_empty() {
-            Some(CustomerRef::Id(convert::uuid("customer_id", &req.customer_id)?))
+            Some(CustomerRef::Id(convert::uuid(
+                "customer_id",
+                &req.customer_id,
+            )?))
         } else if !req.customer_external_id.is_empty() {
-            v.check("customer_external_id", validation::external_id(&req.customer_external_id))
-                .map(CustomerRef::ExternalId)
+            v.check(
+                "customer_external_id",
+                validation::external_id(&req.customer_external_id),
+            )
+            .map(CustomerRef::ExternalId)
         } else {
             None
         };
@@ -253,7 +276,9 @@ impl InvoiceService for Api {
             .flatten()
             .map(|c| c.code().to_owned());
         let date = |field: &str, text: &str, v: &mut Violations| {
-            (!text.is_empty()).then(|| v.check(field, validation::date(text))).flatten()
+            (!text.is_empty())
+                .then(|| v.check(field, validation::date(text)))
+                .flatten()
         };
         let due_date_from = date("due_date_from", &req.due_date_from, &mut v);
         let due_date_to = date("due_date_to", &req.due_date_to, &mut v);
@@ -371,7 +396,10 @@ impl InvoiceService for Api {
             }
         }
         v.finish().map_err(Error::from)?;
-        let view = self.services.update_invoice_flags(caller, &key, &flags).await?;
+        let view = self
+            .services
+            .update_invoice_flags(caller, &key, &flags)
+            .await?;
         Ok(Response::new(proto::UpdateInvoiceResponse {
             invoice: Some(invoice_to_proto(view)),
         }))

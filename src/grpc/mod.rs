@@ -34,7 +34,10 @@ pub struct Api {
 }
 
 /// Resolves the `authorization: Bearer <key>` metadata to the caller's organization.
-pub(crate) async fn authenticate<T>(services: &Services, request: &Request<T>) -> Result<Caller, Error> {
+pub(crate) async fn authenticate<T>(
+    services: &Services,
+    request: &Request<T>,
+) -> Result<Caller, Error> {
     let missing = || Error::Unauthenticated {
         reason: "API_KEY_MISSING",
         message: "send metadata `authorization: Bearer <api key>`".into(),
@@ -57,8 +60,8 @@ pub(crate) async fn authenticate<T>(services: &Services, request: &Request<T>) -
 /// Every service of the API plus health and reflection (which need no key).
 pub async fn routes(services: Services) -> Routes {
     use proto::{
-        customer_service_server::CustomerServiceServer, dunning_service_server::DunningServiceServer,
-        invoice_service_server::InvoiceServiceServer,
+        customer_service_server::CustomerServiceServer,
+        dunning_service_server::DunningServiceServer, invoice_service_server::InvoiceServiceServer,
         organization_service_server::OrganizationServiceServer,
         payment_request_service_server::PaymentRequestServiceServer,
         webhook_service_server::WebhookServiceServer,
@@ -68,7 +71,9 @@ pub async fn routes(services: Services) -> Routes {
     health.set_serving::<OrganizationServiceServer<Api>>().await;
     health.set_serving::<CustomerServiceServer<Api>>().await;
     health.set_serving::<InvoiceServiceServer<Api>>().await;
-    health.set_serving::<PaymentRequestServiceServer<Api>>().await;
+    health
+        .set_serving::<PaymentRequestServiceServer<Api>>()
+        .await;
     health.set_serving::<DunningServiceServer<Api>>().await;
     health.set_serving::<WebhookServiceServer<Api>>().await;
 

@@ -51,7 +51,9 @@ fn organization_to_proto(org: Organization) -> proto::Organization {
 }
 
 fn clock_time(field: &str, text: &str, v: &mut Violations) -> Option<NaiveTime> {
-    let parsed = NaiveTime::parse_from_str(text, "%H:%M").ok().filter(|_| text.len() == 5);
+    let parsed = NaiveTime::parse_from_str(text, "%H:%M")
+        .ok()
+        .filter(|_| text.len() == 5);
     if parsed.is_none() {
         v.add(field, format!("`{text}` is not a time written HH:MM"));
     }
@@ -70,10 +72,14 @@ fn settings_update(
     for field in fields {
         match field {
             OrganizationField::Name => {
-                s.name = v.check("organization.name", validation::required_text(&org.name)).unwrap_or_default()
+                s.name = v
+                    .check("organization.name", validation::required_text(&org.name))
+                    .unwrap_or_default()
             }
             OrganizationField::Timezone => {
-                if let Some(tz) = v.check("organization.timezone", validation::timezone(&org.timezone)) {
+                if let Some(tz) =
+                    v.check("organization.timezone", validation::timezone(&org.timezone))
+                {
                     s.timezone = tz;
                 }
             }
@@ -90,12 +96,18 @@ fn settings_update(
             }
             OrganizationField::SenderFromName => {
                 s.sender.from_name = v
-                    .check("organization.sender.from_name", validation::text(&sender.from_name))
+                    .check(
+                        "organization.sender.from_name",
+                        validation::text(&sender.from_name),
+                    )
                     .unwrap_or_default()
             }
             OrganizationField::SenderFromEmail => {
                 s.sender.from_email = v
-                    .check("organization.sender.from_email", validation::email(&sender.from_email))
+                    .check(
+                        "organization.sender.from_email",
+                        validation::email(&sender.from_email),
+                    )
                     .unwrap_or_default()
             }
             OrganizationField::SenderReplyToEmail => {
@@ -115,13 +127,21 @@ fn settings_update(
             }
             OrganizationField::QuietHours => {
                 let q = org.quiet_hours.clone().unwrap_or_default();
-                let start = clock_time("organization.quiet_hours.start_time", &q.start_time, &mut v);
+                let start =
+                    clock_time("organization.quiet_hours.start_time", &q.start_time, &mut v);
                 let end = clock_time("organization.quiet_hours.end_time", &q.end_time, &mut v);
                 if let (Some(start), Some(end)) = (start, end) {
                     if start >= end {
-                        v.add("organization.quiet_hours.end_time", "must be after start_time");
+                        v.add(
+                            "organization.quiet_hours.end_time",
+                            "must be after start_time",
+                        );
                     }
-                    s.quiet_hours = QuietHours { enabled: q.enabled, start, end };
+                    s.quiet_hours = QuietHours {
+                        enabled: q.enabled,
+                        start,
+                        end,
+                    };
                 }
             }
             OrganizationField::PaymentProvider => {
@@ -130,11 +150,22 @@ fn settings_update(
                 if !["sandbox", "http"].contains(&p.provider.as_str()) {
                     v.add(format!("{prefix}.provider"), "must be sandbox or http");
                 }
-                if p.provider == "http" && !(p.http_url.starts_with("https://") || p.http_url.starts_with("http://")) {
-                    v.add(format!("{prefix}.http_url"), "must be an http:// or https:// URL for the http provider");
+                if p.provider == "http"
+                    && !(p.http_url.starts_with("https://") || p.http_url.starts_with("http://"))
+                {
+                    v.add(
+                        format!("{prefix}.http_url"),
+                        "must be an http:// or https:// URL for the http provider",
+                    );
                 }
-                if p.provider == "http" && p.http_secret.is_empty() && current.payment_provider.http_secret.is_empty() {
-                    v.add(format!("{prefix}.http_secret"), "is required for the http provider");
+                if p.provider == "http"
+                    && p.http_secret.is_empty()
+                    && current.payment_provider.http_secret.is_empty()
+                {
+                    v.add(
+                        format!("{prefix}.http_secret"),
+                        "is required for the http provider",
+                    );
                 }
                 let mut minimums = std::collections::BTreeMap::new();
                 for (code, amount) in &p.minimum_charge_amounts {

@@ -20,14 +20,20 @@ impl From<Error> for Status {
                 }
                 (Code::InvalidArgument, "VALIDATION_FAILED")
             }
-            Error::InvalidRequest { reason, field, message } => {
+            Error::InvalidRequest {
+                reason,
+                field,
+                message,
+            } => {
                 details.add_bad_request_violation(field, message);
                 (Code::InvalidArgument, reason)
             }
             Error::NotFound { reason, .. } => (Code::NotFound, reason),
             Error::AlreadyExists { reason, .. } => (Code::AlreadyExists, reason),
             Error::FailedPrecondition { reason, .. } => (Code::FailedPrecondition, reason),
-            Error::PreconditionFailures { reason, violations, .. } => {
+            Error::PreconditionFailures {
+                reason, violations, ..
+            } => {
                 for v in violations {
                     details.add_precondition_failure_violation(reason, v.field, v.description);
                 }

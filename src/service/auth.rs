@@ -41,7 +41,10 @@ impl Services {
             message: message.into(),
         };
         if !plain_text.starts_with(KEY_PREFIX) {
-            return Err(unauthenticated("API_KEY_INVALID", "the API key is not valid"));
+            return Err(unauthenticated(
+                "API_KEY_INVALID",
+                "the API key is not valid",
+            ));
         }
         let record = self
             .store
@@ -49,7 +52,10 @@ impl Services {
             .await?
             .ok_or_else(|| unauthenticated("API_KEY_INVALID", "the API key is not valid"))?;
         if record.revoked_at.is_some() {
-            return Err(unauthenticated("API_KEY_REVOKED", "the API key was revoked"));
+            return Err(unauthenticated(
+                "API_KEY_REVOKED",
+                "the API key was revoked",
+            ));
         }
         Ok(Caller {
             organization_id: record.organization_id,
@@ -57,7 +63,10 @@ impl Services {
     }
 
     /// Creates an organization with its first API key, atomically.
-    pub async fn create_organization(&self, name: &str) -> Result<(Organization, IssuedKey), Error> {
+    pub async fn create_organization(
+        &self,
+        name: &str,
+    ) -> Result<(Organization, IssuedKey), Error> {
         let name = validation::required_text(name).map_err(|e| Error::field("name", e))?;
         let now = self.now();
         let org = Organization {
@@ -74,7 +83,9 @@ impl Services {
     }
 
     /// On an empty database, creates the organization `default` and returns its key.
-    pub async fn ensure_first_organization(&self) -> Result<Option<(Organization, IssuedKey)>, Error> {
+    pub async fn ensure_first_organization(
+        &self,
+    ) -> Result<Option<(Organization, IssuedKey)>, Error> {
         if self.store.count_organizations().await? > 0 {
             return Ok(None);
         }
@@ -118,11 +129,18 @@ impl Services {
             .find_organization_by_name(name)
             .await?
             .ok_or_else(|| {
-                Error::not_found("ORGANIZATION_NOT_FOUND", format!("no organization named `{name}`"))
+                Error::not_found(
+                    "ORGANIZATION_NOT_FOUND",
+                    format!("no organization named `{name}`"),
+                )
             })
     }
 
-    async fn issue_key(&self, tx: &crate::storage::Tx, organization_id: Uuid) -> Result<IssuedKey, Error> {
+    async fn issue_key(
+        &self,
+        tx: &crate::storage::Tx,
+        organization_id: Uuid,
+    ) -> Result<IssuedKey, Error> {
         let plain_text = generate_key();
         let record = ApiKeyRecord {
             id: Uuid::now_v7(),

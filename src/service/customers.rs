@@ -107,7 +107,12 @@ impl Services {
         }
         tx.append_events(
             caller.organization_id,
-            &[NewEvent::customer(EventType::CustomerCreated, &customer, vec![], now)],
+            &[NewEvent::customer(
+                EventType::CustomerCreated,
+                &customer,
+                vec![],
+                now,
+            )],
         )
         .await?;
         tx.commit().await?;
@@ -152,7 +157,12 @@ impl Services {
         let names = changed.iter().map(|f| f.name().to_owned()).collect();
         tx.append_events(
             caller.organization_id,
-            &[NewEvent::customer(EventType::CustomerUpdated, &customer, names, now)],
+            &[NewEvent::customer(
+                EventType::CustomerUpdated,
+                &customer,
+                names,
+                now,
+            )],
         )
         .await?;
         tx.commit().await?;
@@ -176,7 +186,11 @@ impl Services {
 
     /// Erases the customer's personal data; invoices, payments and events stay. Deleting a
     /// deleted customer returns it unchanged.
-    pub async fn delete_customer(&self, caller: Caller, key: &CustomerRef) -> Result<Customer, Error> {
+    pub async fn delete_customer(
+        &self,
+        caller: Caller,
+        key: &CustomerRef,
+    ) -> Result<Customer, Error> {
         let tx = self.store.begin().await?;
         let mut customer = load_customer(&tx, caller, key).await?;
         if customer.is_deleted() {
@@ -187,7 +201,12 @@ impl Services {
         tx.update_customer(&customer).await?;
         tx.append_events(
             caller.organization_id,
-            &[NewEvent::customer(EventType::CustomerDeleted, &customer, vec![], now)],
+            &[NewEvent::customer(
+                EventType::CustomerDeleted,
+                &customer,
+                vec![],
+                now,
+            )],
         )
         .await?;
         tx.commit().await?;
@@ -195,7 +214,11 @@ impl Services {
     }
 
     /// The customer's overdue balance per currency, now.
-    pub async fn overdue_balance(&self, caller: Caller, key: &CustomerRef) -> Result<CustomerBalance, Error> {
+    pub async fn overdue_balance(
+        &self,
+        caller: Caller,
+        key: &CustomerRef,
+    ) -> Result<CustomerBalance, Error> {
         let customer = load_customer(&self.store, caller, key).await?;
         let as_of = self.now();
         let balances = self.store.overdue_balances(customer.id, as_of).await?;

@@ -5,7 +5,9 @@ use super::paging::PageRequest;
 use super::{Caller, CustomerRef, InvoiceRef, Services};
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
-use crate::domain::invoice::{Invoice, InvoiceRuleError, InvoiceState, InvoiceSync, Payment, SyncOutcome};
+use crate::domain::invoice::{
+    Invoice, InvoiceRuleError, InvoiceState, InvoiceSync, Payment, SyncOutcome,
+};
 use crate::domain::money::Currency;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
@@ -40,7 +42,8 @@ impl InvoiceView {
     }
 
     pub fn days_overdue(&self) -> i64 {
-        self.invoice.days_overdue(self.as_of, self.customer_timezone)
+        self.invoice
+            .days_overdue(self.as_of, self.customer_timezone)
     }
 }
 
@@ -85,7 +88,11 @@ fn invoice_not_found(key: &InvoiceRef) -> Error {
     Error::not_found("INVOICE_NOT_FOUND", format!("no invoice with {shown}"))
 }
 
-async fn load_invoice<C: Connection>(conn: &Conn<C>, caller: Caller, key: &InvoiceRef) -> Result<Invoice, Error> {
+async fn load_invoice<C: Connection>(
+    conn: &Conn<C>,
+    caller: Caller,
+    key: &InvoiceRef,
+) -> Result<Invoice, Error> {
     let found = match key {
         InvoiceRef::Id(id) => conn.find_invoice(caller.organization_id, *id).await?,
         InvoiceRef::ExternalId(ext) => {
@@ -133,14 +140,34 @@ fn change_events(
     let became = |state| after.state == state && was != Some(state);
     let mut events = Vec::new();
     if before.is_none() {
-        events.push(NewEvent::invoice(EventType::InvoiceCreated, after, customer_external_id, now));
+        events.push(NewEvent::invoice(
+            EventType::InvoiceCreated,
+            after,
+            customer_external_id,
+            now,
+        ));
     }
     if became(InvoiceState::Paid) {
-        events.push(NewEvent::invoice(EventType::InvoicePaid, after, customer_external_id, now));
+        events.push(NewEvent::invoice(
+            EventType::InvoicePaid,
+            after,
+            customer_external_id,
+            now,
+        ));
     } else if became(InvoiceState::Void) {
-        events.push(NewEvent::invoice(EventType::InvoiceVoided, after, customer_external_id, now));
+        events.push(NewEvent::invoice(
+            EventType::InvoiceVoided,
+            after,
+            customer_external_id,
+            now,
+        ));
     } else if before.is_some() {
-        events.push(NewEvent::invoice(EventType::InvoiceUpdated, after, customer_external_id, now));
+        events.push(NewEvent::invoice(
+            EventType::InvoiceUpdated,
+            after,
+            customer_external_id,
+            now,
+        ));
     }
     events
 }
@@ -157,7 +184,10 @@ impl Services {
         let tx = self.store.begin().await?;
         let org_id = caller.organization_id;
 
-        let mut customer_ids: Vec<String> = syncs.iter().map(|s| s.customer_external_id.clone()).collect();
+        let mut customer_ids: Vec<String> = syncs
+            .iter()
+            .map(|s| s.customer_external_id.clone())
+            .collect();
         customer_ids.sort();
         customer_ids.dedup();
         let customers: HashMap<String, Customer> = tx
@@ -182,14 +212,21 @@ impl Services {
         let mut events = Vec::new();
         for (index, sync) in syncs.iter().enumerate() {
             let Some(customer) = customers.get(&sync.customer_external_id) else {
-                missing.push(format!("{}.customer_external_id `{}`", path(index), sync.customer_external_id));
+                missing.push(format!(
+                    "{}.customer_external_id `{}`",
+                    path(index),
+                    sync.customer_external_id
+                ));
                 continue;
             };
             if customer.is_deleted() {
-                refused.push(("CUSTOMER_DELETED", FieldViolation {
-                    field: format!("{}.customer_external_id", path(index)),
-                    description: format!("customer `{}` was deleted", customer.external_id),
-                }));
+                refused.push((
+                    "CUSTOMER_DELETED",
+                    FieldViolation {
+                        field: format!("{}.customer_external_id", path(index)),
+                        description: format!("customer `{}` was deleted", customer.external_id),
+                    },
+                ));
                 continue;
             }
             let tz = customer.details.timezone;
@@ -199,22 +236,31 @@ impl Services {
                     match invoice.sync(customer.id, tz, sync, now) {
                         Ok(outcome) => (invoice, outcome, Some(before)),
                         Err(e) => {
-                            refused.push((rule_reason(&e), FieldViolation {
-                                field: path(index),
-                                description: e.to_string(),
-                            }));
+                            refused.push((
+                                rule_reason(&e),
+                                FieldViolation {
+                                    field: path(index),
+                                    description: e.to_string(),
+                                },
+                            ));
                             continue;
                         }
                     }
                 }
                 None => {
-                    let invoice = Invoice::create(Uuid::now_v7(), org_id, customer.id, tz, sync, now)
-                        .map_err(rule_error)?;
+                    let invoice =
+                        Invoice::create(Uuid::now_v7(), org_id, customer.id, tz, sync, now)
+                            .map_err(rule_error)?;
                     (invoice, SyncOutcome::Created, None)
                 }
             };
             if outcome != SyncOutcome::Unchanged {
-                events.extend(change_events(before.as_ref(), &invoice, &customer.external_id, now));
+                events.extend(change_events(
+                    before.as_ref(),
+                    &invoice,
+                    &customer.external_id,
+                    now,
+                ));
                 to_save.push(invoice.clone());
             }
             results.push(UpsertedInvoice {
@@ -240,7 +286,11 @@ impl Services {
                 .map(|v| format!("{}: {}", v.field, v.description))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(Error::PreconditionFailures { reason, message, violations });
+            return Err(Error::PreconditionFailures {
+                reason,
+                message,
+                violations,
+            });
         }
         if !to_save.is_empty() {
             tx.save_invoices(&to_save).await?;
@@ -250,17 +300,30 @@ impl Services {
         Ok(results)
     }
 
-    pub async fn get_invoice(&self, caller: Caller, key: &InvoiceRef) -> Result<InvoiceView, Error> {
+    pub async fn get_invoice(
+        &self,
+        caller: Caller,
+        key: &InvoiceRef,
+    ) -> Result<InvoiceView, Error> {
         let invoice = load_invoice(&self.store, caller, key).await?;
         self.view(&self.store, caller, invoice).await
     }
 
-    async fn view<C: Connection>(&self, conn: &Conn<C>, caller: Caller, invoice: Invoice) -> Result<InvoiceView, Error> {
+    async fn view<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        invoice: Invoice,
+    ) -> Result<InvoiceView, Error> {
         let customer = load_customer(conn, caller, &CustomerRef::Id(invoice.customer_id)).await?;
         Ok(InvoiceView::new(invoice, &customer, self.now()))
     }
 
-    async fn views(&self, caller: Caller, invoices: Vec<Invoice>) -> Result<Vec<InvoiceView>, Error> {
+    async fn views(
+        &self,
+        caller: Caller,
+        invoices: Vec<Invoice>,
+    ) -> Result<Vec<InvoiceView>, Error> {
         let mut ids: Vec<Uuid> = invoices.iter().map(|i| i.customer_id).collect();
         ids.sort();
         ids.dedup();
@@ -297,7 +360,13 @@ impl Services {
         let after = page.after_id(&filter)?;
         let rows = self
             .store
-            .list_invoices(caller.organization_id, &filter, self.now(), after, page.fetch_limit())
+            .list_invoices(
+                caller.organization_id,
+                &filter,
+                self.now(),
+                after,
+                page.fetch_limit(),
+            )
             .await?;
         let (rows, token) = page.finish(rows, &filter, |i| i.id.to_string());
         Ok((self.views(caller, rows).await?, token))
@@ -383,7 +452,11 @@ impl Services {
     }
 
     /// Voids an open invoice; voiding a void invoice returns it unchanged.
-    pub async fn void_invoice(&self, caller: Caller, key: &InvoiceRef) -> Result<InvoiceView, Error> {
+    pub async fn void_invoice(
+        &self,
+        caller: Caller,
+        key: &InvoiceRef,
+    ) -> Result<InvoiceView, Error> {
         self.change_invoice(caller, key, |invoice, now| {
             invoice.void(now).map_err(rule_error)
         })
@@ -399,7 +472,9 @@ impl Services {
     ) -> Result<InvoiceView, Error> {
         self.change_invoice(caller, key, |invoice, now| {
             if invoice.state.is_final() {
-                return Err(rule_error(InvoiceRuleError::NotOpen(invoice.state.as_str())));
+                return Err(rule_error(InvoiceRuleError::NotOpen(
+                    invoice.state.as_str(),
+                )));
             }
             if let Some(disputed) = flags.disputed {
                 invoice.disputed = disputed;
@@ -441,7 +516,12 @@ impl Services {
         }
         tx.save_invoices(std::slice::from_ref(&invoice)).await?;
         let view = self.view(&tx, caller, invoice).await?;
-        let events = change_events(Some(&before), &view.invoice, &view.customer_external_id, now);
+        let events = change_events(
+            Some(&before),
+            &view.invoice,
+            &view.customer_external_id,
+            now,
+        );
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(view)

@@ -35,7 +35,10 @@ impl Services {
             {
                 return Err(Error::already_exists(
                     "ORGANIZATION_ALREADY_EXISTS",
-                    format!("an organization named `{}` already exists", org.settings.name),
+                    format!(
+                        "an organization named `{}` already exists",
+                        org.settings.name
+                    ),
                 ));
             }
             org.updated_at = self.now();

@@ -19,7 +19,10 @@ impl Services {
             let tx = self.store.begin().await?;
             let due = tx.invoices_to_announce_overdue(now, BATCH).await?;
             let fetched = due.len();
-            let mut customer_ids: Vec<_> = due.iter().map(|i| (i.organization_id, i.customer_id)).collect();
+            let mut customer_ids: Vec<_> = due
+                .iter()
+                .map(|i| (i.organization_id, i.customer_id))
+                .collect();
             customer_ids.sort();
             customer_ids.dedup();
             let mut external_ids = HashMap::new();

@@ -126,9 +126,16 @@ mod tests {
         });
         assert_eq!(rows, vec![1, 2]);
         let next = PageRequest::new(2, token.clone());
-        assert_eq!(next.after_id(&"filter-a").unwrap(), Some(Uuid::from_u128(2)));
+        assert_eq!(
+            next.after_id(&"filter-a").unwrap(),
+            Some(Uuid::from_u128(2))
+        );
         assert!(next.after_id(&"filter-b").is_err());
-        assert!(PageRequest::new(2, "garbage".into()).after_id(&"filter-a").is_err());
+        assert!(
+            PageRequest::new(2, "garbage".into())
+                .after_id(&"filter-a")
+                .is_err()
+        );
         let (_, last) = page.finish(vec![1], &"filter-a", |n| n.to_string());
         assert!(last.is_empty());
     }

@@ -27,7 +27,10 @@ impl<C: ConnectionTrait> Conn<C> {
                 db_error_or_duplicate(
                     e,
                     "CUSTOMER_ALREADY_EXISTS",
-                    format!("a customer with external_id `{}` already exists", c.external_id),
+                    format!(
+                        "a customer with external_id `{}` already exists",
+                        c.external_id
+                    ),
                 )
             })?;
         Ok(())
@@ -39,7 +42,11 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(())
     }
 
-    pub async fn find_customer(&self, organization_id: Uuid, id: Uuid) -> Result<Option<Customer>, Error> {
+    pub async fn find_customer(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Customer>, Error> {
         customer::Entity::find_by_id(id)
             .filter(customer::Column::OrganizationId.eq(organization_id))
             .one(&self.conn)
@@ -155,8 +162,16 @@ fn to_model(c: &Customer) -> customer::Model {
         locale: d.locale.clone(),
         timezone: d.timezone.name().to_owned(),
         sales_rep_email: d.sales_rep_email.clone(),
-        payment_provider: d.payment_method.as_ref().map(|p| p.provider.clone()).unwrap_or_default(),
-        payment_token: d.payment_method.as_ref().map(|p| p.token.clone()).unwrap_or_default(),
+        payment_provider: d
+            .payment_method
+            .as_ref()
+            .map(|p| p.provider.clone())
+            .unwrap_or_default(),
+        payment_token: d
+            .payment_method
+            .as_ref()
+            .map(|p| p.token.clone())
+            .unwrap_or_default(),
         policy_code: d.policy_code.clone(),
         dunning_excluded: d.dunning_excluded,
         dunning_excluded_reason: d.dunning_excluded_reason.clone(),
@@ -169,7 +184,8 @@ fn to_model(c: &Customer) -> customer::Model {
 }
 
 fn from_model(m: customer::Model) -> Result<Customer, Error> {
-    let list = |s: &str| serde_json::from_str::<Vec<String>>(s).map_err(|e| corrupt("customer list", e));
+    let list =
+        |s: &str| serde_json::from_str::<Vec<String>>(s).map_err(|e| corrupt("customer list", e));
     Ok(Customer {
         id: m.id,
         organization_id: m.organization_id,
@@ -180,9 +196,12 @@ fn from_model(m: customer::Model) -> Result<Customer, Error> {
             cc_emails: list(&m.cc_emails)?,
             bcc_emails: list(&m.bcc_emails)?,
             locale: m.locale,
-            timezone: m.timezone.parse().map_err(|e| corrupt("customer time zone", e))?,
+            timezone: m
+                .timezone
+                .parse()
+                .map_err(|e| corrupt("customer time zone", e))?,
             sales_rep_email: m.sales_rep_email,
-            payment_method: (!m.payment_provider.is_empty()).then(|| PaymentMethod {
+            payment_method: (!m.payment_provider.is_empty()).then_some(PaymentMethod {
                 provider: m.payment_provider,
                 token: m.payment_token,
             }),
@@ -190,7 +209,8 @@ fn from_model(m: customer::Model) -> Result<Customer, Error> {
             dunning_excluded: m.dunning_excluded,
             dunning_excluded_reason: m.dunning_excluded_reason,
             tags: list(&m.tags)?,
-            metadata: serde_json::from_str(&m.metadata).map_err(|e| corrupt("customer metadata", e))?,
+            metadata: serde_json::from_str(&m.metadata)
+                .map_err(|e| corrupt("customer metadata", e))?,
         },
         created_at: from_micros(m.created_at),
         updated_at: from_micros(m.updated_at),

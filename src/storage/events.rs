@@ -29,7 +29,11 @@ pub struct EventFilter {
 
 impl<C: ConnectionTrait> Conn<C> {
     /// Appends events in order, assigning the organization's next sequences.
-    pub async fn append_events(&self, organization_id: Uuid, events: &[NewEvent]) -> Result<(), Error> {
+    pub async fn append_events(
+        &self,
+        organization_id: Uuid,
+        events: &[NewEvent],
+    ) -> Result<(), Error> {
         if events.is_empty() {
             return Ok(());
         }

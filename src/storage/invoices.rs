@@ -9,8 +9,8 @@ use crate::error::Error;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, IdenStatic, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, IntoActiveModel, Iterable,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -36,7 +36,11 @@ fn overdue_condition(now: DateTime<Utc>) -> Condition {
 }
 
 impl<C: ConnectionTrait> Conn<C> {
-    pub async fn find_invoice(&self, organization_id: Uuid, id: Uuid) -> Result<Option<Invoice>, Error> {
+    pub async fn find_invoice(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Invoice>, Error> {
         invoice::Entity::find_by_id(id)
             .filter(invoice::Column::OrganizationId.eq(organization_id))
             .one(&self.conn)
@@ -93,10 +97,7 @@ impl<C: ConnectionTrait> Conn<C> {
             if self.backend() == super::Backend::Postgres {
                 query = query.lock_exclusive();
             }
-            let models = query
-                .all(&self.conn)
-                .await
-                .map_err(db_error)?;
+            let models = query.all(&self.conn).await.map_err(db_error)?;
             for m in models {
                 out.push(from_model(m)?);
             }
@@ -188,7 +189,10 @@ impl<C: ConnectionTrait> Conn<C> {
         let rows: Vec<(String, i64, i64, NaiveDate)> = invoice::Entity::find()
             .select_only()
             .column(invoice::Column::CurrencyCode)
-            .column_as(Expr::cust("CAST(SUM(amount_due_minor) AS BIGINT)"), "amount")
+            .column_as(
+                Expr::cust("CAST(SUM(amount_due_minor) AS BIGINT)"),
+                "amount",
+            )
             .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "invoice_count")
             .column_as(Expr::cust("MIN(due_date)"), "oldest_due_date")
             .filter(invoice::Column::CustomerId.eq(customer_id))
@@ -245,7 +249,10 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 
     /// Every invoice of a customer that is still open (to move its overdue instant).
-    pub async fn open_invoices_of_customer(&self, customer_id: Uuid) -> Result<Vec<Invoice>, Error> {
+    pub async fn open_invoices_of_customer(
+        &self,
+        customer_id: Uuid,
+    ) -> Result<Vec<Invoice>, Error> {
         invoice::Entity::find()
             .filter(invoice::Column::CustomerId.eq(customer_id))
             .filter(invoice::Column::State.eq(InvoiceState::Open.as_str()))
@@ -276,7 +283,10 @@ impl<C: ConnectionTrait> Conn<C> {
                 db_error_or_duplicate(
                     e,
                     "PAYMENT_ALREADY_EXISTS",
-                    format!("payment `{}` was recorded concurrently; retry", p.external_id),
+                    format!(
+                        "payment `{}` was recorded concurrently; retry",
+                        p.external_id
+                    ),
                 )
             })?;
         Ok(())

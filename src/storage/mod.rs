@@ -9,8 +9,8 @@ mod invoices;
 mod organizations;
 
 pub use customers::CustomerFilter;
-pub use invoices::InvoiceFilter;
 pub use events::EventFilter;
+pub use invoices::InvoiceFilter;
 pub use organizations::ApiKeyRecord;
 
 use crate::error::Error;

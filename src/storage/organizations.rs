@@ -35,7 +35,10 @@ impl<C: ConnectionTrait> Conn<C> {
                 db_error_or_duplicate(
                     e,
                     "ORGANIZATION_ALREADY_EXISTS",
-                    format!("an organization named `{}` already exists", org.settings.name),
+                    format!(
+                        "an organization named `{}` already exists",
+                        org.settings.name
+                    ),
                 )
             })?;
         Ok(())
@@ -50,7 +53,10 @@ impl<C: ConnectionTrait> Conn<C> {
             .transpose()
     }
 
-    pub async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>, Error> {
+    pub async fn find_organization_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Organization>, Error> {
         organization::Entity::find()
             .filter(organization::Column::Name.eq(name))
             .one(&self.conn)
@@ -93,7 +99,10 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(())
     }
 
-    pub async fn find_api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, Error> {
+    pub async fn find_api_key_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ApiKeyRecord>, Error> {
         Ok(api_key::Entity::find()
             .filter(api_key::Column::KeyHash.eq(key_hash))
             .one(&self.conn)
@@ -171,9 +180,8 @@ fn org_to_model(org: &Organization, last_event_sequence: i64) -> organization::M
 }
 
 fn org_from_model(m: organization::Model) -> Result<Organization, Error> {
-    let time = |t: &str| {
-        NaiveTime::parse_from_str(t, "%H:%M").map_err(|e| corrupt("quiet hours", e))
-    };
+    let time =
+        |t: &str| NaiveTime::parse_from_str(t, "%H:%M").map_err(|e| corrupt("quiet hours", e));
     let minimums: BTreeMap<String, i64> =
         serde_json::from_str(&m.minimum_charge_amounts).map_err(|e| corrupt("minimums", e))?;
     let minimum_charge_minor = minimums

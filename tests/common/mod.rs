@@ -33,7 +33,9 @@ pub struct Auth(Option<MetadataValue<tonic::metadata::Ascii>>);
 impl Interceptor for Auth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -76,11 +78,16 @@ impl Drop for TestDatabase {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Drop runs inside the test's runtime; a separate thread gets its own.
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
                     rt.block_on(async {
                         if let Ok(db) = Database::connect(&admin_url).await {
                             let _ = db
-                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });
@@ -115,7 +122,10 @@ async fn test_database(backend: Backend) -> Option<TestDatabase> {
                 .await
                 .expect("create test database");
             let _ = admin.close().await;
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
             Some(TestDatabase {
                 url: format!("{base}/{name}"),
                 cleanup: Cleanup::Postgres { admin_url, name },
@@ -153,11 +163,18 @@ impl TestServer {
         let server = dunning::app::start(
             &config,
             Arc::new(clock.clone()),
-            StartOptions { background_tasks: false, metrics: false },
+            StartOptions {
+                background_tasks: false,
+                metrics: false,
+            },
         )
         .await
         .expect("server starts");
-        let (_, key) = server.services().create_organization("acme").await.expect("organization");
+        let (_, key) = server
+            .services()
+            .create_organization("acme")
+            .await
+            .expect("organization");
         let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
             .unwrap()
             .connect()
@@ -179,7 +196,13 @@ impl TestServer {
 
     /// A second organization's key on the same server.
     pub async fn other_organization(&self, name: &str) -> String {
-        self.server().services().create_organization(name).await.unwrap().1.plain_text
+        self.server()
+            .services()
+            .create_organization(name)
+            .await
+            .unwrap()
+            .1
+            .plain_text
     }
 
     pub fn auth(&self, key: &str) -> Auth {
@@ -225,7 +248,11 @@ impl TestServer {
 
     /// Runs the overdue scanner once, as its background task would.
     pub async fn announce_overdue(&self) -> usize {
-        self.server().services().announce_overdue_invoices().await.unwrap()
+        self.server()
+            .services()
+            .announce_overdue_invoices()
+            .await
+            .unwrap()
     }
 
     /// All events of the organization, oldest first.
@@ -264,7 +291,11 @@ impl TestServer {
 
 /// Asserts a failed call's code, `ErrorInfo` reason, and (if given) the first bad field.
 #[track_caller]
-pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Status {
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    reason: &str,
+) -> Status {
     let status = result.expect_err("call should fail");
     assert_eq!(status.code(), code, "unexpected status: {status:?}");
     use tonic_types::StatusExt;

@@ -1,0 +1,190 @@
+//! API benchmark: the real server over TCP, driven by gRPC clients.
+//!
+//! Measures `BatchUpsertInvoices` throughput (1,000 invoices per call, several concurrent
+//! callers) and `GetOverdueBalance` latency for a customer with 10,000 overdue invoices, on
+//! SQLite and on PostgreSQL.
+//!
+//!     cargo bench --bench api
+//!     DUNNING_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench api
+//!
+//! Not a test: it prints figures (copy them into BENCHMARKS.md) and asserts nothing.
+
+use dunning::app::StartOptions;
+use dunning::clock::SystemClock;
+use dunning::config::Config;
+use dunning::proto::customer_service_client::CustomerServiceClient;
+use dunning::proto::invoice_service_client::InvoiceServiceClient;
+use dunning::proto::{self, get_overdue_balance_request};
+use sea_orm::{ConnectionTrait, Database};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+const BATCH: usize = 1000;
+const BATCHES: usize = 60;
+const CONCURRENT_CALLERS: usize = 4;
+const BALANCE_INVOICES: usize = 10_000;
+const BALANCE_CALLS: usize = 2000;
+
+fn invoice(external_id: String, customer: &str, i: usize) -> proto::Invoice {
+    proto::Invoice {
+        external_id,
+        customer_external_id: customer.into(),
+        number: format!("N-{i}"),
+        currency_code: if i % 5 == 0 { "USD" } else { "EUR" }.into(),
+        total_amount: format!("{}.{:02}", 10 + i % 990, i % 100),
+        issue_date: "2026-01-01".into(),
+        due_date: format!("2026-{:02}-{:02}", 1 + i % 10, 1 + i % 28),
+        ..Default::default()
+    }
+}
+
+fn with_key<T>(key: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {key}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+async fn create_customer(channel: &Channel, key: &str, external_id: &str) {
+    CustomerServiceClient::new(channel.clone())
+        .create_customer(with_key(
+            key,
+            proto::CreateCustomerRequest {
+                customer: Some(proto::Customer {
+                    external_id: external_id.into(),
+                    email: "ap@example.com".into(),
+                    timezone: "Europe/Berlin".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn run(label: &str, database_url: String) {
+    let config = Config {
+        database_url,
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let server = dunning::app::start(
+        &config,
+        Arc::new(SystemClock),
+        StartOptions { background_tasks: false, metrics: false },
+    )
+    .await
+    .unwrap();
+    let (_, key) = server.services().create_organization("bench").await.unwrap();
+    let key = key.plain_text;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect().await.unwrap();
+
+    // Throughput: BATCHES calls of BATCH new invoices, CONCURRENT_CALLERS at a time, spread over
+    // 100 customers.
+    for c in 0..100 {
+        create_customer(&channel, &key, &format!("cus_{c}")).await;
+    }
+    let started = Instant::now();
+    let mut callers = Vec::new();
+    for caller in 0..CONCURRENT_CALLERS {
+        let channel = channel.clone();
+        let key = key.clone();
+        callers.push(tokio::spawn(async move {
+            let mut client = InvoiceServiceClient::new(channel).max_decoding_message_size(64 << 20);
+            for b in (caller..BATCHES).step_by(CONCURRENT_CALLERS) {
+                let invoices = (0..BATCH)
+                    .map(|i| {
+                        let n = b * BATCH + i;
+                        invoice(format!("inv_{n}"), &format!("cus_{}", n % 100), n)
+                    })
+                    .collect();
+                client
+                    .batch_upsert_invoices(with_key(&key, proto::BatchUpsertInvoicesRequest { invoices }))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for c in callers {
+        c.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let rate = (BATCH * BATCHES) as f64 / elapsed.as_secs_f64();
+
+    // Re-sync of unchanged invoices (the common steady state of a billing sync).
+    let mut client = InvoiceServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+    let resync_started = Instant::now();
+    for b in 0..10 {
+        let invoices = (0..BATCH)
+            .map(|i| {
+                let n = b * BATCH + i;
+                invoice(format!("inv_{n}"), &format!("cus_{}", n % 100), n)
+            })
+            .collect();
+        client.batch_upsert_invoices(with_key(&key, proto::BatchUpsertInvoicesRequest { invoices })).await.unwrap();
+    }
+    let resync_rate = (10 * BATCH) as f64 / resync_started.elapsed().as_secs_f64();
+
+    // Latency: one customer with BALANCE_INVOICES overdue invoices.
+    create_customer(&channel, &key, "cus_big").await;
+    for b in 0..BALANCE_INVOICES / BATCH {
+        let invoices = (0..BATCH)
+            .map(|i| invoice(format!("big_{}", b * BATCH + i), "cus_big", b * BATCH + i))
+            .collect();
+        client.batch_upsert_invoices(with_key(&key, proto::BatchUpsertInvoicesRequest { invoices })).await.unwrap();
+    }
+    let mut customers = CustomerServiceClient::new(channel.clone());
+    let request = proto::GetOverdueBalanceRequest {
+        customer: Some(get_overdue_balance_request::Customer::ExternalId("cus_big".into())),
+    };
+    for _ in 0..50 {
+        customers.get_overdue_balance(with_key(&key, request.clone())).await.unwrap();
+    }
+    let mut latencies = Vec::with_capacity(BALANCE_CALLS);
+    let mut balances = Vec::new();
+    for _ in 0..BALANCE_CALLS {
+        let t = Instant::now();
+        balances = customers.get_overdue_balance(with_key(&key, request.clone())).await.unwrap().into_inner().balances;
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    let counted: i32 = balances.iter().map(|b| b.invoice_count).sum();
+    println!(
+        "| {label} | {} invoices in {:.2} s | **{:.0} invoices/s** | {:.0} invoices/s | {} | p50 **{:.2} ms**, p90 {:.2} ms, p99 {:.2} ms |",
+        BATCH * BATCHES,
+        elapsed.as_secs_f64(),
+        rate,
+        resync_rate,
+        counted,
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+    server.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    println!("| database | BatchUpsertInvoices (new) | throughput | re-sync (unchanged) | overdue invoices counted | GetOverdueBalance ({BALANCE_CALLS} calls) |");
+    println!("|---|---|---|---|---|---|");
+    let path = std::env::temp_dir().join(format!("dunning-bench-{}.db", std::process::id()));
+    run("SQLite", format!("sqlite://{}?mode=rwc", path.display())).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Ok(admin_url) = std::env::var("DUNNING_BENCH_POSTGRES_URL") {
+        let name = format!("dunning_bench_{}", std::process::id());
+        let admin = Database::connect(&admin_url).await.expect("PostgreSQL reachable");
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        run("PostgreSQL", format!("{base}/{name}")).await;
+        admin.execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).await.unwrap();
+    }
+}
