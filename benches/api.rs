@@ -78,13 +78,24 @@ async fn run(label: &str, database_url: String) {
     let server = dunning::app::start(
         &config,
         Arc::new(SystemClock),
-        StartOptions { background_tasks: false, metrics: false },
+        StartOptions {
+            background_tasks: false,
+            metrics: false,
+        },
     )
     .await
     .unwrap();
-    let (_, key) = server.services().create_organization("bench").await.unwrap();
+    let (_, key) = server
+        .services()
+        .create_organization("bench")
+        .await
+        .unwrap();
     let key = key.plain_text;
-    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr)).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
 
     // Throughput: BATCHES calls of BATCH new invoices, CONCURRENT_CALLERS at a time, spread over
     // 100 customers.
@@ -106,7 +117,10 @@ async fn run(label: &str, database_url: String) {
                     })
                     .collect();
                 client
-                    .batch_upsert_invoices(with_key(&key, proto::BatchUpsertInvoicesRequest { invoices }))
+                    .batch_upsert_invoices(with_key(
+                        &key,
+                        proto::BatchUpsertInvoicesRequest { invoices },
+                    ))
                     .await
                     .unwrap();
             }
@@ -128,7 +142,13 @@ async fn run(label: &str, database_url: String) {
                 invoice(format!("inv_{n}"), &format!("cus_{}", n % 100), n)
             })
             .collect();
-        client.batch_upsert_invoices(with_key(&key, proto::BatchUpsertInvoicesRequest { invoices })).await.unwrap();
+        client
+            .batch_upsert_invoices(with_key(
+                &key,
+                proto::BatchUpsertInvoicesRequest { invoices },
+            ))
+            .await
+            .unwrap();
     }
     let resync_rate = (10 * BATCH) as f64 / resync_started.elapsed().as_secs_f64();
 
@@ -138,20 +158,36 @@ async fn run(label: &str, database_url: String) {
         let invoices = (0..BATCH)
             .map(|i| invoice(format!("big_{}", b * BATCH + i), "cus_big", b * BATCH + i))
             .collect();
-        client.batch_upsert_invoices(with_key(&key, proto::BatchUpsertInvoicesRequest { invoices })).await.unwrap();
+        client
+            .batch_upsert_invoices(with_key(
+                &key,
+                proto::BatchUpsertInvoicesRequest { invoices },
+            ))
+            .await
+            .unwrap();
     }
     let mut customers = CustomerServiceClient::new(channel.clone());
     let request = proto::GetOverdueBalanceRequest {
-        customer: Some(get_overdue_balance_request::Customer::ExternalId("cus_big".into())),
+        customer: Some(get_overdue_balance_request::Customer::ExternalId(
+            "cus_big".into(),
+        )),
     };
     for _ in 0..50 {
-        customers.get_overdue_balance(with_key(&key, request.clone())).await.unwrap();
+        customers
+            .get_overdue_balance(with_key(&key, request.clone()))
+            .await
+            .unwrap();
     }
     let mut latencies = Vec::with_capacity(BALANCE_CALLS);
     let mut balances = Vec::new();
     for _ in 0..BALANCE_CALLS {
         let t = Instant::now();
-        balances = customers.get_overdue_balance(with_key(&key, request.clone())).await.unwrap().into_inner().balances;
+        balances = customers
+            .get_overdue_balance(with_key(&key, request.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .balances;
         latencies.push(t.elapsed());
     }
     latencies.sort();
@@ -172,7 +208,9 @@ async fn run(label: &str, database_url: String) {
 
 #[tokio::main]
 async fn main() {
-    println!("| database | BatchUpsertInvoices (new) | throughput | re-sync (unchanged) | overdue invoices counted | GetOverdueBalance ({BALANCE_CALLS} calls) |");
+    println!(
+        "| database | BatchUpsertInvoices (new) | throughput | re-sync (unchanged) | overdue invoices counted | GetOverdueBalance ({BALANCE_CALLS} calls) |"
+    );
     println!("|---|---|---|---|---|---|");
     let path = std::env::temp_dir().join(format!("dunning-bench-{}.db", std::process::id()));
     run("SQLite", format!("sqlite://{}?mode=rwc", path.display())).await;
@@ -181,10 +219,21 @@ async fn main() {
     }
     if let Ok(admin_url) = std::env::var("DUNNING_BENCH_POSTGRES_URL") {
         let name = format!("dunning_bench_{}", std::process::id());
-        let admin = Database::connect(&admin_url).await.expect("PostgreSQL reachable");
-        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("PostgreSQL reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
         run("PostgreSQL", format!("{base}/{name}")).await;
-        admin.execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).await.unwrap();
+        admin
+            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .await
+            .unwrap();
     }
 }

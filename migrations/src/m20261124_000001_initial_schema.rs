@@ -288,12 +288,21 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
-        // The overdue balance of one customer: an index range on (customer, OPEN, overdue_at <= now).
+        // The overdue balance of one customer: an index range on (customer, OPEN, overdue_at <= now)
+        // that also carries every column the aggregate reads, so it never visits the table.
         create_index(
             manager,
             Invoices::Table,
             "ix_invoices_customer_overdue",
-            &[Invoices::CustomerId, Invoices::State, Invoices::OverdueAt],
+            &[
+                Invoices::CustomerId,
+                Invoices::State,
+                Invoices::OverdueAt,
+                Invoices::Disputed,
+                Invoices::AmountDueMinor,
+                Invoices::CurrencyCode,
+                Invoices::DueDate,
+            ],
             false,
         )
         .await?;

@@ -79,12 +79,21 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<Vec<Customer>, Error> {
         let mut out = Vec::with_capacity(external_ids.len());
         for chunk in external_ids.chunks(500) {
-            let models = customer::Entity::find()
-                .filter(customer::Column::OrganizationId.eq(organization_id))
-                .filter(customer::Column::ExternalId.is_in(chunk.iter().cloned()))
-                .all(&self.conn)
-                .await
-                .map_err(db_error)?;
+            let models = if self.backend() == super::Backend::Postgres {
+                let statement =
+                    super::rows_by_external_ids("customers", organization_id, chunk, false);
+                customer::Entity::find()
+                    .from_raw_sql(statement)
+                    .all(&self.conn)
+                    .await
+            } else {
+                customer::Entity::find()
+                    .filter(customer::Column::OrganizationId.eq(organization_id))
+                    .filter(customer::Column::ExternalId.is_in(chunk.iter().cloned()))
+                    .all(&self.conn)
+                    .await
+            }
+            .map_err(db_error)?;
             for m in models {
                 out.push(from_model(m)?);
             }
@@ -100,13 +109,17 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<Vec<Customer>, Error> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
+            // By primary key only (the organization is checked below), so no planner can
+            // prefer scanning the organization's rows.
             let models = customer::Entity::find()
-                .filter(customer::Column::OrganizationId.eq(organization_id))
                 .filter(customer::Column::Id.is_in(chunk.iter().copied()))
                 .all(&self.conn)
                 .await
                 .map_err(db_error)?;
-            for m in models {
+            for m in models
+                .into_iter()
+                .filter(|m| m.organization_id == organization_id)
+            {
                 out.push(from_model(m)?);
             }
         }

@@ -91,13 +91,21 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<Vec<Invoice>, Error> {
         let mut out = Vec::with_capacity(external_ids.len());
         for chunk in external_ids.chunks(500) {
-            let mut query = invoice::Entity::find()
-                .filter(invoice::Column::OrganizationId.eq(organization_id))
-                .filter(invoice::Column::ExternalId.is_in(chunk.iter().cloned()));
-            if self.backend() == super::Backend::Postgres {
-                query = query.lock_exclusive();
+            let models = if self.backend() == super::Backend::Postgres {
+                let statement =
+                    super::rows_by_external_ids("invoices", organization_id, chunk, true);
+                invoice::Entity::find()
+                    .from_raw_sql(statement)
+                    .all(&self.conn)
+                    .await
+            } else {
+                invoice::Entity::find()
+                    .filter(invoice::Column::OrganizationId.eq(organization_id))
+                    .filter(invoice::Column::ExternalId.is_in(chunk.iter().cloned()))
+                    .all(&self.conn)
+                    .await
             }
-            let models = query.all(&self.conn).await.map_err(db_error)?;
+            .map_err(db_error)?;
             for m in models {
                 out.push(from_model(m)?);
             }

@@ -167,6 +167,34 @@ pub(crate) fn db_error_or_duplicate(err: DbErr, reason: &'static str, message: S
     }
 }
 
+/// The rows of `table` in one organization whose `external_id` is in `external_ids`, for
+/// PostgreSQL: one unique-index probe per id (a LATERAL join), optionally locked.
+///
+/// A plain `external_id IN (...)` lets the planner prefer the (organization_id, id) index and
+/// filter every row of the organization whenever the table's statistics are stale (right after
+/// a bulk load, before autovacuum analyses it): 900 ms instead of 2 ms for 500 ids. The LATERAL
+/// form gives it an equality on both columns of the unique index, which it always takes.
+pub(crate) fn rows_by_external_ids(
+    table: &str,
+    organization_id: uuid::Uuid,
+    external_ids: &[String],
+    lock: bool,
+) -> sea_orm::Statement {
+    let keys = (0..external_ids.len())
+        .map(|i| format!("(${}::text)", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let sql = format!(
+        "SELECT row.* FROM (VALUES {keys}) AS k(external_id) CROSS JOIN LATERAL \
+         (SELECT * FROM \"{table}\" t WHERE t.organization_id = $1 AND t.external_id = k.external_id{lock}) AS row"
+    );
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(external_ids.len() + 1);
+    values.push(organization_id.into());
+    values.extend(external_ids.iter().map(|id| id.clone().into()));
+    sea_orm::Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+}
+
 pub(crate) fn to_micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
