@@ -78,7 +78,7 @@ impl<C: ConnectionTrait> Conn<C> {
         external_ids: &[String],
     ) -> Result<Vec<Customer>, Error> {
         let mut out = Vec::with_capacity(external_ids.len());
-        for chunk in external_ids.chunks(500) {
+        for chunk in external_ids.chunks(super::rows_per_statement(1)) {
             let models = if self.backend() == super::Backend::Postgres {
                 let statement =
                     super::rows_by_external_ids("customers", organization_id, chunk, false);
@@ -108,7 +108,7 @@ impl<C: ConnectionTrait> Conn<C> {
         ids: &[Uuid],
     ) -> Result<Vec<Customer>, Error> {
         let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(super::rows_per_statement(1)) {
             // By primary key only (the organization is checked below), so no planner can
             // prefer scanning the organization's rows.
             let models = customer::Entity::find()

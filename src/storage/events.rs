@@ -13,7 +13,7 @@ use crate::domain::event::{Event, EventPayload, NewEvent};
 use crate::error::Error;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use uuid::Uuid;
@@ -70,9 +70,8 @@ impl<C: ConnectionTrait> Conn<C> {
             }
             .into_active_model()
         });
-        // Bounded statements: SQLite caps bound parameters per statement.
         let models: Vec<_> = models.collect();
-        for chunk in models.chunks(500) {
+        for chunk in models.chunks(super::rows_per_statement(event::Column::iter().count())) {
             event::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(&self.conn)
                 .await

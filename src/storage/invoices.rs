@@ -90,7 +90,7 @@ impl<C: ConnectionTrait> Conn<C> {
         external_ids: &[String],
     ) -> Result<Vec<Invoice>, Error> {
         let mut out = Vec::with_capacity(external_ids.len());
-        for chunk in external_ids.chunks(500) {
+        for chunk in external_ids.chunks(super::rows_per_statement(1)) {
             let models = if self.backend() == super::Backend::Postgres {
                 let statement =
                     super::rows_by_external_ids("invoices", organization_id, chunk, true);
@@ -123,7 +123,7 @@ impl<C: ConnectionTrait> Conn<C> {
         let mutable: Vec<invoice::Column> = invoice::Column::iter()
             .filter(|c| !immutable.iter().any(|i| i.as_str() == c.as_str()))
             .collect();
-        for chunk in invoices.chunks(400) {
+        for chunk in invoices.chunks(super::rows_per_statement(mutable.len() + 3)) {
             let models = chunk.iter().map(|i| to_model(i).into_active_model());
             invoice::Entity::insert_many(models)
                 .on_conflict(

@@ -195,6 +195,15 @@ pub(crate) fn rows_by_external_ids(
     sea_orm::Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
 }
 
+/// Bound parameters one statement may carry: below SQLite's 32,766 and PostgreSQL's 65,535.
+const MAX_STATEMENT_PARAMS: usize = 30_000;
+
+/// Rows per multi-row statement for a table with `columns` columns: as many as fit, so a batch
+/// of 1,000 invoices is one statement.
+pub(crate) fn rows_per_statement(columns: usize) -> usize {
+    (MAX_STATEMENT_PARAMS / columns.max(1)).max(1)
+}
+
 pub(crate) fn to_micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
