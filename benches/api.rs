@@ -1,7 +1,7 @@
 //! API benchmark: the real server over TCP, driven by gRPC clients.
 //!
-//! Measures `BatchUpsertInvoices` throughput (1,000 invoices per call, several concurrent
-//! callers) and `GetOverdueBalance` latency for a customer with 10,000 overdue invoices, on
+//! Measures `BatchUpsertInvoices` throughput (1,000 invoices per call, `DUNNING_BENCH_CALLERS`
+//! concurrent callers, default 4) and `GetOverdueBalance` latency for a customer with 10,000 overdue invoices, on
 //! SQLite and on PostgreSQL.
 //!
 //!     cargo bench --bench api
@@ -23,7 +23,6 @@ use tonic::transport::Channel;
 
 const BATCH: usize = 1000;
 const BATCHES: usize = 60;
-const CONCURRENT_CALLERS: usize = 4;
 const BALANCE_INVOICES: usize = 10_000;
 const BALANCE_CALLS: usize = 2000;
 
@@ -104,12 +103,16 @@ async fn run(label: &str, database_url: String) {
     }
     let started = Instant::now();
     let mut callers = Vec::new();
-    for caller in 0..CONCURRENT_CALLERS {
+    let callers_count: usize = std::env::var("DUNNING_BENCH_CALLERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    for caller in 0..callers_count {
         let channel = channel.clone();
         let key = key.clone();
         callers.push(tokio::spawn(async move {
             let mut client = InvoiceServiceClient::new(channel).max_decoding_message_size(64 << 20);
-            for b in (caller..BATCHES).step_by(CONCURRENT_CALLERS) {
+            for b in (caller..BATCHES).step_by(callers_count) {
                 let invoices = (0..BATCH)
                     .map(|i| {
                         let n = b * BATCH + i;

@@ -190,6 +190,10 @@ impl TestServer {
         })
     }
 
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
     pub fn server(&self) -> &RunningServer {
         self.server.as_ref().expect("running")
     }
