@@ -31,12 +31,37 @@ fn invoice(external_id: String, customer: &str, i: usize) -> proto::Invoice {
         external_id,
         customer_external_id: customer.into(),
         number: format!("N-{i}"),
-        currency_code: if i % 5 == 0 { "USD" } else { "EUR" }.into(),
+        currency_code: if i.is_multiple_of(5) { "USD" } else { "EUR" }.into(),
         total_amount: format!("{}.{:02}", 10 + i % 990, i % 100),
         issue_date: "2026-01-01".into(),
         due_date: format!("2026-{:02}-{:02}", 1 + i % 10, 1 + i % 28),
         ..Default::default()
     }
+}
+
+/// Batch `b` of the spread load: invoices `inv_<n>` over customers `cus_0..cus_99`.
+fn spread_batch(b: usize) -> Vec<proto::Invoice> {
+    (0..BATCH)
+        .map(|i| {
+            let n = b * BATCH + i;
+            invoice(format!("inv_{n}"), &format!("cus_{}", n % 100), n)
+        })
+        .collect()
+}
+
+/// Upserts one batch, panicking on error (a benchmark, not a test).
+async fn upsert(
+    client: &mut InvoiceServiceClient<Channel>,
+    key: &str,
+    invoices: Vec<proto::Invoice>,
+) {
+    client
+        .batch_upsert_invoices(with_key(
+            key,
+            proto::BatchUpsertInvoicesRequest { invoices },
+        ))
+        .await
+        .unwrap();
 }
 
 fn with_key<T>(key: &str, message: T) -> tonic::Request<T> {
@@ -113,19 +138,7 @@ async fn run(label: &str, database_url: String) {
         callers.push(tokio::spawn(async move {
             let mut client = InvoiceServiceClient::new(channel).max_decoding_message_size(64 << 20);
             for b in (caller..BATCHES).step_by(callers_count) {
-                let invoices = (0..BATCH)
-                    .map(|i| {
-                        let n = b * BATCH + i;
-                        invoice(format!("inv_{n}"), &format!("cus_{}", n % 100), n)
-                    })
-                    .collect();
-                client
-                    .batch_upsert_invoices(with_key(
-                        &key,
-                        proto::BatchUpsertInvoicesRequest { invoices },
-                    ))
-                    .await
-                    .unwrap();
+                upsert(&mut client, &key, spread_batch(b)).await;
             }
         }));
     }
@@ -139,19 +152,7 @@ async fn run(label: &str, database_url: String) {
     let mut client = InvoiceServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let resync_started = Instant::now();
     for b in 0..10 {
-        let invoices = (0..BATCH)
-            .map(|i| {
-                let n = b * BATCH + i;
-                invoice(format!("inv_{n}"), &format!("cus_{}", n % 100), n)
-            })
-            .collect();
-        client
-            .batch_upsert_invoices(with_key(
-                &key,
-                proto::BatchUpsertInvoicesRequest { invoices },
-            ))
-            .await
-            .unwrap();
+        upsert(&mut client, &key, spread_batch(b)).await;
     }
     let resync_rate = (10 * BATCH) as f64 / resync_started.elapsed().as_secs_f64();
 
@@ -161,13 +162,7 @@ async fn run(label: &str, database_url: String) {
         let invoices = (0..BATCH)
             .map(|i| invoice(format!("big_{}", b * BATCH + i), "cus_big", b * BATCH + i))
             .collect();
-        client
-            .batch_upsert_invoices(with_key(
-                &key,
-                proto::BatchUpsertInvoicesRequest { invoices },
-            ))
-            .await
-            .unwrap();
+        upsert(&mut client, &key, invoices).await;
     }
     let mut customers = CustomerServiceClient::new(channel.clone());
     let request = proto::GetOverdueBalanceRequest {
