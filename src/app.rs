@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::notify::transport::{FileMailer, Mailer, SmtpMailer};
 use crate::service::Services;
 use crate::storage::Store;
 use std::future::Future;
@@ -21,6 +22,7 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     services: Services,
+    mailer: Arc<dyn Mailer>,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
@@ -29,6 +31,11 @@ pub struct RunningServer {
 impl RunningServer {
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// The transport the outbox delivers through.
+    pub fn mailer(&self) -> &Arc<dyn Mailer> {
+        &self.mailer
     }
 
     /// Stops accepting requests, lets in-flight requests finish, stops background tasks.
@@ -45,7 +52,8 @@ impl RunningServer {
 
 /// How a server is started.
 pub struct StartOptions {
-    /// Run the overdue scanner in the background (tests step it by hand instead).
+    /// Run the overdue scanner and the outbox worker in the background (tests step them by
+    /// hand instead).
     pub background_tasks: bool,
     /// Serve `/metrics` on `config.metrics_addr`.
     pub metrics: bool,
@@ -59,6 +67,7 @@ pub async fn start(
 ) -> Result<RunningServer, Error> {
     let store = Store::connect(&config.database_url).await?;
     let services = Services::new(store, clock);
+    let mailer = mailer(config)?;
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
@@ -89,6 +98,11 @@ pub async fn start(
             config.overdue_scan_interval,
             stopped.clone(),
         )));
+        background.push(tokio::spawn(outbox_worker(
+            services.clone(),
+            mailer.clone(),
+            stopped.clone(),
+        )));
     }
 
     let routes = crate::grpc::routes(services.clone()).await;
@@ -108,6 +122,7 @@ pub async fn start(
         grpc_addr,
         metrics_addr,
         services,
+        mailer,
         stop,
         server,
         background,
@@ -164,6 +179,38 @@ async fn overdue_scanner(
                 metrics.count_overdue_scan_failure();
                 tracing::warn!(error = %e, "overdue scan failed; retrying next tick");
             }
+        }
+    }
+}
+
+/// SMTP when `smtp_url` is set, otherwise `.eml` files in `outbox_dir`.
+fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, Error> {
+    Ok(match &config.smtp_url {
+        Some(url) => {
+            Arc::new(SmtpMailer::from_url(url, config.smtp_pool_size).map_err(Error::Unavailable)?)
+        }
+        None => Arc::new(FileMailer::new(config.outbox_dir.clone())),
+    })
+}
+
+/// Delivers due notifications: woken when one is queued, and every second for those waiting
+/// for a retry or for the customer's sending window. Failures are logged and retried.
+async fn outbox_worker(
+    services: Services,
+    mailer: Arc<dyn Mailer>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        match services.deliver_due_notifications(&mailer).await {
+            // A full round may have left more due work behind.
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox delivery failed; retrying"),
+        }
+        tokio::select! {
+            _ = services.outbox_changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     /// SMTP relay in lettre URL form; unset writes `.eml` files to `outbox_dir`.
     pub smtp_url: Option<String>,
+    /// SMTP connections kept open and used in parallel.
+    pub smtp_pool_size: u32,
     /// Where the embedded mail transport writes messages.
     pub outbox_dir: PathBuf,
     pub log_format: LogFormat,
@@ -40,6 +42,7 @@ impl Default for Config {
             grpc_addr: "127.0.0.1:50051".parse().expect("valid address"),
             metrics_addr: "127.0.0.1:9090".parse().expect("valid address"),
             smtp_url: None,
+            smtp_pool_size: 8,
             outbox_dir: PathBuf::from("./outbox"),
             log_format: LogFormat::Text,
             overdue_scan_interval: Duration::from_secs(30),
@@ -97,6 +100,15 @@ impl Config {
         }
         if let Some(url) = secret("DUNNING_SMTP_URL")? {
             self.smtp_url = Some(url).filter(|u| !u.is_empty());
+        }
+        if let Some(v) = var("DUNNING_SMTP_POOL_SIZE") {
+            self.smtp_pool_size = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!("DUNNING_SMTP_POOL_SIZE={v}: expected 1 to 100"))
+                })?;
         }
         if let Some(v) = var("DUNNING_OUTBOX_DIR") {
             self.outbox_dir = PathBuf::from(v);

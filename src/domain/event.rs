@@ -17,6 +17,9 @@ pub enum EventType {
     InvoicePaid,
     InvoiceVoided,
     PaymentRecorded,
+    NotificationSent,
+    NotificationFailed,
+    NotificationSuppressed,
 }
 
 impl EventType {
@@ -31,6 +34,9 @@ impl EventType {
             Self::InvoicePaid => "invoice.paid",
             Self::InvoiceVoided => "invoice.voided",
             Self::PaymentRecorded => "payment.recorded",
+            Self::NotificationSent => "notification.sent",
+            Self::NotificationFailed => "notification.failed",
+            Self::NotificationSuppressed => "notification.suppressed",
         }
     }
 }
@@ -55,6 +61,17 @@ pub enum EventPayload {
         amount: String,
         currency_code: String,
         invoice_amount_due: String,
+    },
+    Notification {
+        notification_id: String,
+        /// Template kind, as `TemplateKind::as_str`.
+        template_kind: String,
+        state: String,
+        message_id: String,
+        attempts: i32,
+        error: String,
+        suppressed_reason: String,
+        payment_request_id: String,
     },
 }
 

@@ -4,6 +4,7 @@ pub mod customer;
 pub mod event;
 pub mod invoice;
 pub mod money;
+pub mod notification;
 pub mod organization;
 pub mod overdue;
 pub mod validation;

@@ -31,9 +31,21 @@ service_with_later_rpcs! {
             escalate_process(EscalateProcessRequest) -> EscalateProcessResponse;
             inform_sales(InformSalesRequest) -> InformSalesResponse;
             record_promise_to_pay(RecordPromiseToPayRequest) -> RecordPromiseToPayResponse;
-            preview_notification(PreviewNotificationRequest) -> PreviewNotificationResponse;
-            list_notifications(ListNotificationsRequest) -> ListNotificationsResponse;
             get_collections_report(GetCollectionsReportRequest) -> GetCollectionsReportResponse;
+        }
+
+        async fn preview_notification(
+            &self,
+            request: Request<proto::PreviewNotificationRequest>,
+        ) -> Result<Response<proto::PreviewNotificationResponse>, Status> {
+            super::notifications::preview(self, request).await
+        }
+
+        async fn list_notifications(
+            &self,
+            request: Request<proto::ListNotificationsRequest>,
+        ) -> Result<Response<proto::ListNotificationsResponse>, Status> {
+            super::notifications::list(self, request).await
         }
 
         type WatchEventsStream =

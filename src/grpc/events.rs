@@ -54,6 +54,25 @@ pub fn event_to_proto(e: Event) -> proto::Event {
             currency_code,
             invoice_amount_due,
         }),
+        EventPayload::Notification {
+            notification_id,
+            template_kind,
+            state,
+            message_id,
+            attempts,
+            error,
+            suppressed_reason,
+            payment_request_id,
+        } => Payload::Notification(proto::NotificationEventPayload {
+            notification_id,
+            kind: super::notifications::kind_name_to_proto(&template_kind) as i32,
+            state: super::notifications::state_name_to_proto(&state) as i32,
+            message_id,
+            attempts,
+            error,
+            suppressed_reason,
+            payment_request_id,
+        }),
     };
     let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     proto::Event {

@@ -7,6 +7,7 @@ mod dunning;
 mod events;
 mod invoices;
 mod later;
+mod notifications;
 mod organizations;
 mod payment_requests;
 mod status;

@@ -1,7 +1,6 @@
 //! OrganizationService handlers.
 
 use super::convert::{self, timestamp};
-use super::later::service_with_later_rpcs;
 use super::{Api, authenticate};
 use crate::domain::money::Currency;
 use crate::domain::organization::{
@@ -193,46 +192,72 @@ fn settings_update(
     Ok(s)
 }
 
-service_with_later_rpcs! {
-    impl proto::organization_service_server::OrganizationService for Api {
-        later("the notifications capability (templated dunning emails)") {
-            set_template_override(SetTemplateOverrideRequest) -> SetTemplateOverrideResponse;
-            get_template_override(GetTemplateOverrideRequest) -> GetTemplateOverrideResponse;
-            list_template_overrides(ListTemplateOverridesRequest) -> ListTemplateOverridesResponse;
-            delete_template_override(DeleteTemplateOverrideRequest) -> DeleteTemplateOverrideResponse;
-        }
+#[tonic::async_trait]
+impl proto::organization_service_server::OrganizationService for Api {
+    async fn set_template_override(
+        &self,
+        request: Request<proto::SetTemplateOverrideRequest>,
+    ) -> Result<Response<proto::SetTemplateOverrideResponse>, Status> {
+        super::notifications::set_template(self, request).await
+    }
 
-        async fn get_organization(
-            &self,
-            request: Request<proto::GetOrganizationRequest>,
-        ) -> Result<Response<proto::GetOrganizationResponse>, Status> {
-            let caller = authenticate(&self.services, &request).await?;
-            let org = self.services.get_organization(caller).await?;
-            Ok(Response::new(proto::GetOrganizationResponse {
-                organization: Some(organization_to_proto(org)),
-            }))
-        }
+    async fn get_template_override(
+        &self,
+        request: Request<proto::GetTemplateOverrideRequest>,
+    ) -> Result<Response<proto::GetTemplateOverrideResponse>, Status> {
+        super::notifications::get_template(self, request).await
+    }
 
-        async fn update_organization(
-            &self,
-            request: Request<proto::UpdateOrganizationRequest>,
-        ) -> Result<Response<proto::UpdateOrganizationResponse>, Status> {
-            let caller = authenticate(&self.services, &request).await?;
-            let req = request.into_inner();
-            let org = req.organization.unwrap_or_default();
-            let mut fields = Vec::new();
-            for path in convert::mask_paths(req.update_mask.as_ref())? {
-                let resolved = OrganizationField::from_path(&path).ok_or_else(|| {
-                    Error::field("update_mask", format!("`{path}` is not an updatable organization field"))
-                })?;
-                fields.extend(resolved);
-            }
-            let current = self.services.get_organization(caller).await?;
-            let update = settings_update(&org, &fields, &current.settings)?;
-            let updated = self.services.update_organization(caller, &update, &fields).await?;
-            Ok(Response::new(proto::UpdateOrganizationResponse {
-                organization: Some(organization_to_proto(updated)),
-            }))
+    async fn list_template_overrides(
+        &self,
+        request: Request<proto::ListTemplateOverridesRequest>,
+    ) -> Result<Response<proto::ListTemplateOverridesResponse>, Status> {
+        super::notifications::list_templates(self, request).await
+    }
+
+    async fn delete_template_override(
+        &self,
+        request: Request<proto::DeleteTemplateOverrideRequest>,
+    ) -> Result<Response<proto::DeleteTemplateOverrideResponse>, Status> {
+        super::notifications::delete_template(self, request).await
+    }
+
+    async fn get_organization(
+        &self,
+        request: Request<proto::GetOrganizationRequest>,
+    ) -> Result<Response<proto::GetOrganizationResponse>, Status> {
+        let caller = authenticate(&self.services, &request).await?;
+        let org = self.services.get_organization(caller).await?;
+        Ok(Response::new(proto::GetOrganizationResponse {
+            organization: Some(organization_to_proto(org)),
+        }))
+    }
+
+    async fn update_organization(
+        &self,
+        request: Request<proto::UpdateOrganizationRequest>,
+    ) -> Result<Response<proto::UpdateOrganizationResponse>, Status> {
+        let caller = authenticate(&self.services, &request).await?;
+        let req = request.into_inner();
+        let org = req.organization.unwrap_or_default();
+        let mut fields = Vec::new();
+        for path in convert::mask_paths(req.update_mask.as_ref())? {
+            let resolved = OrganizationField::from_path(&path).ok_or_else(|| {
+                Error::field(
+                    "update_mask",
+                    format!("`{path}` is not an updatable organization field"),
+                )
+            })?;
+            fields.extend(resolved);
         }
+        let current = self.services.get_organization(caller).await?;
+        let update = settings_update(&org, &fields, &current.settings)?;
+        let updated = self
+            .services
+            .update_organization(caller, &update, &fields)
+            .await?;
+        Ok(Response::new(proto::UpdateOrganizationResponse {
+            organization: Some(organization_to_proto(updated)),
+        }))
     }
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod customers;
 pub mod events;
 pub mod invoices;
+pub mod notifications;
 pub mod organizations;
 pub mod overdue;
 pub mod paging;
@@ -25,11 +26,23 @@ pub struct Caller {
 pub struct Services {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Wakes the outbox worker when a notification is queued.
+    outbox_signal: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Completes when a notification was queued since the last call (or immediately if one
+    /// was queued while nobody waited).
+    pub async fn outbox_changed(&self) {
+        self.outbox_signal.notified().await;
     }
 
     pub fn store(&self) -> &Store {

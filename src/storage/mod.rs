@@ -6,11 +6,13 @@ mod entity;
 mod events;
 mod idempotency;
 mod invoices;
+mod notifications;
 mod organizations;
 
 pub use customers::CustomerFilter;
 pub use events::EventFilter;
 pub use invoices::InvoiceFilter;
+pub use notifications::{NotificationFilter, StoredTemplate};
 pub use organizations::ApiKeyRecord;
 
 use crate::error::Error;

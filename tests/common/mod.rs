@@ -2,6 +2,8 @@
 //! (SQLite file or PostgreSQL database), and tonic clients over TCP.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use chrono::{DateTime, Utc};
 use dunning::app::{RunningServer, StartOptions};
 use dunning::clock::ManualClock;
@@ -142,6 +144,14 @@ pub struct TestServer {
     pub channel: Channel,
     server: Option<RunningServer>,
     database: TestDatabase,
+    /// Where the embedded mail transport writes `.eml` files for this test.
+    pub outbox_dir: std::path::PathBuf,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.outbox_dir);
+    }
 }
 
 /// The instant tests start at: a Tuesday, noon UTC.
@@ -152,14 +162,28 @@ pub fn start_time() -> DateTime<Utc> {
 impl TestServer {
     /// Starts a server, or `None` when the backend's tests are disabled.
     pub async fn start(backend: Backend) -> Option<TestServer> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server with a changed configuration (SMTP, ...).
+    pub async fn start_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<TestServer> {
         let database = test_database(backend).await?;
         let clock = ManualClock::new(start_time());
-        let config = Config {
+        let outbox_dir = std::env::temp_dir().join(format!(
+            "dunning-test-outbox-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut config = Config {
             database_url: database.url.clone(),
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            outbox_dir: outbox_dir.clone(),
             ..Config::default()
         };
+        configure(&mut config);
         let server = dunning::app::start(
             &config,
             Arc::new(clock.clone()),
@@ -187,6 +211,7 @@ impl TestServer {
             channel,
             server: Some(server),
             database,
+            outbox_dir,
         })
     }
 
@@ -248,6 +273,16 @@ impl TestServer {
     /// Clients with no key at all.
     pub fn anonymous_customers(&self) -> CustomerServiceClient<Authed> {
         CustomerServiceClient::with_interceptor(self.channel.clone(), Auth(None))
+    }
+
+    /// Runs one round of the outbox worker; returns the attempts made.
+    pub async fn deliver(&self) -> usize {
+        let server = self.server();
+        server
+            .services()
+            .deliver_due_notifications(server.mailer())
+            .await
+            .unwrap()
     }
 
     /// Runs the overdue scanner once, as its background task would.
@@ -343,6 +378,40 @@ pub fn invoice(external_id: &str, customer_external_id: &str) -> dunning::proto:
         due_date: "2026-11-10".into(),
         ..Default::default()
     }
+}
+
+/// Runs each scenario on SQLite and on PostgreSQL (when enabled), with a fresh SMTP server
+/// that the service sends to.
+#[macro_export]
+macro_rules! on_both_backends_with_smtp {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let smtp = $crate::common::smtp::SmtpServer::start().await;
+                    let url = smtp.url();
+                    if let Some(server) = $crate::common::TestServer::start_with($crate::common::Backend::Sqlite, |c| c.smtp_url = Some(url)).await {
+                        super::$name(&server, &smtp).await;
+                        server.stop().await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let smtp = $crate::common::smtp::SmtpServer::start().await;
+                    let url = smtp.url();
+                    if let Some(server) = $crate::common::TestServer::start_with($crate::common::Backend::Postgres, |c| c.smtp_url = Some(url)).await {
+                        super::$name(&server, &smtp).await;
+                        server.stop().await;
+                    }
+                }
+            )*
+        }
+    };
 }
 
 /// Runs each scenario on SQLite and on PostgreSQL (when enabled).

@@ -6,5 +6,7 @@ pub mod customer;
 pub mod event;
 pub mod idempotency_key;
 pub mod invoice;
+pub mod notification;
 pub mod organization;
 pub mod payment;
+pub mod template_override;

@@ -1,0 +1,215 @@
+//! The email outbox (`notifications`) and organizations' template overrides.
+//!
+//! A notification is rendered when it is queued and stored with its recipients, so what is sent
+//! is exactly what was previewed and a retry sends the same bytes with the same Message-ID.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(TemplateOverrides::Table)
+                    .col(
+                        ColumnDef::new(TemplateOverrides::OrganizationId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(TemplateOverrides::Kind).string().not_null())
+                    .col(
+                        ColumnDef::new(TemplateOverrides::Locale)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(TemplateOverrides::Subject).text().not_null())
+                    .col(
+                        ColumnDef::new(TemplateOverrides::TextBody)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(TemplateOverrides::HtmlBody)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(TemplateOverrides::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(TemplateOverrides::OrganizationId)
+                            .col(TemplateOverrides::Kind)
+                            .col(TemplateOverrides::Locale),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Notifications::Table)
+                    .col(
+                        ColumnDef::new(Notifications::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::OrganizationId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Notifications::CustomerId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(Notifications::CustomerExternalId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Notifications::ProcessId).uuid())
+                    .col(ColumnDef::new(Notifications::PaymentRequestId).uuid())
+                    .col(
+                        ColumnDef::new(Notifications::InvoiceExternalIds)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Notifications::Kind).string().not_null())
+                    .col(ColumnDef::new(Notifications::State).string().not_null())
+                    .col(ColumnDef::new(Notifications::Locale).string().not_null())
+                    .col(ColumnDef::new(Notifications::FromName).string().not_null())
+                    .col(ColumnDef::new(Notifications::FromEmail).string().not_null())
+                    .col(
+                        ColumnDef::new(Notifications::ReplyToEmail)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Notifications::ToEmails).text().not_null())
+                    .col(ColumnDef::new(Notifications::CcEmails).text().not_null())
+                    .col(ColumnDef::new(Notifications::BccEmails).text().not_null())
+                    .col(ColumnDef::new(Notifications::Subject).text().not_null())
+                    .col(ColumnDef::new(Notifications::TextBody).text().not_null())
+                    .col(ColumnDef::new(Notifications::HtmlBody).text().not_null())
+                    .col(ColumnDef::new(Notifications::MessageId).string().not_null())
+                    .col(ColumnDef::new(Notifications::Attempts).integer().not_null())
+                    .col(ColumnDef::new(Notifications::LastError).text().not_null())
+                    .col(
+                        ColumnDef::new(Notifications::SuppressedReason)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::ServerResponse)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Notifications::NextAttemptAt).big_integer())
+                    .col(ColumnDef::new(Notifications::SentAt).big_integer())
+                    .col(
+                        ColumnDef::new(Notifications::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Notifications::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // The delivery worker: due notifications are an index range on next_attempt_at, which
+        // is only set while a notification is QUEUED.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_notifications_due")
+                    .table(Notifications::Table)
+                    .col(Notifications::NextAttemptAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_notifications_customer")
+                    .table(Notifications::Table)
+                    .col(Notifications::OrganizationId)
+                    .col(Notifications::CustomerId)
+                    .col(Notifications::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_notifications_org")
+                    .table(Notifications::Table)
+                    .col(Notifications::OrganizationId)
+                    .col(Notifications::Id)
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Notifications::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(TemplateOverrides::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum TemplateOverrides {
+    Table,
+    OrganizationId,
+    Kind,
+    Locale,
+    Subject,
+    TextBody,
+    HtmlBody,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Notifications {
+    Table,
+    Id,
+    OrganizationId,
+    CustomerId,
+    CustomerExternalId,
+    ProcessId,
+    PaymentRequestId,
+    InvoiceExternalIds,
+    Kind,
+    State,
+    Locale,
+    FromName,
+    FromEmail,
+    ReplyToEmail,
+    ToEmails,
+    CcEmails,
+    BccEmails,
+    Subject,
+    TextBody,
+    HtmlBody,
+    MessageId,
+    Attempts,
+    LastError,
+    SuppressedReason,
+    ServerResponse,
+    NextAttemptAt,
+    SentAt,
+    CreatedAt,
+    UpdatedAt,
+}

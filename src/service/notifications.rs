@@ -1,0 +1,552 @@
+//! Notifications: composing an email (template, locale, recipients, quiet hours), queueing it in
+//! the outbox in the caller's transaction, delivering due ones, and template overrides.
+
+use super::customers::load_customer;
+use super::paging::PageRequest;
+use super::{Caller, CustomerRef, Services};
+use crate::domain::customer::Customer;
+use crate::domain::event::{EventPayload, EventType, NewEvent};
+use crate::domain::invoice::Invoice;
+use crate::domain::notification::{
+    MAX_ATTEMPTS, Notification, NotificationState, Recipients, message_id, next_send_time,
+    retry_delay,
+};
+use crate::domain::organization::Organization;
+use crate::error::Error;
+use crate::notify::templates::{
+    self, AmountVars, CustomerVars, EmailContext, InvoiceVars, OrganizationVars, RenderedEmail,
+    TemplateKind, TemplateSource,
+};
+use crate::notify::transport::Mailer;
+use crate::storage::{Conn, Connection, NotificationFilter, StoredTemplate};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// How long a claimed notification is reserved for the worker sending it. A worker that dies
+/// mid-send leaves the notification to be retried after this, with the same Message-ID.
+const SEND_LEASE: Duration = Duration::minutes(5);
+/// Notifications claimed per delivery round.
+const DELIVERY_BATCH: u64 = 200;
+/// Messages sent at the same time (matches the SMTP connection pool).
+pub const DELIVERY_CONCURRENCY: usize = 8;
+
+/// What an email is about.
+#[derive(Debug, Clone)]
+pub struct EmailRequest {
+    pub kind: TemplateKind,
+    pub customer: CustomerRef,
+    /// External ids of the customer's invoices to list; empty = its overdue invoices in
+    /// `currency`.
+    pub invoice_external_ids: Vec<String>,
+    pub currency: Option<crate::domain::money::Currency>,
+    /// Render in this locale instead of the customer's.
+    pub locale: Option<String>,
+    pub payment_link: String,
+    pub process_id: Option<Uuid>,
+    pub payment_request_id: Option<Uuid>,
+    /// Extra BCC addresses (a policy's list).
+    pub extra_bcc: Vec<String>,
+}
+
+/// An email as it would be sent.
+#[derive(Debug, Clone)]
+pub struct ComposedEmail {
+    pub rendered: RenderedEmail,
+    pub recipients: Recipients,
+    pub locale: String,
+    pub customer: Customer,
+    pub invoices: Vec<Invoice>,
+    pub organization: Organization,
+    /// Whether an organization's override was used instead of the built-in template.
+    pub overridden: bool,
+}
+
+fn template_not_found(kind: TemplateKind, locale: &str) -> Error {
+    Error::not_found(
+        "TEMPLATE_OVERRIDE_NOT_FOUND",
+        format!("no override of {} for locale {locale}", kind.as_str()),
+    )
+}
+
+fn notification_event(event_type: EventType, n: &Notification, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        event_type,
+        occurred_at: at,
+        customer_id: Some(n.customer_id),
+        customer_external_id: n.customer_external_id.clone(),
+        invoice_id: None,
+        invoice_external_id: String::new(),
+        process_id: n.process_id,
+        payload: EventPayload::Notification {
+            notification_id: n.id.to_string(),
+            template_kind: n.kind.clone(),
+            state: n.state.as_str().to_owned(),
+            message_id: n.message_id.clone(),
+            attempts: n.attempts,
+            error: n.last_error.clone(),
+            suppressed_reason: n.suppressed_reason.clone(),
+            payment_request_id: n
+                .payment_request_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        },
+    }
+}
+
+/// The template to use: the organization's override for the exact locale, then for its
+/// language, then the built-in one.
+async fn template_for<C: Connection>(
+    conn: &Conn<C>,
+    organization_id: Uuid,
+    kind: TemplateKind,
+    locale: &str,
+) -> Result<(TemplateSource, String, bool), Error> {
+    let language = locale.split('-').next().unwrap_or(locale);
+    for candidate in [locale, language] {
+        if let Some(t) = conn
+            .find_template(organization_id, kind.as_str(), candidate)
+            .await?
+        {
+            let source = TemplateSource {
+                subject: t.subject,
+                text_body: t.text_body,
+                html_body: t.html_body,
+            };
+            return Ok((source, candidate.to_owned(), true));
+        }
+    }
+    let (source, used) = templates::builtin(kind, locale);
+    Ok((source, used.to_owned(), false))
+}
+
+fn email_context(
+    org: &Organization,
+    customer: &Customer,
+    invoices: &[Invoice],
+    request: &EmailRequest,
+    locale: &str,
+    now: DateTime<Utc>,
+) -> EmailContext {
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for i in invoices {
+        *totals.entry(i.currency.code()).or_default() += i.amount_due_minor();
+    }
+    EmailContext {
+        organization: OrganizationVars {
+            name: org.settings.name.clone(),
+            from_email: org.settings.sender.from_email.clone(),
+            reply_to_email: org.settings.sender.reply_to_email.clone(),
+        },
+        customer: CustomerVars {
+            name: customer.details.name.clone(),
+            external_id: customer.external_id.clone(),
+            email: customer.details.email.clone(),
+        },
+        invoices: invoices
+            .iter()
+            .map(|i| InvoiceVars {
+                number: i.number.clone(),
+                external_id: i.external_id.clone(),
+                issue_date: i.issue_date.to_string(),
+                due_date: i.due_date.to_string(),
+                currency_code: i.currency.code().to_owned(),
+                total_amount: i.currency.format(i.total_minor),
+                amount_due: i.currency.format(i.amount_due_minor()),
+                days_overdue: i.days_overdue(now, customer.details.timezone),
+            })
+            .collect(),
+        totals: invoices
+            .iter()
+            .map(|i| i.currency)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|c| AmountVars {
+                currency_code: c.code().to_owned(),
+                amount: c.format(totals.get(c.code()).copied().unwrap_or_default()),
+            })
+            .collect(),
+        payment_link: request.payment_link.clone(),
+        sales_rep_email: customer.details.sales_rep_email.clone(),
+        history: Vec::new(),
+        locale: locale.to_owned(),
+    }
+}
+
+impl Services {
+    /// Renders an email for a customer exactly as it would be sent.
+    async fn compose<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        request: &EmailRequest,
+    ) -> Result<ComposedEmail, Error> {
+        let org = conn
+            .find_organization(caller.organization_id)
+            .await?
+            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))?;
+        let customer = load_customer(conn, caller, &request.customer).await?;
+        if customer.is_deleted() {
+            return Err(Error::precondition(
+                "CUSTOMER_DELETED",
+                format!("customer `{}` was deleted", customer.external_id),
+            ));
+        }
+        let mut invoices = if request.invoice_external_ids.is_empty() {
+            let filter = crate::storage::InvoiceFilter {
+                customer_id: Some(customer.id),
+                overdue_only: true,
+                currency_code: request.currency.map(|c| c.code().to_owned()),
+                ..Default::default()
+            };
+            conn.list_invoices(caller.organization_id, &filter, self.now(), None, 1000)
+                .await?
+        } else {
+            conn.find_invoices_by_external_ids(
+                caller.organization_id,
+                &request.invoice_external_ids,
+            )
+            .await?
+        };
+        invoices.retain(|i| i.customer_id == customer.id);
+        if let Some(missing) = request
+            .invoice_external_ids
+            .iter()
+            .find(|ext| !invoices.iter().any(|i| &&i.external_id == ext))
+        {
+            return Err(Error::not_found(
+                "INVOICE_NOT_FOUND",
+                format!(
+                    "customer `{}` has no invoice `{missing}`",
+                    customer.external_id
+                ),
+            ));
+        }
+        invoices.sort_by(|a, b| {
+            a.due_date
+                .cmp(&b.due_date)
+                .then(a.external_id.cmp(&b.external_id))
+        });
+        let locale = request
+            .locale
+            .clone()
+            .unwrap_or_else(|| customer.details.locale.clone());
+        let (source, used_locale, overridden) =
+            template_for(conn, caller.organization_id, request.kind, &locale).await?;
+        let context = email_context(
+            &org,
+            &customer,
+            &invoices,
+            request,
+            &used_locale,
+            self.now(),
+        );
+        let rendered = templates::render(&source, &context).map_err(|e| {
+            Error::precondition(
+                "TEMPLATE_RENDER_FAILED",
+                format!(
+                    "the {} template does not render: {e}",
+                    request.kind.as_str()
+                ),
+            )
+        })?;
+        let d = &customer.details;
+        let recipients = match request.kind {
+            TemplateKind::SalesNotification => Recipients::new(
+                &[d.sales_rep_email.clone()]
+                    .into_iter()
+                    .filter(|a| !a.is_empty())
+                    .collect::<Vec<_>>(),
+                &[],
+                &[&request.extra_bcc],
+            ),
+            _ => Recipients::new(
+                &[d.email.clone()]
+                    .into_iter()
+                    .filter(|a| !a.is_empty())
+                    .collect::<Vec<_>>(),
+                &d.cc_emails,
+                &[&d.bcc_emails, &request.extra_bcc],
+            ),
+        };
+        Ok(ComposedEmail {
+            rendered,
+            recipients,
+            locale: used_locale,
+            customer,
+            invoices,
+            organization: org,
+            overridden,
+        })
+    }
+
+    /// What an email would look like, without sending anything.
+    pub async fn preview_email(
+        &self,
+        caller: Caller,
+        request: &EmailRequest,
+    ) -> Result<ComposedEmail, Error> {
+        self.compose(&self.store, caller, request).await
+    }
+
+    /// Puts an email in the outbox in the caller's transaction: QUEUED for the next moment
+    /// inside the customer's sending window, or SUPPRESSED (with an event) when there is nobody
+    /// to send it to.
+    pub(crate) async fn queue_email<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        request: &EmailRequest,
+    ) -> Result<Notification, Error> {
+        let composed = self.compose(conn, caller, request).await?;
+        let org = &composed.organization;
+        let now = self.now();
+        let id = Uuid::now_v7();
+        let mut n = Notification {
+            id,
+            organization_id: caller.organization_id,
+            customer_id: composed.customer.id,
+            customer_external_id: composed.customer.external_id.clone(),
+            process_id: request.process_id,
+            payment_request_id: request.payment_request_id,
+            invoice_external_ids: composed
+                .invoices
+                .iter()
+                .map(|i| i.external_id.clone())
+                .collect(),
+            kind: request.kind.as_str().to_owned(),
+            state: NotificationState::Queued,
+            locale: composed.locale.clone(),
+            from_name: org.settings.sender.from_name.clone(),
+            from_email: org.settings.sender.from_email.clone(),
+            reply_to_email: org.settings.sender.reply_to_email.clone(),
+            recipients: composed.recipients.clone(),
+            subject: composed.rendered.subject.clone(),
+            text_body: composed.rendered.text_body.clone(),
+            html_body: composed.rendered.html_body.clone(),
+            message_id: message_id(id, &org.settings.sender.from_email),
+            attempts: 0,
+            last_error: String::new(),
+            suppressed_reason: String::new(),
+            server_response: String::new(),
+            next_attempt_at: Some(next_send_time(
+                now,
+                composed.customer.details.timezone,
+                &org.settings.quiet_hours,
+            )),
+            sent_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut events = Vec::new();
+        if n.recipients.to.is_empty() {
+            n.state = NotificationState::Suppressed;
+            n.next_attempt_at = None;
+            n.suppressed_reason = match request.kind {
+                TemplateKind::SalesNotification => "the customer has no sales rep email".into(),
+                _ => "the customer has no email address".into(),
+            };
+            events.push(notification_event(
+                EventType::NotificationSuppressed,
+                &n,
+                now,
+            ));
+        }
+        conn.insert_notification(&n).await?;
+        conn.append_events(caller.organization_id, &events).await?;
+        self.outbox_signal.notify_one();
+        Ok(n)
+    }
+
+    /// Queues an email about a customer's invoices in its own transaction.
+    pub async fn send_email(
+        &self,
+        caller: Caller,
+        request: &EmailRequest,
+    ) -> Result<Notification, Error> {
+        let tx = self.store.begin().await?;
+        let n = self.queue_email(&tx, caller, request).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Sends every notification whose attempt is due; returns how many attempts were made.
+    /// Safe on several replicas at once: each notification is claimed before it is sent.
+    pub async fn deliver_due_notifications(
+        &self,
+        mailer: &Arc<dyn Mailer>,
+    ) -> Result<usize, Error> {
+        let now = self.now();
+        let due = self.store.due_notifications(now, DELIVERY_BATCH).await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for n in due {
+            let Some(seen) = n.next_attempt_at else {
+                continue;
+            };
+            if self
+                .store
+                .claim_notification(n.id, seen, now + SEND_LEASE)
+                .await?
+            {
+                claimed.push(n);
+            }
+        }
+        let attempted = claimed.len();
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut pending = claimed.into_iter();
+        loop {
+            while in_flight.len() < DELIVERY_CONCURRENCY {
+                let Some(n) = pending.next() else { break };
+                let mailer = mailer.clone();
+                in_flight.spawn(async move {
+                    let outcome = mailer.send(&n).await;
+                    (n, outcome)
+                });
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let (n, outcome) =
+                joined.map_err(|e| Error::Internal(format!("delivery task: {e}")))?;
+            self.record_delivery(n, outcome).await?;
+        }
+        Ok(attempted)
+    }
+
+    /// Records the outcome of one attempt, with its event, in one transaction.
+    async fn record_delivery(
+        &self,
+        mut n: Notification,
+        outcome: Result<String, crate::notify::transport::SendError>,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        n.attempts += 1;
+        n.updated_at = now;
+        let event = match outcome {
+            Ok(response) => {
+                n.state = NotificationState::Sent;
+                n.sent_at = Some(now);
+                n.next_attempt_at = None;
+                n.server_response = response;
+                n.last_error.clear();
+                Some(EventType::NotificationSent)
+            }
+            Err(e) if e.permanent || n.attempts >= MAX_ATTEMPTS => {
+                n.state = NotificationState::Failed;
+                n.next_attempt_at = None;
+                n.last_error = e.message;
+                Some(EventType::NotificationFailed)
+            }
+            Err(e) => {
+                n.last_error = e.message;
+                let tx_org = Caller {
+                    organization_id: n.organization_id,
+                };
+                let tz = load_customer(&self.store, tx_org, &CustomerRef::Id(n.customer_id))
+                    .await
+                    .map(|c| c.details.timezone)
+                    .unwrap_or(chrono_tz::UTC);
+                let quiet = self.get_organization(tx_org).await?.settings.quiet_hours;
+                let retry_at = now + retry_delay(n.attempts, rand::random::<f64>());
+                n.next_attempt_at = Some(next_send_time(retry_at, tz, &quiet));
+                None
+            }
+        };
+        let tx = self.store.begin().await?;
+        tx.update_notification(&n).await?;
+        if let Some(event_type) = event {
+            tx.append_events(
+                n.organization_id,
+                &[notification_event(event_type, &n, now)],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// A page of notifications, newest first.
+    pub async fn list_notifications(
+        &self,
+        caller: Caller,
+        customer: Option<CustomerRef>,
+        mut filter: NotificationFilter,
+        page: &PageRequest,
+    ) -> Result<(Vec<Notification>, String), Error> {
+        if let Some(customer) = customer {
+            filter.customer_id = Some(load_customer(&self.store, caller, &customer).await?.id);
+        }
+        let before = page.after_id(&filter)?;
+        let rows = self
+            .store
+            .list_notifications(caller.organization_id, &filter, before, page.fetch_limit())
+            .await?;
+        Ok(page.finish(rows, &filter, |n| n.id.to_string()))
+    }
+
+    /// Stores an override after checking that it parses and renders.
+    pub async fn set_template(
+        &self,
+        caller: Caller,
+        kind: TemplateKind,
+        locale: &str,
+        source: TemplateSource,
+    ) -> Result<StoredTemplate, Error> {
+        templates::validate(&source).map_err(|e| Error::InvalidRequest {
+            reason: "TEMPLATE_INVALID",
+            field: format!("template_override.{}", e.part),
+            message: e.to_string(),
+        })?;
+        let stored = StoredTemplate {
+            kind: kind.as_str().to_owned(),
+            locale: locale.to_owned(),
+            subject: source.subject,
+            text_body: source.text_body,
+            html_body: source.html_body,
+            updated_at: self.now(),
+        };
+        self.store
+            .upsert_template(caller.organization_id, &stored)
+            .await?;
+        Ok(stored)
+    }
+
+    pub async fn get_template(
+        &self,
+        caller: Caller,
+        kind: TemplateKind,
+        locale: &str,
+    ) -> Result<StoredTemplate, Error> {
+        self.store
+            .find_template(caller.organization_id, kind.as_str(), locale)
+            .await?
+            .ok_or_else(|| template_not_found(kind, locale))
+    }
+
+    pub async fn list_templates(
+        &self,
+        caller: Caller,
+        kind: Option<TemplateKind>,
+    ) -> Result<Vec<StoredTemplate>, Error> {
+        self.store
+            .list_templates(caller.organization_id, kind.map(TemplateKind::as_str))
+            .await
+    }
+
+    pub async fn delete_template(
+        &self,
+        caller: Caller,
+        kind: TemplateKind,
+        locale: &str,
+    ) -> Result<(), Error> {
+        if self
+            .store
+            .delete_template(caller.organization_id, kind.as_str(), locale)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(template_not_found(kind, locale))
+        }
+    }
+}
