@@ -42,7 +42,7 @@ impl Default for Config {
             grpc_addr: "127.0.0.1:50051".parse().expect("valid address"),
             metrics_addr: "127.0.0.1:9090".parse().expect("valid address"),
             smtp_url: None,
-            smtp_pool_size: 8,
+            smtp_pool_size: 32,
             outbox_dir: PathBuf::from("./outbox"),
             log_format: LogFormat::Text,
             overdue_scan_interval: Duration::from_secs(30),

@@ -440,6 +440,7 @@ on_both_backends_with_smtp!(
     no_email_address_is_suppressed,
     template_overrides_are_validated_and_used,
     a_resend_after_a_crash_keeps_the_message_id,
+    deleting_the_customer_stops_and_erases_its_emails,
 );
 
 /// The SMTP server is down when the email is due, and comes up later on the same port.
@@ -512,4 +513,91 @@ async fn embedded_default_writes_eml_files() {
         proto::NotificationState::Sent as i32
     );
     s.stop().await;
+}
+
+/// Deleting a customer stops its queued emails and erases recipients and content.
+async fn deleting_the_customer_stops_and_erases_its_emails(s: &TestServer, smtp: &SmtpServer) {
+    setup(s, customer("cus_gone"), &["inv_1"]).await;
+    setup(s, customer("cus_stays"), &["inv_2"]).await;
+    let services = s.server().services();
+    let c = caller(s).await;
+    services
+        .send_email(
+            c,
+            &email(TemplateKind::FriendlyReminder, "cus_gone", &["inv_1"]),
+        )
+        .await
+        .unwrap();
+    s.deliver().await;
+    smtp.wait_for(1).await;
+    services
+        .send_email(
+            c,
+            &email(TemplateKind::FirmReminder, "cus_gone", &["inv_1"]),
+        )
+        .await
+        .unwrap();
+    services
+        .send_email(
+            c,
+            &email(TemplateKind::FirmReminder, "cus_stays", &["inv_2"]),
+        )
+        .await
+        .unwrap();
+    s.customers()
+        .delete_customer(proto::DeleteCustomerRequest {
+            customer: Some(proto::delete_customer_request::Customer::ExternalId(
+                "cus_gone".into(),
+            )),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.deliver().await,
+        1,
+        "only the other customer's email is still due"
+    );
+    let received = smtp.wait_for(2).await;
+    assert_eq!(
+        received[1].header("To").as_deref(),
+        Some("cus_stays@example.com")
+    );
+    let gone = s
+        .dunning()
+        .list_notifications(proto::ListNotificationsRequest {
+            customer_external_id: "cus_gone".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    let states: Vec<_> = gone.iter().map(|n| n.state).collect();
+    assert_eq!(
+        states,
+        vec![
+            proto::NotificationState::Suppressed as i32,
+            proto::NotificationState::Sent as i32
+        ],
+        "newest first"
+    );
+    assert_eq!(gone[0].suppressed_reason, "the customer was deleted");
+    assert!(
+        gone.iter()
+            .all(|n| n.to_emails.is_empty() && n.subject.is_empty())
+    );
+    assert_error(
+        s.dunning()
+            .preview_notification(proto::PreviewNotificationRequest {
+                kind: proto::TemplateKind::FriendlyReminder as i32,
+                customer: Some(preview_notification_request::Customer::CustomerExternalId(
+                    "cus_gone".into(),
+                )),
+                currency_code: "EUR".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::FailedPrecondition,
+        "CUSTOMER_DELETED",
+    );
 }

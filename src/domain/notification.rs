@@ -106,6 +106,26 @@ pub struct Notification {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Notification {
+    /// Stops a queued notification from being sent.
+    pub fn suppress(&mut self, reason: &str, now: DateTime<Utc>) {
+        self.state = NotificationState::Suppressed;
+        self.suppressed_reason = reason.to_owned();
+        self.next_attempt_at = None;
+        self.updated_at = now;
+    }
+
+    /// Forgets who it was sent to and what it said (a customer deletion); the record that a
+    /// notification of this kind existed, and its outcome, stay.
+    pub fn erase_personal_data(&mut self, now: DateTime<Utc>) {
+        self.recipients = Recipients::default();
+        self.subject.clear();
+        self.text_body.clear();
+        self.html_body.clear();
+        self.updated_at = now;
+    }
+}
+
 /// The Message-ID of a notification: derived from its id alone, so a re-send after a crash
 /// carries the same one and receivers can drop the duplicate.
 pub fn message_id(notification_id: Uuid, from_email: &str) -> String {

@@ -22,6 +22,9 @@ pub struct SendError {
 pub trait Mailer: Send + Sync + 'static {
     /// Delivers the message; returns the server's response (or where it was written).
     async fn send(&self, notification: &Notification) -> Result<String, SendError>;
+
+    /// How many messages may be in flight at once.
+    fn concurrency(&self) -> usize;
 }
 
 /// Builds the MIME message: text and HTML alternatives, the notification's Message-ID, and a
@@ -71,6 +74,7 @@ pub fn build_message(n: &Notification) -> Result<Message, SendError> {
 /// SMTP with a connection pool.
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool_size: u32,
 }
 
 impl SmtpMailer {
@@ -82,12 +86,20 @@ impl SmtpMailer {
             .timeout(Some(std::time::Duration::from_secs(30)))
             .pool_config(PoolConfig::new().max_size(pool_size.max(1)))
             .build();
-        Ok(SmtpMailer { transport })
+        Ok(SmtpMailer {
+            transport,
+            pool_size: pool_size.max(1),
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl Mailer for SmtpMailer {
+    /// One message per pooled connection: each waits on network round trips, not on CPU.
+    fn concurrency(&self) -> usize {
+        self.pool_size as usize
+    }
+
     async fn send(&self, notification: &Notification) -> Result<String, SendError> {
         let message = build_message(notification)?;
         match self.transport.send(message).await {
@@ -118,6 +130,10 @@ impl FileMailer {
 
 #[async_trait::async_trait]
 impl Mailer for FileMailer {
+    fn concurrency(&self) -> usize {
+        4
+    }
+
     async fn send(&self, notification: &Notification) -> Result<String, SendError> {
         let temporary = |e: std::io::Error| SendError {
             permanent: false,

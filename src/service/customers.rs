@@ -199,16 +199,14 @@ impl Services {
         let now = self.now();
         customer.erase(now);
         tx.update_customer(&customer).await?;
-        tx.append_events(
-            caller.organization_id,
-            &[NewEvent::customer(
-                EventType::CustomerDeleted,
-                &customer,
-                vec![],
-                now,
-            )],
-        )
-        .await?;
+        let mut events = vec![NewEvent::customer(
+            EventType::CustomerDeleted,
+            &customer,
+            vec![],
+            now,
+        )];
+        events.extend(self.forget_notifications(&tx, &customer, now).await?);
+        tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(customer)
     }

@@ -17,7 +17,7 @@ use crate::notify::templates::{
     self, AmountVars, CustomerVars, EmailContext, InvoiceVars, OrganizationVars, RenderedEmail,
     TemplateKind, TemplateSource,
 };
-use crate::notify::transport::Mailer;
+use crate::notify::transport::{Mailer, SendError};
 use crate::storage::{Conn, Connection, NotificationFilter, StoredTemplate};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -29,8 +29,6 @@ use uuid::Uuid;
 const SEND_LEASE: Duration = Duration::minutes(5);
 /// Notifications claimed per delivery round.
 const DELIVERY_BATCH: u64 = 200;
-/// Messages sent at the same time (matches the SMTP connection pool).
-pub const DELIVERY_CONCURRENCY: usize = 8;
 
 /// What an email is about.
 #[derive(Debug, Clone)]
@@ -373,30 +371,27 @@ impl Services {
 
     /// Sends every notification whose attempt is due; returns how many attempts were made.
     /// Safe on several replicas at once: each notification is claimed before it is sent.
+    /// Up to `mailer.concurrency()` messages are in flight; outcomes are recorded in batches,
+    /// one transaction each.
     pub async fn deliver_due_notifications(
         &self,
         mailer: &Arc<dyn Mailer>,
     ) -> Result<usize, Error> {
         let now = self.now();
         let due = self.store.due_notifications(now, DELIVERY_BATCH).await?;
-        let mut claimed = Vec::with_capacity(due.len());
-        for n in due {
-            let Some(seen) = n.next_attempt_at else {
-                continue;
-            };
-            if self
-                .store
-                .claim_notification(n.id, seen, now + SEND_LEASE)
-                .await?
-            {
-                claimed.push(n);
-            }
-        }
+        let ids: Vec<Uuid> = due.iter().map(|n| n.id).collect();
+        let won = self
+            .store
+            .claim_notifications(&ids, now, now + SEND_LEASE)
+            .await?;
+        let claimed: Vec<Notification> = due.into_iter().filter(|n| won.contains(&n.id)).collect();
         let attempted = claimed.len();
+        let concurrency = mailer.concurrency().max(1);
         let mut in_flight = tokio::task::JoinSet::new();
         let mut pending = claimed.into_iter();
+        let mut finished = Vec::new();
         loop {
-            while in_flight.len() < DELIVERY_CONCURRENCY {
+            while in_flight.len() < concurrency {
                 let Some(n) = pending.next() else { break };
                 let mailer = mailer.clone();
                 in_flight.spawn(async move {
@@ -407,62 +402,123 @@ impl Services {
             let Some(joined) = in_flight.join_next().await else {
                 break;
             };
-            let (n, outcome) =
-                joined.map_err(|e| Error::Internal(format!("delivery task: {e}")))?;
-            self.record_delivery(n, outcome).await?;
+            finished.push(joined.map_err(|e| Error::Internal(format!("delivery task: {e}")))?);
+            if finished.len() >= concurrency || in_flight.is_empty() {
+                self.record_deliveries(std::mem::take(&mut finished))
+                    .await?;
+            }
         }
+        self.record_deliveries(finished).await?;
         Ok(attempted)
     }
 
-    /// Records the outcome of one attempt, with its event, in one transaction.
-    async fn record_delivery(
+    /// Records the outcomes of attempts, with their events, in one transaction.
+    async fn record_deliveries(
         &self,
-        mut n: Notification,
-        outcome: Result<String, crate::notify::transport::SendError>,
+        outcomes: Vec<(Notification, Result<String, SendError>)>,
     ) -> Result<(), Error> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         let now = self.now();
-        n.attempts += 1;
-        n.updated_at = now;
-        let event = match outcome {
-            Ok(response) => {
-                n.state = NotificationState::Sent;
-                n.sent_at = Some(now);
-                n.next_attempt_at = None;
-                n.server_response = response;
-                n.last_error.clear();
-                Some(EventType::NotificationSent)
+        let mut updated = Vec::with_capacity(outcomes.len());
+        let mut events: Vec<(Uuid, NewEvent)> = Vec::new();
+        for (mut n, outcome) in outcomes {
+            n.attempts += 1;
+            n.updated_at = now;
+            match outcome {
+                Ok(response) => {
+                    n.state = NotificationState::Sent;
+                    n.sent_at = Some(now);
+                    n.next_attempt_at = None;
+                    n.server_response = response;
+                    n.last_error.clear();
+                    events.push((
+                        n.organization_id,
+                        notification_event(EventType::NotificationSent, &n, now),
+                    ));
+                }
+                Err(e) if e.permanent || n.attempts >= MAX_ATTEMPTS => {
+                    n.state = NotificationState::Failed;
+                    n.next_attempt_at = None;
+                    n.last_error = e.message;
+                    events.push((
+                        n.organization_id,
+                        notification_event(EventType::NotificationFailed, &n, now),
+                    ));
+                }
+                Err(e) => {
+                    n.last_error = e.message;
+                    let retry_at = now + retry_delay(n.attempts, rand::random::<f64>());
+                    n.next_attempt_at = Some(self.sending_window(&n, retry_at).await?);
+                }
             }
-            Err(e) if e.permanent || n.attempts >= MAX_ATTEMPTS => {
-                n.state = NotificationState::Failed;
-                n.next_attempt_at = None;
-                n.last_error = e.message;
-                Some(EventType::NotificationFailed)
-            }
-            Err(e) => {
-                n.last_error = e.message;
-                let tx_org = Caller {
-                    organization_id: n.organization_id,
-                };
-                let tz = load_customer(&self.store, tx_org, &CustomerRef::Id(n.customer_id))
-                    .await
-                    .map(|c| c.details.timezone)
-                    .unwrap_or(chrono_tz::UTC);
-                let quiet = self.get_organization(tx_org).await?.settings.quiet_hours;
-                let retry_at = now + retry_delay(n.attempts, rand::random::<f64>());
-                n.next_attempt_at = Some(next_send_time(retry_at, tz, &quiet));
-                None
-            }
-        };
+            updated.push(n);
+        }
         let tx = self.store.begin().await?;
-        tx.update_notification(&n).await?;
-        if let Some(event_type) = event {
-            tx.append_events(
-                n.organization_id,
-                &[notification_event(event_type, &n, now)],
-            )
-            .await?;
+        for n in &updated {
+            tx.update_notification(n).await?;
+        }
+        // Events per organization, in the order the outcomes were recorded.
+        let mut organizations: Vec<Uuid> = Vec::new();
+        for (organization_id, _) in &events {
+            if !organizations.contains(organization_id) {
+                organizations.push(*organization_id);
+            }
+        }
+        for organization_id in organizations {
+            let of_org: Vec<NewEvent> = events
+                .iter()
+                .filter(|(o, _)| *o == organization_id)
+                .map(|(_, e)| e.clone())
+                .collect();
+            tx.append_events(organization_id, &of_org).await?;
         }
         tx.commit().await
+    }
+
+    /// The first moment at or after `at` inside the customer's sending window.
+    async fn sending_window(
+        &self,
+        n: &Notification,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Error> {
+        let owner = Caller {
+            organization_id: n.organization_id,
+        };
+        let tz = load_customer(&self.store, owner, &CustomerRef::Id(n.customer_id))
+            .await
+            .map(|c| c.details.timezone)
+            .unwrap_or(chrono_tz::UTC);
+        let quiet = self.get_organization(owner).await?.settings.quiet_hours;
+        Ok(next_send_time(at, tz, &quiet))
+    }
+
+    /// A deleted customer's notifications: queued ones are suppressed (with their events,
+    /// returned for the caller's transaction) and all lose recipients and content.
+    pub(crate) async fn forget_notifications<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        customer: &Customer,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewEvent>, Error> {
+        let mut events = Vec::new();
+        for mut n in conn
+            .notifications_of_customer(customer.organization_id, customer.id)
+            .await?
+        {
+            if n.state == NotificationState::Queued {
+                n.suppress("the customer was deleted", now);
+                events.push(notification_event(
+                    EventType::NotificationSuppressed,
+                    &n,
+                    now,
+                ));
+            }
+            n.erase_personal_data(now);
+            conn.update_notification(&n).await?;
+        }
+        Ok(events)
     }
 
     /// A page of notifications, newest first.

@@ -5,7 +5,7 @@ use super::{Conn, corrupt, db_error, from_micros, to_micros};
 use crate::domain::notification::{Notification, NotificationState, Recipients};
 use crate::error::Error;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -155,6 +155,23 @@ impl<C: ConnectionTrait> Conn<C> {
             .transpose()
     }
 
+    /// Every notification about a customer.
+    pub async fn notifications_of_customer(
+        &self,
+        organization_id: Uuid,
+        customer_id: Uuid,
+    ) -> Result<Vec<Notification>, Error> {
+        notification::Entity::find()
+            .filter(notification::Column::OrganizationId.eq(organization_id))
+            .filter(notification::Column::CustomerId.eq(customer_id))
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(from_model)
+            .collect()
+    }
+
     /// Queued notifications (of any organization) whose attempt is due, oldest due first.
     pub async fn due_notifications(
         &self,
@@ -173,26 +190,31 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
-    /// Claims a due notification by moving its next attempt to `lease_until`, if nobody else
-    /// moved it since it was read (compare-and-set). A claim that is never settled (a crash
+    /// Claims due notifications by moving their next attempt to `lease_until`, only those
+    /// still due at `now` (a compare-and-set: a notification another worker claimed meanwhile
+    /// is no longer due). Returns the ids claimed. A claim that is never settled (a crash
     /// mid-send) expires at `lease_until` and the notification is tried again.
-    pub async fn claim_notification(
+    pub async fn claim_notifications(
         &self,
-        id: Uuid,
-        seen_next_attempt_at: DateTime<Utc>,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> Result<bool, Error> {
-        let result = notification::Entity::update_many()
-            .col_expr(
-                notification::Column::NextAttemptAt,
-                Expr::value(to_micros(lease_until)),
-            )
-            .filter(notification::Column::Id.eq(id))
-            .filter(notification::Column::NextAttemptAt.eq(to_micros(seen_next_attempt_at)))
-            .exec(&self.conn)
-            .await
-            .map_err(db_error)?;
-        Ok(result.rows_affected == 1)
+    ) -> Result<Vec<Uuid>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = notification::Column::NextAttemptAt;
+        let statement = Query::update()
+            .table(notification::Entity)
+            .value(column, to_micros(lease_until))
+            .and_where(Expr::col(notification::Column::Id).is_in(ids.iter().copied()))
+            .and_where(Expr::col(column).lte(to_micros(now)))
+            .returning_col(notification::Column::Id)
+            .to_owned();
+        let rows = self.conn.query_all(&statement).await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error))
+            .collect()
     }
 
     /// Notifications newest first, before `before_id`.

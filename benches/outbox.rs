@@ -1,0 +1,164 @@
+//! Outbox benchmark: delivery rate of queued notifications to a local SMTP server over TCP,
+//! through the service's pooled SMTP transport, on SQLite and PostgreSQL.
+//!
+//!     cargo bench --bench outbox
+//!     DUNNING_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench outbox
+//!
+//! Not a test: it prints figures (copy them into BENCHMARKS.md) and asserts nothing.
+
+#[path = "../tests/common/smtp.rs"]
+mod smtp;
+
+use dunning::app::StartOptions;
+use dunning::clock::SystemClock;
+use dunning::config::Config;
+use dunning::domain::organization::{OrganizationField, QuietHours};
+use dunning::notify::templates::TemplateKind;
+use dunning::service::notifications::EmailRequest;
+use dunning::service::{Caller, CustomerRef};
+use sea_orm::{ConnectionTrait, Database};
+use std::sync::Arc;
+use std::time::Instant;
+
+const MESSAGES: usize = 3000;
+
+async fn run(label: &str, database_url: String) {
+    let sink = smtp::SmtpServer::start().await;
+    let config = Config {
+        database_url,
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        smtp_url: Some(sink.url()),
+        ..Config::default()
+    };
+    let server = dunning::app::start(
+        &config,
+        Arc::new(SystemClock),
+        StartOptions {
+            background_tasks: false,
+            metrics: false,
+        },
+    )
+    .await
+    .unwrap();
+    let services = server.services();
+    let (_, key) = services.create_organization("bench").await.unwrap();
+    let caller: Caller = services.authenticate(&key.plain_text).await.unwrap();
+    // Send at any hour: the benchmark may run at night.
+    let mut settings = services.get_organization(caller).await.unwrap().settings;
+    settings.quiet_hours = QuietHours {
+        enabled: false,
+        ..QuietHours::default()
+    };
+    services
+        .update_organization(caller, &settings, &[OrganizationField::QuietHours])
+        .await
+        .unwrap();
+
+    let details = dunning::domain::customer::CustomerDetails {
+        name: "Bench Customer".into(),
+        email: "ap@bench.test".into(),
+        cc_emails: vec!["cc@bench.test".into()],
+        bcc_emails: vec![],
+        locale: "de".into(),
+        timezone: chrono_tz::UTC,
+        sales_rep_email: String::new(),
+        payment_method: None,
+        policy_code: String::new(),
+        dunning_excluded: false,
+        dunning_excluded_reason: String::new(),
+        tags: vec![],
+        metadata: Default::default(),
+    };
+    services
+        .create_customer(caller, "cus_bench".into(), details, None, None)
+        .await
+        .unwrap();
+    let sync = dunning::domain::invoice::InvoiceSync {
+        external_id: "inv_bench".into(),
+        customer_external_id: "cus_bench".into(),
+        number: "2026-0001".into(),
+        currency: dunning::domain::money::Currency::from_code("EUR").unwrap(),
+        total_minor: 125_050,
+        credited_minor: 0,
+        issue_date: "2026-01-01".parse().unwrap(),
+        due_date: "2026-02-01".parse().unwrap(),
+        collection_method: None,
+        disputed: false,
+        dunning_blocked: false,
+        dunning_block_reason: String::new(),
+        policy_code: String::new(),
+        metadata: Default::default(),
+        void: false,
+    };
+    services
+        .upsert_invoices(caller, &[sync], &|_| "invoice".into())
+        .await
+        .unwrap();
+
+    let request = EmailRequest {
+        kind: TemplateKind::FirmReminder,
+        customer: CustomerRef::ExternalId("cus_bench".into()),
+        invoice_external_ids: vec!["inv_bench".into()],
+        currency: None,
+        locale: None,
+        payment_link: String::new(),
+        process_id: None,
+        payment_request_id: None,
+        extra_bcc: vec![],
+    };
+    let queued_at = Instant::now();
+    for _ in 0..MESSAGES {
+        services.send_email(caller, &request).await.unwrap();
+    }
+    let queue_rate = MESSAGES as f64 / queued_at.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut attempts = 0;
+    while attempts < MESSAGES {
+        attempts += services
+            .deliver_due_notifications(server.mailer())
+            .await
+            .unwrap();
+    }
+    let elapsed = started.elapsed();
+    let received = sink.wait_for(MESSAGES).await.len();
+    println!(
+        "| {label} | {MESSAGES} | {received} | {:.2} s | **{:.0} messages/s** | {:.0} queued/s |",
+        elapsed.as_secs_f64(),
+        MESSAGES as f64 / elapsed.as_secs_f64(),
+        queue_rate,
+    );
+    server.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "| database | queued | received by the SMTP server | delivery time | delivery rate | queueing rate (render + insert, one at a time) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let path = std::env::temp_dir().join(format!("dunning-bench-outbox-{}.db", std::process::id()));
+    run("SQLite", format!("sqlite://{}?mode=rwc", path.display())).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Ok(admin_url) = std::env::var("DUNNING_BENCH_POSTGRES_URL") {
+        let name = format!("dunning_bench_outbox_{}", std::process::id());
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("PostgreSQL reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
+        run("PostgreSQL", format!("{base}/{name}")).await;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+}
