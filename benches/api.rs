@@ -9,13 +9,16 @@
 //!
 //! Not a test: it prints figures (copy them into BENCHMARKS.md) and asserts nothing.
 
+mod support;
+
+use sea_orm::{ConnectionTrait, Database};
+
 use dunning::app::StartOptions;
 use dunning::clock::SystemClock;
 use dunning::config::Config;
 use dunning::proto::customer_service_client::CustomerServiceClient;
 use dunning::proto::invoice_service_client::InvoiceServiceClient;
 use dunning::proto::{self, get_overdue_balance_request};
-use sea_orm::{ConnectionTrait, Database};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::metadata::MetadataValue;
@@ -232,28 +235,8 @@ async fn main() {
         "| database | BatchUpsertInvoices (new) | throughput | re-sync (unchanged) | overdue invoices counted | GetOverdueBalance right after the load ({BALANCE_CALLS} calls) | GetOverdueBalance after VACUUM ANALYZE |"
     );
     println!("|---|---|---|---|---|---|---|");
-    let path = std::env::temp_dir().join(format!("dunning-bench-{}.db", std::process::id()));
-    run("SQLite", format!("sqlite://{}?mode=rwc", path.display())).await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    if let Ok(admin_url) = std::env::var("DUNNING_BENCH_POSTGRES_URL") {
-        let name = format!("dunning_bench_{}", std::process::id());
-        let admin = Database::connect(&admin_url)
-            .await
-            .expect("PostgreSQL reachable");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&admin_url);
-        run("PostgreSQL", format!("{base}/{name}")).await;
-        admin
-            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .await
-            .unwrap();
+    for database in support::databases("bench_api").await {
+        run(database.label(), database.url()).await;
+        database.remove().await;
     }
 }

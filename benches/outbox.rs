@@ -9,6 +9,8 @@
 #[path = "../tests/common/smtp.rs"]
 mod smtp;
 
+mod support;
+
 use dunning::app::StartOptions;
 use dunning::clock::SystemClock;
 use dunning::config::Config;
@@ -16,7 +18,6 @@ use dunning::domain::organization::{OrganizationField, QuietHours};
 use dunning::notify::templates::TemplateKind;
 use dunning::service::notifications::EmailRequest;
 use dunning::service::{Caller, CustomerRef};
-use sea_orm::{ConnectionTrait, Database};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,28 +138,8 @@ async fn main() {
         "| database | queued | received by the SMTP server | delivery time | delivery rate | queueing rate (render + insert, one at a time) |"
     );
     println!("|---|---|---|---|---|---|");
-    let path = std::env::temp_dir().join(format!("dunning-bench-outbox-{}.db", std::process::id()));
-    run("SQLite", format!("sqlite://{}?mode=rwc", path.display())).await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    if let Ok(admin_url) = std::env::var("DUNNING_BENCH_POSTGRES_URL") {
-        let name = format!("dunning_bench_outbox_{}", std::process::id());
-        let admin = Database::connect(&admin_url)
-            .await
-            .expect("PostgreSQL reachable");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(&admin_url);
-        run("PostgreSQL", format!("{base}/{name}")).await;
-        admin
-            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-            .await
-            .unwrap();
+    for database in support::databases("bench_outbox").await {
+        run(database.label(), database.url()).await;
+        database.remove().await;
     }
 }
