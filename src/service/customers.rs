@@ -152,7 +152,7 @@ impl Services {
             for invoice in &mut invoices {
                 invoice.rezone(customer.details.timezone);
             }
-            tx.save_invoices(&invoices).await?;
+            tx.save_invoices(&[], &invoices).await?;
         }
         let names = changed.iter().map(|f| f.name().to_owned()).collect();
         tx.append_events(

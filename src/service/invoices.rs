@@ -208,7 +208,8 @@ impl Services {
         let mut missing = Vec::new();
         let mut refused = Vec::new();
         let mut results = Vec::with_capacity(syncs.len());
-        let mut to_save = Vec::new();
+        let mut created = Vec::new();
+        let mut updated = Vec::new();
         let mut events = Vec::new();
         for (index, sync) in syncs.iter().enumerate() {
             let Some(customer) = customers.get(&sync.customer_external_id) else {
@@ -261,7 +262,10 @@ impl Services {
                     &customer.external_id,
                     now,
                 ));
-                to_save.push(invoice.clone());
+                match outcome {
+                    SyncOutcome::Created => created.push(invoice.clone()),
+                    _ => updated.push(invoice.clone()),
+                }
             }
             results.push(UpsertedInvoice {
                 view: InvoiceView::new(invoice, customer, now),
@@ -292,8 +296,8 @@ impl Services {
                 violations,
             });
         }
-        if !to_save.is_empty() {
-            tx.save_invoices(&to_save).await?;
+        if !created.is_empty() || !updated.is_empty() {
+            tx.save_invoices(&created, &updated).await?;
             tx.append_events(org_id, &events).await?;
             tx.commit().await?;
         }
@@ -419,7 +423,8 @@ impl Services {
             reference: payment.reference,
             created_at: now,
         };
-        tx.save_invoices(std::slice::from_ref(&invoice)).await?;
+        tx.save_invoices(&[], std::slice::from_ref(&invoice))
+            .await?;
         tx.insert_payment(&recorded).await?;
         let view = self.view(&tx, caller, invoice).await?;
         let invoice = &view.invoice;
@@ -514,7 +519,8 @@ impl Services {
         if unchanged == before {
             return self.view(&tx, caller, before).await;
         }
-        tx.save_invoices(std::slice::from_ref(&invoice)).await?;
+        tx.save_invoices(&[], std::slice::from_ref(&invoice))
+            .await?;
         let view = self.view(&tx, caller, invoice).await?;
         let events = change_events(
             Some(&before),

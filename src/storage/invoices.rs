@@ -113,8 +113,27 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(out)
     }
 
-    /// Inserts new invoices and overwrites existing ones (by id), in bounded statements.
-    pub async fn save_invoices(&self, invoices: &[Invoice]) -> Result<(), Error> {
+    /// Inserts new invoices (plain multi-row inserts: no conflict handling to pay for) and
+    /// overwrites changed ones by id, in bounded statements.
+    pub async fn save_invoices(
+        &self,
+        created: &[Invoice],
+        updated: &[Invoice],
+    ) -> Result<(), Error> {
+        let concurrent = |e| match e {
+            Error::AlreadyExists { .. } => Error::Aborted(
+                "an invoice with the same external_id was created concurrently; retry".into(),
+            ),
+            other => other,
+        };
+        let columns = invoice::Column::iter().count();
+        for chunk in created.chunks(super::rows_per_statement(columns)) {
+            let models = chunk.iter().map(|i| to_model(i).into_active_model());
+            invoice::Entity::insert_many(models)
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(|e| concurrent(db_error(e)))?;
+        }
         let immutable = [
             invoice::Column::Id,
             invoice::Column::OrganizationId,
@@ -123,7 +142,7 @@ impl<C: ConnectionTrait> Conn<C> {
         let mutable: Vec<invoice::Column> = invoice::Column::iter()
             .filter(|c| !immutable.iter().any(|i| i.as_str() == c.as_str()))
             .collect();
-        for chunk in invoices.chunks(super::rows_per_statement(mutable.len() + 3)) {
+        for chunk in updated.chunks(super::rows_per_statement(columns)) {
             let models = chunk.iter().map(|i| to_model(i).into_active_model());
             invoice::Entity::insert_many(models)
                 .on_conflict(
@@ -133,13 +152,7 @@ impl<C: ConnectionTrait> Conn<C> {
                 )
                 .exec_without_returning(&self.conn)
                 .await
-                .map_err(|e| {
-                    db_error_or_duplicate(
-                        e,
-                        "INVOICE_ALREADY_EXISTS",
-                        "an invoice with this external_id was created concurrently; retry".into(),
-                    )
-                })?;
+                .map_err(|e| concurrent(db_error(e)))?;
         }
         Ok(())
     }
