@@ -226,6 +226,10 @@ async fn invoice_lifecycle(s: &TestServer) {
         .invoice
         .unwrap();
     assert_eq!(voided.state, proto::InvoiceState::Void as i32);
+    match &s.events().await.last().unwrap().payload {
+        Some(proto::event::Payload::Invoice(p)) => assert_eq!(p.reason, "duplicate"),
+        other => panic!("unexpected payload {other:?}"),
+    }
     let mut revive = invoice("inv_2", "cus_1");
     revive.total_amount = "5.00".into();
     assert_error(

@@ -55,6 +55,9 @@ pub enum EventPayload {
         currency_code: String,
         amount_due: String,
         due_date: String,
+        /// Why the change was made (a void's reason); empty otherwise.
+        #[serde(default)]
+        reason: String,
     },
     Payment {
         payment_external_id: String,
@@ -126,8 +129,17 @@ impl NewEvent {
                 currency_code: invoice.currency.code().into(),
                 amount_due: invoice.currency.format(invoice.amount_due_minor()),
                 due_date: invoice.due_date.to_string(),
+                reason: String::new(),
             },
         }
+    }
+
+    /// The same event with the reason the caller gave for the change (invoice events only).
+    pub fn with_reason(mut self, why: &str) -> NewEvent {
+        if let EventPayload::Invoice { reason, .. } = &mut self.payload {
+            *reason = why.to_owned();
+        }
+        self
     }
 
     /// A customer event.

@@ -27,6 +27,7 @@ pub fn event_to_proto(e: Event) -> proto::Event {
             currency_code,
             amount_due,
             due_date,
+            reason,
         } => {
             let state = match InvoiceState::parse(&state) {
                 Some(InvoiceState::Open) => proto::InvoiceState::Open,
@@ -41,6 +42,7 @@ pub fn event_to_proto(e: Event) -> proto::Event {
                 currency_code,
                 amount_due,
                 due_date,
+                reason,
             })
         }
         EventPayload::Payment {

@@ -351,8 +351,8 @@ impl InvoiceService for Api {
         let caller = authenticate(&self.services, &request).await?;
         let req = request.get_ref();
         let key = convert::invoice_key(req.invoice.as_ref(), "")?;
-        validation::text(&req.reason).map_err(|e| Error::field("reason", e))?;
-        let view = self.services.void_invoice(caller, &key).await?;
+        let reason = validation::text(&req.reason).map_err(|e| Error::field("reason", e))?;
+        let view = self.services.void_invoice(caller, &key, &reason).await?;
         Ok(Response::new(proto::VoidInvoiceResponse {
             invoice: Some(invoice_to_proto(view)),
         }))

@@ -456,13 +456,15 @@ impl Services {
         Ok((view, recorded))
     }
 
-    /// Voids an open invoice; voiding a void invoice returns it unchanged.
+    /// Voids an open invoice, recording `reason` in its `invoice.voided` event; voiding a void
+    /// invoice returns it unchanged.
     pub async fn void_invoice(
         &self,
         caller: Caller,
         key: &InvoiceRef,
+        reason: &str,
     ) -> Result<InvoiceView, Error> {
-        self.change_invoice(caller, key, |invoice, now| {
+        self.change_invoice(caller, key, reason, |invoice, now| {
             invoice.void(now).map_err(rule_error)
         })
         .await
@@ -475,7 +477,7 @@ impl Services {
         key: &InvoiceRef,
         flags: &InvoiceFlags,
     ) -> Result<InvoiceView, Error> {
-        self.change_invoice(caller, key, |invoice, now| {
+        self.change_invoice(caller, key, "", |invoice, now| {
             if invoice.state.is_final() {
                 return Err(rule_error(InvoiceRuleError::NotOpen(
                     invoice.state.as_str(),
@@ -505,6 +507,7 @@ impl Services {
         &self,
         caller: Caller,
         key: &InvoiceRef,
+        reason: &str,
         change: impl FnOnce(&mut Invoice, DateTime<Utc>) -> Result<(), Error>,
     ) -> Result<InvoiceView, Error> {
         let tx = self.store.begin().await?;
@@ -527,7 +530,10 @@ impl Services {
             &view.invoice,
             &view.customer_external_id,
             now,
-        );
+        )
+        .into_iter()
+        .map(|e| e.with_reason(reason))
+        .collect::<Vec<_>>();
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(view)
