@@ -77,28 +77,11 @@ impl<C: ConnectionTrait> Conn<C> {
         organization_id: Uuid,
         external_ids: &[String],
     ) -> Result<Vec<Customer>, Error> {
-        let mut out = Vec::with_capacity(external_ids.len());
-        for chunk in external_ids.chunks(super::rows_per_statement(1)) {
-            let models = if self.backend() == super::Backend::Postgres {
-                let statement =
-                    super::rows_by_external_ids("customers", organization_id, chunk, false);
-                customer::Entity::find()
-                    .from_raw_sql(statement)
-                    .all(&self.conn)
-                    .await
-            } else {
-                customer::Entity::find()
-                    .filter(customer::Column::OrganizationId.eq(organization_id))
-                    .filter(customer::Column::ExternalId.is_in(chunk.iter().cloned()))
-                    .all(&self.conn)
-                    .await
-            }
-            .map_err(db_error)?;
-            for m in models {
-                out.push(from_model(m)?);
-            }
-        }
-        Ok(out)
+        self.models_by_external_ids::<customer::Entity>(organization_id, external_ids, false)
+            .await?
+            .into_iter()
+            .map(from_model)
+            .collect()
     }
 
     /// The customers with these ids (those that exist in the organization).

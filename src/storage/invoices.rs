@@ -89,28 +89,11 @@ impl<C: ConnectionTrait> Conn<C> {
         organization_id: Uuid,
         external_ids: &[String],
     ) -> Result<Vec<Invoice>, Error> {
-        let mut out = Vec::with_capacity(external_ids.len());
-        for chunk in external_ids.chunks(super::rows_per_statement(1)) {
-            let models = if self.backend() == super::Backend::Postgres {
-                let statement =
-                    super::rows_by_external_ids("invoices", organization_id, chunk, true);
-                invoice::Entity::find()
-                    .from_raw_sql(statement)
-                    .all(&self.conn)
-                    .await
-            } else {
-                invoice::Entity::find()
-                    .filter(invoice::Column::OrganizationId.eq(organization_id))
-                    .filter(invoice::Column::ExternalId.is_in(chunk.iter().cloned()))
-                    .all(&self.conn)
-                    .await
-            }
-            .map_err(db_error)?;
-            for m in models {
-                out.push(from_model(m)?);
-            }
-        }
-        Ok(out)
+        self.models_by_external_ids::<invoice::Entity>(organization_id, external_ids, true)
+            .await?
+            .into_iter()
+            .map(from_model)
+            .collect()
     }
 
     /// Inserts new invoices (plain multi-row inserts: no conflict handling to pay for) and
