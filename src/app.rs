@@ -40,6 +40,7 @@ impl RunningServer {
 
     /// Stops accepting requests, lets in-flight requests finish, stops background tasks.
     pub async fn shutdown(self) {
+        self.services.begin_shutdown();
         let _ = self.stop.send(true);
         let _ = self.server.await;
         for task in self.background {
@@ -91,6 +92,11 @@ pub async fn start(
             metrics.clone(),
         )));
     }
+    // Other replicas' events wake this process's event streams (PostgreSQL LISTEN/NOTIFY).
+    let relay = services.clone();
+    background.push(tokio::spawn(async move {
+        relay.store().relay_other_replicas_events().await
+    }));
     if options.background_tasks {
         background.push(tokio::spawn(overdue_scanner(
             services.clone(),

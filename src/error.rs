@@ -53,6 +53,9 @@ pub enum Error {
     /// A dependency (the database) is down or overloaded; the caller may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The server is stopping; the message says how to resume elsewhere.
+    #[error("{0}")]
+    ShuttingDown(String),
     /// A bug or corrupt data; never caused by caller input.
     #[error("internal error: {0}")]
     Internal(String),

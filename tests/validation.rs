@@ -682,13 +682,6 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
     );
-    assert_error(
-        s.dunning()
-            .watch_events(proto::WatchEventsRequest::default())
-            .await,
-        Code::Unimplemented,
-        "NOT_IMPLEMENTED",
-    );
     // Authentication still comes first.
     let mut anonymous =
         dunning::proto::payment_request_service_client::PaymentRequestServiceClient::new(

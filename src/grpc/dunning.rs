@@ -6,9 +6,12 @@ use super::later::service_with_later_rpcs;
 use super::{Api, authenticate, convert};
 use crate::error::Error;
 use crate::proto;
+use crate::service::events::WatchItem;
 use crate::service::{CustomerRef, InvoiceRef};
+use crate::storage::EventFilter;
 use std::pin::Pin;
-use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
@@ -55,13 +58,38 @@ service_with_later_rpcs! {
             &self,
             request: Request<proto::WatchEventsRequest>,
         ) -> Result<Response<Self::WatchEventsStream>, Status> {
-            authenticate(&self.services, &request).await?;
-            Err(Error::Unimplemented(
-                "watch_events is not available yet: it arrives with the event streaming capability; \
-                 use ListEvents with after_sequence meanwhile"
-                    .into(),
-            )
-            .into())
+            let caller = authenticate(&self.services, &request).await?;
+            let req = request.into_inner();
+            if req.after_sequence < 0 {
+                return Err(Error::field("after_sequence", "must not be negative").into());
+            }
+            if req.from_now && req.after_sequence > 0 {
+                return Err(Error::field("from_now", "cannot be combined with after_sequence").into());
+            }
+            let filter = self
+                .event_filter(caller, EventFilterInput {
+                    customer_id: &req.customer_id,
+                    customer_external_id: &req.customer_external_id,
+                    invoice_id: &req.invoice_id,
+                    invoice_external_id: &req.invoice_external_id,
+                    process_id: &req.process_id,
+                    types: &req.types,
+                })
+                .await?;
+            let start = (!req.from_now).then_some(req.after_sequence);
+            let items = self.services.watch_events(caller, filter, start).await?;
+            let stream = ReceiverStream::new(items).map(|item| match item {
+                Ok(WatchItem::Event(event)) => Ok(proto::WatchEventsResponse {
+                    event: Some(event_to_proto(*event)),
+                    heartbeat_time: None,
+                }),
+                Ok(WatchItem::Heartbeat(at)) => Ok(proto::WatchEventsResponse {
+                    event: None,
+                    heartbeat_time: convert::timestamp(at),
+                }),
+                Err(e) => Err(Status::from(e)),
+            });
+            Ok(Response::new(Box::pin(stream)))
         }
 
         async fn list_events(
@@ -74,23 +102,16 @@ service_with_later_rpcs! {
             if req.after_sequence < 0 {
                 return Err(Error::field("after_sequence", "must not be negative").into());
             }
-            let (mut filter, customer_external_id, invoice_external_id) =
-                event_filter(&EventFilterInput {
+            let filter = self
+                .event_filter(caller, EventFilterInput {
                     customer_id: &req.customer_id,
                     customer_external_id: &req.customer_external_id,
                     invoice_id: &req.invoice_id,
                     invoice_external_id: &req.invoice_external_id,
                     process_id: &req.process_id,
                     types: &req.types,
-                })?;
-            if let Some(ext) = customer_external_id {
-                let customer = self.services.get_customer(caller, &CustomerRef::ExternalId(ext)).await?;
-                filter.customer_id = Some(customer.id);
-            }
-            if let Some(ext) = invoice_external_id {
-                let invoice = self.services.get_invoice(caller, &InvoiceRef::ExternalId(ext)).await?;
-                filter.invoice_id = Some(invoice.invoice.id);
-            }
+                })
+                .await?;
             let (events, next_page_token) = self
                 .services
                 .list_events(caller, &filter, req.after_sequence, &page)
@@ -100,5 +121,31 @@ service_with_later_rpcs! {
                 next_page_token,
             }))
         }
+    }
+}
+
+impl Api {
+    /// A validated event filter with external ids resolved to the caller's resources.
+    async fn event_filter(
+        &self,
+        caller: crate::service::Caller,
+        input: EventFilterInput<'_>,
+    ) -> Result<EventFilter, Error> {
+        let (mut filter, customer_external_id, invoice_external_id) = event_filter(&input)?;
+        if let Some(ext) = customer_external_id {
+            let customer = self
+                .services
+                .get_customer(caller, &CustomerRef::ExternalId(ext))
+                .await?;
+            filter.customer_id = Some(customer.id);
+        }
+        if let Some(ext) = invoice_external_id {
+            let invoice = self
+                .services
+                .get_invoice(caller, &InvoiceRef::ExternalId(ext))
+                .await?;
+            filter.invoice_id = Some(invoice.invoice.id);
+        }
+        Ok(filter)
     }
 }

@@ -46,12 +46,13 @@ impl From<Error> for Status {
                 tracing::warn!(%detail, "dependency unavailable");
                 (Code::Unavailable, "STORAGE_UNAVAILABLE")
             }
+            Error::ShuttingDown(_) => (Code::Unavailable, "SERVER_SHUTTING_DOWN"),
             Error::Internal(ref detail) => {
                 tracing::error!(%detail, "internal error");
                 (Code::Internal, "INTERNAL")
             }
         };
-        let message = if code == Code::Unavailable {
+        let message = if reason == "STORAGE_UNAVAILABLE" {
             "the database is temporarily unavailable; retry".to_owned()
         } else if code == Code::Internal {
             "internal error".to_owned()

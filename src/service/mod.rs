@@ -28,6 +28,8 @@ pub struct Services {
     clock: Arc<dyn Clock>,
     /// Wakes the outbox worker when a notification is queued.
     outbox_signal: Arc<tokio::sync::Notify>,
+    /// Set when the server shuts down: event streams end so clients can resume elsewhere.
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Services {
@@ -36,7 +38,13 @@ impl Services {
             store,
             clock,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Ends every event stream with UNAVAILABLE (the server is going away).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 
     /// Completes when a notification was queued since the last call (or immediately if one

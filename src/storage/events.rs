@@ -18,6 +18,66 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+/// PostgreSQL channel on which every replica hears that events were committed.
+const EVENTS_CHANNEL: &str = "dunning_events";
+
+/// Wakes this process's event readers when events were committed (here, or — on PostgreSQL —
+/// by another replica). A counter, not a queue: readers re-read the log from their cursor, so a
+/// wakeup can never be lost or reorder anything.
+#[derive(Clone)]
+pub struct EventWakeup {
+    sender: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for EventWakeup {
+    fn default() -> Self {
+        Self {
+            sender: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+}
+
+impl EventWakeup {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.sender.subscribe()
+    }
+
+    pub(crate) fn wake(&self) {
+        self.sender.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+impl super::Store {
+    /// Subscribes to "events were committed" of this process and (PostgreSQL) all replicas.
+    pub fn event_wakeups(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.wakeup.subscribe()
+    }
+
+    /// On PostgreSQL, listens for other replicas' commits and wakes local readers; runs until
+    /// the task is dropped, reconnecting after failures (and waking readers then, since
+    /// notifications may have been missed meanwhile). On SQLite there are no other replicas.
+    pub async fn relay_other_replicas_events(&self) {
+        if self.backend() != super::Backend::Postgres {
+            return std::future::pending().await;
+        }
+        loop {
+            match sea_orm::sqlx::postgres::PgListener::connect(&self.url).await {
+                Ok(mut listener) => {
+                    if listener.listen(EVENTS_CHANNEL).await.is_ok() {
+                        self.wakeup.wake();
+                        while listener.recv().await.is_ok() {
+                            self.wakeup.wake();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot LISTEN for events; retrying"),
+            }
+            self.wakeup.wake();
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -71,6 +131,15 @@ impl<C: ConnectionTrait> Conn<C> {
             .into_active_model()
         });
         let models: Vec<_> = models.collect();
+        self.appended_events
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.backend() == super::Backend::Postgres {
+            // Delivered to every listening replica when (and only if) this transaction commits.
+            self.conn
+                .execute_unprepared(&format!("NOTIFY {EVENTS_CHANNEL}"))
+                .await
+                .map_err(db_error)?;
+        }
         for chunk in models.chunks(super::rows_per_statement(event::Column::iter().count())) {
             event::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(&self.conn)
@@ -78,6 +147,16 @@ impl<C: ConnectionTrait> Conn<C> {
                 .map_err(db_error)?;
         }
         Ok(())
+    }
+
+    /// The organization's latest event sequence (0 before the first event).
+    pub async fn last_event_sequence(&self, organization_id: Uuid) -> Result<i64, Error> {
+        Ok(organization::Entity::find_by_id(organization_id)
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(|o| o.last_event_sequence)
+            .unwrap_or(0))
     }
 
     /// Events after `after_sequence`, oldest first.

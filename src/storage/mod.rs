@@ -10,7 +10,7 @@ mod notifications;
 mod organizations;
 
 pub use customers::CustomerFilter;
-pub use events::EventFilter;
+pub use events::{EventFilter, EventWakeup};
 pub use invoices::InvoiceFilter;
 pub use notifications::{NotificationFilter, StoredTemplate};
 pub use organizations::ApiKeyRecord;
@@ -35,6 +35,12 @@ pub enum Backend {
 /// A connection handle: the pool (`Store`) or an open transaction (`Tx`).
 pub struct Conn<C> {
     conn: C,
+    /// Wakes event readers of this process when events are committed.
+    wakeup: EventWakeup,
+    /// Whether this transaction appended events (so its commit wakes readers).
+    appended_events: std::sync::atomic::AtomicBool,
+    /// The URL connected to (PostgreSQL readers LISTEN on their own connection).
+    url: std::sync::Arc<str>,
 }
 
 /// Anything repositories can run on: the pool or a transaction. Services use it to be generic
@@ -51,6 +57,9 @@ impl Clone for Store {
     fn clone(&self) -> Self {
         Conn {
             conn: self.conn.clone(),
+            wakeup: self.wakeup.clone(),
+            appended_events: Default::default(),
+            url: self.url.clone(),
         }
     }
 }
@@ -86,7 +95,12 @@ impl Store {
             options.max_connections(20).min_connections(1);
         }
         let conn = Database::connect(options).await.map_err(db_error)?;
-        Ok(Conn { conn })
+        Ok(Conn {
+            conn,
+            wakeup: EventWakeup::default(),
+            appended_events: Default::default(),
+            url: url.into(),
+        })
     }
 
     /// Applies every pending migration.
@@ -97,7 +111,12 @@ impl Store {
     /// Starts a unit of work.
     pub async fn begin(&self) -> Result<Tx, Error> {
         let conn = self.conn.begin().await.map_err(db_error)?;
-        Ok(Conn { conn })
+        Ok(Conn {
+            conn,
+            wakeup: self.wakeup.clone(),
+            appended_events: Default::default(),
+            url: self.url.clone(),
+        })
     }
 
     /// Checks that the database answers.
@@ -112,7 +131,15 @@ impl Store {
 
 impl Tx {
     pub async fn commit(self) -> Result<(), Error> {
-        self.conn.commit().await.map_err(db_error)
+        let appended = self
+            .appended_events
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let wakeup = self.wakeup.clone();
+        self.conn.commit().await.map_err(db_error)?;
+        if appended {
+            wakeup.wake();
+        }
+        Ok(())
     }
 }
 

@@ -223,6 +223,32 @@ impl TestServer {
         self.server.as_ref().expect("running")
     }
 
+    /// Another server process on the same database (a second replica), with its own listener.
+    pub async fn second_replica(&self) -> (RunningServer, Channel) {
+        let config = Config {
+            database_url: self.database.url.clone(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            outbox_dir: self.outbox_dir.clone(),
+            ..Config::default()
+        };
+        let server = dunning::app::start(
+            &config,
+            Arc::new(self.clock.clone()),
+            StartOptions {
+                background_tasks: false,
+                metrics: false,
+            },
+        )
+        .await
+        .expect("second replica starts");
+        let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to second replica");
+        (server, channel)
+    }
+
     /// A second organization's key on the same server.
     pub async fn other_organization(&self, name: &str) -> String {
         self.server()
