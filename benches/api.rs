@@ -13,13 +13,9 @@ mod support;
 
 use sea_orm::{ConnectionTrait, Database};
 
-use dunning::app::StartOptions;
-use dunning::clock::SystemClock;
-use dunning::config::Config;
 use dunning::proto::customer_service_client::CustomerServiceClient;
 use dunning::proto::invoice_service_client::InvoiceServiceClient;
 use dunning::proto::{self, get_overdue_balance_request};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -97,21 +93,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn run(label: &str, database_url: String) {
-    let config = Config {
-        database_url,
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    let server = dunning::app::start(
-        &config,
-        Arc::new(SystemClock),
-        StartOptions {
-            background_tasks: false,
-            metrics: false,
-        },
-    )
-    .await
-    .unwrap();
+    let vacuum_url = database_url.clone();
+    let server = support::start_server(database_url, |_| {}).await;
     let (_, key) = server
         .services()
         .create_organization("bench")
@@ -210,8 +193,8 @@ async fn run(label: &str, database_url: String) {
     let (counted, fresh) = measure(customers.clone(), key.clone(), request.clone()).await;
     // PostgreSQL right after a bulk load has no statistics and no visibility map yet; autovacuum
     // provides both within a minute or so. Measure that steady state too.
-    let settled = if config.database_url.starts_with("postgres") {
-        let db = Database::connect(&config.database_url).await.unwrap();
+    let settled = if vacuum_url.starts_with("postgres") {
+        let db = Database::connect(&vacuum_url).await.unwrap();
         db.execute_unprepared("VACUUM ANALYZE").await.unwrap();
         measure(customers.clone(), key.clone(), request.clone())
             .await

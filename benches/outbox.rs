@@ -11,36 +11,18 @@ mod smtp;
 
 mod support;
 
-use dunning::app::StartOptions;
-use dunning::clock::SystemClock;
-use dunning::config::Config;
 use dunning::domain::organization::{OrganizationField, QuietHours};
 use dunning::notify::templates::TemplateKind;
 use dunning::service::notifications::EmailRequest;
 use dunning::service::{Caller, CustomerRef};
-use std::sync::Arc;
 use std::time::Instant;
 
 const MESSAGES: usize = 3000;
 
 async fn run(label: &str, database_url: String) {
     let sink = smtp::SmtpServer::start().await;
-    let config = Config {
-        database_url,
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        smtp_url: Some(sink.url()),
-        ..Config::default()
-    };
-    let server = dunning::app::start(
-        &config,
-        Arc::new(SystemClock),
-        StartOptions {
-            background_tasks: false,
-            metrics: false,
-        },
-    )
-    .await
-    .unwrap();
+    let smtp_url = sink.url();
+    let server = support::start_server(database_url, |c| c.smtp_url = Some(smtp_url)).await;
     let services = server.services();
     let (_, key) = services.create_organization("bench").await.unwrap();
     let caller: Caller = services.authenticate(&key.plain_text).await.unwrap();

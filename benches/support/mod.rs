@@ -1,6 +1,34 @@
 //! What every benchmark shares: the databases it runs on.
 
+use dunning::app::{RunningServer, StartOptions};
+use dunning::clock::SystemClock;
+use dunning::config::Config;
 use sea_orm::{ConnectionTrait, Database};
+use std::sync::Arc;
+
+/// The real server on 127.0.0.1:0 with the wall clock and no background tasks (a benchmark
+/// drives the work itself); `configure` adjusts the configuration (SMTP, ...).
+pub async fn start_server(
+    database_url: String,
+    configure: impl FnOnce(&mut Config),
+) -> RunningServer {
+    let mut config = Config {
+        database_url,
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    configure(&mut config);
+    dunning::app::start(
+        &config,
+        Arc::new(SystemClock),
+        StartOptions {
+            background_tasks: false,
+            metrics: false,
+        },
+    )
+    .await
+    .expect("server starts")
+}
 
 /// A database a benchmark runs on, removed by `remove`.
 pub enum BenchDatabase {

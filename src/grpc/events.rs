@@ -67,7 +67,7 @@ pub fn event_to_proto(e: Event) -> proto::Event {
             payment_request_id,
         } => Payload::Notification(proto::NotificationEventPayload {
             notification_id,
-            kind: super::notifications::kind_name_to_proto(&template_kind) as i32,
+            kind: super::notifications::kind_to_proto(&template_kind) as i32,
             state: super::notifications::state_name_to_proto(&state) as i32,
             message_id,
             attempts,

@@ -35,7 +35,7 @@ pub fn kind_from_proto(field: &str, value: i32) -> Result<TemplateKind, Error> {
     })
 }
 
-fn kind_to_proto(kind: &str) -> proto::TemplateKind {
+pub fn kind_to_proto(kind: &str) -> proto::TemplateKind {
     use proto::TemplateKind as P;
     match TemplateKind::parse(kind) {
         Some(TemplateKind::FriendlyReminder) => P::FriendlyReminder,
@@ -62,10 +62,6 @@ pub fn state_name_to_proto(state: &str) -> proto::NotificationState {
     NotificationState::parse(state)
         .map(state_to_proto)
         .unwrap_or(proto::NotificationState::Unspecified)
-}
-
-pub fn kind_name_to_proto(kind: &str) -> proto::TemplateKind {
-    kind_to_proto(kind)
 }
 
 pub fn notification_to_proto(n: Notification) -> proto::Notification {

@@ -11,7 +11,7 @@ use crate::domain::invoice::{
 use crate::domain::money::Currency;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
-use crate::storage::{Conn, Connection, InvoiceFilter};
+use crate::storage::{Conn, Connection, InvoiceFilter, InvoiceKey};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;
@@ -88,19 +88,21 @@ fn invoice_not_found(key: &InvoiceRef) -> Error {
     Error::not_found("INVOICE_NOT_FOUND", format!("no invoice with {shown}"))
 }
 
+/// Loads an invoice of the caller's organization or answers NOT_FOUND; with `lock`, holds it
+/// for the rest of the transaction.
 async fn load_invoice<C: Connection>(
     conn: &Conn<C>,
     caller: Caller,
     key: &InvoiceRef,
+    lock: bool,
 ) -> Result<Invoice, Error> {
-    let found = match key {
-        InvoiceRef::Id(id) => conn.find_invoice(caller.organization_id, *id).await?,
-        InvoiceRef::ExternalId(ext) => {
-            conn.find_invoice_by_external_id(caller.organization_id, ext)
-                .await?
-        }
+    let storage_key = match key {
+        InvoiceRef::Id(id) => InvoiceKey::Id(*id),
+        InvoiceRef::ExternalId(ext) => InvoiceKey::ExternalId(ext),
     };
-    found.ok_or_else(|| invoice_not_found(key))
+    conn.find_invoice(caller.organization_id, storage_key, lock)
+        .await?
+        .ok_or_else(|| invoice_not_found(key))
 }
 
 /// The reason code and gRPC class of a refused invoice change.
@@ -309,7 +311,7 @@ impl Services {
         caller: Caller,
         key: &InvoiceRef,
     ) -> Result<InvoiceView, Error> {
-        let invoice = load_invoice(&self.store, caller, key).await?;
+        let invoice = load_invoice(&self.store, caller, key, false).await?;
         self.view(&self.store, caller, invoice).await
     }
 
@@ -385,9 +387,7 @@ impl Services {
         payment: NewPayment,
     ) -> Result<(InvoiceView, Payment), Error> {
         let tx = self.store.begin().await?;
-        let mut invoice = load_invoice(&tx, caller, key).await?;
-        tx.lock_invoice(invoice.id).await?;
-        invoice = load_invoice(&tx, caller, &InvoiceRef::Id(invoice.id)).await?;
+        let mut invoice = load_invoice(&tx, caller, key, true).await?;
         if let Some(existing) = tx
             .find_payment_by_external_id(caller.organization_id, &payment.external_id)
             .await?
@@ -511,9 +511,7 @@ impl Services {
         change: impl FnOnce(&mut Invoice, DateTime<Utc>) -> Result<(), Error>,
     ) -> Result<InvoiceView, Error> {
         let tx = self.store.begin().await?;
-        let found = load_invoice(&tx, caller, key).await?;
-        tx.lock_invoice(found.id).await?;
-        let mut invoice = load_invoice(&tx, caller, &InvoiceRef::Id(found.id)).await?;
+        let mut invoice = load_invoice(&tx, caller, key, true).await?;
         let before = invoice.clone();
         let now = self.now();
         change(&mut invoice, now)?;
@@ -546,7 +544,7 @@ impl Services {
         key: &InvoiceRef,
         page: &PageRequest,
     ) -> Result<(Vec<Payment>, String), Error> {
-        let invoice = load_invoice(&self.store, caller, key).await?;
+        let invoice = load_invoice(&self.store, caller, key, false).await?;
         let after = page.after_id(&invoice.id)?;
         let rows = self
             .store

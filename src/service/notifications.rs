@@ -384,6 +384,7 @@ impl Services {
             .store
             .claim_notifications(&ids, now, now + SEND_LEASE)
             .await?;
+        let won: std::collections::HashSet<Uuid> = won.into_iter().collect();
         let claimed: Vec<Notification> = due.into_iter().filter(|n| won.contains(&n.id)).collect();
         let attempted = claimed.len();
         let concurrency = mailer.concurrency().max(1);

@@ -2,8 +2,10 @@
 
 use super::Services;
 use crate::domain::event::{EventType, NewEvent};
+use crate::domain::invoice::Invoice;
 use crate::error::Error;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
 
 /// Invoices handled per transaction.
 const BATCH: u64 = 500;
@@ -19,33 +21,39 @@ impl Services {
             let tx = self.store.begin().await?;
             let due = tx.invoices_to_announce_overdue(now, BATCH).await?;
             let fetched = due.len();
-            let mut customer_ids: Vec<_> = due
-                .iter()
-                .map(|i| (i.organization_id, i.customer_id))
-                .collect();
-            customer_ids.sort();
-            customer_ids.dedup();
-            let mut external_ids = HashMap::new();
-            for (organization_id, customer_id) in customer_ids {
-                if let Some(c) = tx.find_customer(organization_id, customer_id).await? {
-                    external_ids.insert(customer_id, c.external_id);
-                }
-            }
+            // One customer lookup and one event append per organization, not per invoice.
+            let mut by_organization: BTreeMap<Uuid, Vec<Invoice>> = BTreeMap::new();
             for invoice in due {
-                if tx.mark_overdue_announced(invoice.id).await? {
-                    let customer_external_id = external_ids
-                        .get(&invoice.customer_id)
-                        .map(String::as_str)
-                        .unwrap_or_default();
-                    let event = NewEvent::invoice(
-                        EventType::InvoiceOverdue,
-                        &invoice,
-                        customer_external_id,
-                        now,
-                    );
-                    tx.append_events(invoice.organization_id, &[event]).await?;
-                    announced += 1;
+                by_organization
+                    .entry(invoice.organization_id)
+                    .or_default()
+                    .push(invoice);
+            }
+            for (organization_id, invoices) in by_organization {
+                let customer_ids: Vec<Uuid> = invoices.iter().map(|i| i.customer_id).collect();
+                let external_ids: HashMap<Uuid, String> = tx
+                    .find_customers_by_ids(organization_id, &customer_ids)
+                    .await?
+                    .into_iter()
+                    .map(|c| (c.id, c.external_id))
+                    .collect();
+                let mut events = Vec::new();
+                for invoice in invoices {
+                    if tx.mark_overdue_announced(invoice.id).await? {
+                        let customer_external_id = external_ids
+                            .get(&invoice.customer_id)
+                            .map(String::as_str)
+                            .unwrap_or_default();
+                        events.push(NewEvent::invoice(
+                            EventType::InvoiceOverdue,
+                            &invoice,
+                            customer_external_id,
+                            now,
+                        ));
+                    }
                 }
+                announced += events.len();
+                tx.append_events(organization_id, &events).await?;
             }
             tx.commit().await?;
             if (fetched as u64) < BATCH {

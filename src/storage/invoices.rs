@@ -14,6 +14,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+/// How an invoice is addressed.
+#[derive(Debug, Clone, Copy)]
+pub enum InvoiceKey<'a> {
+    Id(Uuid),
+    ExternalId(&'a str),
+}
+
 /// Filters of ListInvoices.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvoiceFilter {
@@ -36,50 +43,30 @@ fn overdue_condition(now: DateTime<Utc>) -> Condition {
 }
 
 impl<C: ConnectionTrait> Conn<C> {
+    /// An invoice of the organization by id or external id. With `lock`, its row lock is held
+    /// until the transaction ends (PostgreSQL), so concurrent payments and changes of one
+    /// invoice apply one after the other; SQLite transactions are already serialised.
     pub async fn find_invoice(
         &self,
         organization_id: Uuid,
-        id: Uuid,
+        key: InvoiceKey<'_>,
+        lock: bool,
     ) -> Result<Option<Invoice>, Error> {
-        invoice::Entity::find_by_id(id)
-            .filter(invoice::Column::OrganizationId.eq(organization_id))
-            .one(&self.conn)
-            .await
-            .map_err(db_error)?
-            .map(from_model)
-            .transpose()
-    }
-
-    pub async fn find_invoice_by_external_id(
-        &self,
-        organization_id: Uuid,
-        external_id: &str,
-    ) -> Result<Option<Invoice>, Error> {
-        invoice::Entity::find()
-            .filter(invoice::Column::OrganizationId.eq(organization_id))
-            .filter(invoice::Column::ExternalId.eq(external_id))
-            .one(&self.conn)
-            .await
-            .map_err(db_error)?
-            .map(from_model)
-            .transpose()
-    }
-
-    /// Holds the invoice's row lock until the transaction ends (PostgreSQL), so concurrent
-    /// payments and syncs of one invoice apply one after the other. SQLite transactions are
-    /// already serialised.
-    pub async fn lock_invoice(&self, id: Uuid) -> Result<(), Error> {
-        if self.backend() == super::Backend::Postgres {
-            invoice::Entity::find_by_id(id)
-                .select_only()
-                .column(invoice::Column::Id)
-                .lock_exclusive()
-                .into_tuple::<Uuid>()
-                .one(&self.conn)
-                .await
-                .map_err(db_error)?;
+        let mut query =
+            invoice::Entity::find().filter(invoice::Column::OrganizationId.eq(organization_id));
+        query = match key {
+            InvoiceKey::Id(id) => query.filter(invoice::Column::Id.eq(id)),
+            InvoiceKey::ExternalId(ext) => query.filter(invoice::Column::ExternalId.eq(ext)),
+        };
+        if lock && self.backend() == super::Backend::Postgres {
+            query = query.lock_exclusive();
         }
-        Ok(())
+        query
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(from_model)
+            .transpose()
     }
 
     /// The invoices with these external ids (those that exist), locked for this transaction

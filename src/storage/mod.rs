@@ -11,7 +11,7 @@ mod organizations;
 
 pub use customers::CustomerFilter;
 pub use events::{EventFilter, EventWakeup};
-pub use invoices::InvoiceFilter;
+pub use invoices::{InvoiceFilter, InvoiceKey};
 pub use notifications::{NotificationFilter, StoredTemplate};
 pub use organizations::ApiKeyRecord;
 
@@ -117,11 +117,6 @@ impl Store {
             appended_events: Default::default(),
             url: self.url.clone(),
         })
-    }
-
-    /// Checks that the database answers.
-    pub async fn ping(&self) -> Result<(), Error> {
-        self.conn.ping().await.map_err(db_error)
     }
 
     pub async fn close(self) {
