@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::notify::transport::{FileMailer, Mailer, SmtpMailer};
+use crate::payments::Providers;
 use crate::service::Services;
 use crate::storage::Store;
 use std::future::Future;
@@ -23,6 +24,7 @@ pub struct RunningServer {
     pub metrics_addr: Option<SocketAddr>,
     services: Services,
     mailer: Arc<dyn Mailer>,
+    providers: Providers,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
@@ -36,6 +38,11 @@ impl RunningServer {
     /// The transport the outbox delivers through.
     pub fn mailer(&self) -> &Arc<dyn Mailer> {
         &self.mailer
+    }
+
+    /// The payment providers payment requests are charged through.
+    pub fn payment_providers(&self) -> &Providers {
+        &self.providers
     }
 
     /// Stops accepting requests, lets in-flight requests finish, stops background tasks.
@@ -69,6 +76,7 @@ pub async fn start(
     let store = Store::connect(&config.database_url).await?;
     let services = Services::new(store, clock);
     let mailer = mailer(config)?;
+    let providers = Providers::new(config.payment_timeout).map_err(Error::Unavailable)?;
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
@@ -104,9 +112,32 @@ pub async fn start(
             config.overdue_scan_interval,
             stopped.clone(),
         )));
-        background.push(tokio::spawn(outbox_worker(
-            services.clone(),
-            mailer.clone(),
+        let (outbox, outbox_mailer) = (services.clone(), mailer.clone());
+        let outbox_signal = services.clone();
+        background.push(tokio::spawn(worker(
+            "outbox delivery",
+            move || {
+                let (services, mailer) = (outbox.clone(), outbox_mailer.clone());
+                async move { services.deliver_due_notifications(&mailer).await }
+            },
+            move || {
+                let services = outbox_signal.clone();
+                async move { services.outbox_changed().await }
+            },
+            stopped.clone(),
+        )));
+        let (payments, payment_providers) = (services.clone(), providers.clone());
+        let payment_signal = services.clone();
+        background.push(tokio::spawn(worker(
+            "payment requests",
+            move || {
+                let (services, providers) = (payments.clone(), payment_providers.clone());
+                async move { services.process_due_payment_requests(&providers).await }
+            },
+            move || {
+                let services = payment_signal.clone();
+                async move { services.payment_requests_changed().await }
+            },
             stopped.clone(),
         )));
     }
@@ -129,6 +160,7 @@ pub async fn start(
         metrics_addr,
         services,
         mailer,
+        providers,
         stop,
         server,
         background,
@@ -199,22 +231,31 @@ fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, Error> {
     })
 }
 
-/// Delivers due notifications: woken when one is queued, and every second for those waiting
-/// for a retry or for the customer's sending window. Failures are logged and retried.
-async fn outbox_worker(
-    services: Services,
-    mailer: Arc<dyn Mailer>,
+/// Runs a background worker until stopped: a round of work, then (unless the round did
+/// something, which may have left more due) a wait for `wake` or a one-second tick for work
+/// that became due with time. Failures (database down) are logged and retried; the loop never
+/// exits on its own.
+async fn worker<R, RF, W, WF>(
+    name: &'static str,
+    round: R,
+    wake: W,
     mut stopped: watch::Receiver<bool>,
-) {
+) where
+    R: Fn() -> RF,
+    RF: Future<Output = Result<usize, Error>>,
+    W: Fn() -> WF,
+    WF: Future<Output = ()>,
+{
     loop {
-        match services.deliver_due_notifications(&mailer).await {
-            // A full round may have left more due work behind.
+        match round().await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "outbox delivery failed; retrying"),
+            Err(e) => {
+                tracing::warn!(worker = name, error = %e, "background round failed; retrying")
+            }
         }
         tokio::select! {
-            _ = services.outbox_changed() => {}
+            _ = wake() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }

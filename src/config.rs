@@ -33,6 +33,10 @@ pub struct Config {
     /// How often the overdue scanner looks for invoices whose due date has passed.
     #[serde(with = "seconds")]
     pub overdue_scan_interval: Duration,
+    /// How long a charge request to an organization's payments service (`http` provider) may
+    /// take; past it the outcome is unknown and the charge is retried with the same key.
+    #[serde(with = "seconds")]
+    pub payment_timeout: Duration,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             outbox_dir: PathBuf::from("./outbox"),
             log_format: LogFormat::Text,
             overdue_scan_interval: Duration::from_secs(30),
+            payment_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -131,6 +136,18 @@ impl Config {
                 ))
             })?;
             self.overdue_scan_interval = Duration::from_secs(secs);
+        }
+        if let Some(v) = var("DUNNING_PAYMENT_TIMEOUT_SECONDS") {
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| (1..=300).contains(s))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "DUNNING_PAYMENT_TIMEOUT_SECONDS={v}: expected 1 to 300"
+                    ))
+                })?;
+            self.payment_timeout = Duration::from_secs(secs);
         }
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")

@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod metrics;
 pub mod notify;
+pub mod payments;
 pub mod service;
 pub mod storage;
 

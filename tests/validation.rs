@@ -657,17 +657,13 @@ async fn malformed_requests_are_refused_with_the_field_named(s: &TestServer) {
 
 async fn later_capabilities_answer_unimplemented(s: &TestServer) {
     let status = assert_error(
-        s.payment_requests()
-            .get_payment_request(proto::GetPaymentRequestRequest::default())
+        s.dunning()
+            .get_collections_report(proto::GetCollectionsReportRequest::default())
             .await,
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
     );
-    assert!(
-        status.message().contains("payment requests"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().contains("dunning"), "{}", status.message());
     assert_error(
         s.dunning()
             .list_policies(proto::ListPoliciesRequest::default())

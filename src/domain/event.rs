@@ -20,6 +20,15 @@ pub enum EventType {
     NotificationSent,
     NotificationFailed,
     NotificationSuppressed,
+    PaymentAttempted,
+    PaymentSucceeded,
+    PaymentFailed,
+    PaymentRequestCreated,
+    PaymentRequestAmountChanged,
+    PaymentRequestSettled,
+    PaymentRequestFailed,
+    PaymentRequestSuperseded,
+    PaymentRequestCanceled,
 }
 
 impl EventType {
@@ -37,6 +46,15 @@ impl EventType {
             Self::NotificationSent => "notification.sent",
             Self::NotificationFailed => "notification.failed",
             Self::NotificationSuppressed => "notification.suppressed",
+            Self::PaymentAttempted => "payment.attempted",
+            Self::PaymentSucceeded => "payment.succeeded",
+            Self::PaymentFailed => "payment.failed",
+            Self::PaymentRequestCreated => "payment_request.created",
+            Self::PaymentRequestAmountChanged => "payment_request.amount_changed",
+            Self::PaymentRequestSettled => "payment_request.settled",
+            Self::PaymentRequestFailed => "payment_request.failed",
+            Self::PaymentRequestSuperseded => "payment_request.superseded",
+            Self::PaymentRequestCanceled => "payment_request.canceled",
         }
     }
 }
@@ -75,6 +93,28 @@ pub enum EventPayload {
         error: String,
         suppressed_reason: String,
         payment_request_id: String,
+    },
+    PaymentAttempt {
+        payment_request_id: String,
+        provider: String,
+        amount: String,
+        currency_code: String,
+        idempotency_key: String,
+        invoice_external_ids: Vec<String>,
+        decline_code: String,
+        decline_message: String,
+        hard_decline: bool,
+        provider_reference: String,
+    },
+    PaymentRequest {
+        payment_request_id: String,
+        /// Status after the change, as `PaymentRequestStatus::as_str`.
+        status: String,
+        amount: String,
+        currency_code: String,
+        invoice_external_ids: Vec<String>,
+        superseded_by_id: String,
+        payment_link: String,
     },
 }
 
@@ -140,6 +180,75 @@ impl NewEvent {
             *reason = why.to_owned();
         }
         self
+    }
+
+    /// A payment request event carrying a snapshot of the request after the change.
+    pub fn payment_request(
+        event_type: EventType,
+        request: &super::payment_request::PaymentRequest,
+        at: DateTime<Utc>,
+    ) -> NewEvent {
+        NewEvent {
+            event_type,
+            occurred_at: at,
+            customer_id: Some(request.customer_id),
+            customer_external_id: request.customer_external_id.clone(),
+            invoice_id: None,
+            invoice_external_id: String::new(),
+            process_id: request.process_id,
+            payload: EventPayload::PaymentRequest {
+                payment_request_id: request.id.to_string(),
+                status: request.status.as_str().into(),
+                amount: request.currency.format(request.amount_minor),
+                currency_code: request.currency.code().into(),
+                invoice_external_ids: request
+                    .invoices
+                    .iter()
+                    .map(|i| i.external_id.clone())
+                    .collect(),
+                superseded_by_id: request
+                    .superseded_by
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                payment_link: request.payment_link.clone(),
+            },
+        }
+    }
+
+    /// A charge event of a payment request: attempted, succeeded, or failed with `decline`.
+    pub fn payment_attempt(
+        event_type: EventType,
+        request: &super::payment_request::PaymentRequest,
+        provider: &str,
+        decline: Option<&super::payment_request::Decline>,
+        at: DateTime<Utc>,
+    ) -> NewEvent {
+        let decline = decline.cloned().unwrap_or_default();
+        NewEvent {
+            event_type,
+            occurred_at: at,
+            customer_id: Some(request.customer_id),
+            customer_external_id: request.customer_external_id.clone(),
+            invoice_id: None,
+            invoice_external_id: String::new(),
+            process_id: request.process_id,
+            payload: EventPayload::PaymentAttempt {
+                payment_request_id: request.id.to_string(),
+                provider: provider.to_owned(),
+                amount: request.currency.format(request.amount_minor),
+                currency_code: request.currency.code().into(),
+                idempotency_key: request.charge_idempotency_key.clone(),
+                invoice_external_ids: request
+                    .invoices
+                    .iter()
+                    .map(|i| i.external_id.clone())
+                    .collect(),
+                decline_code: decline.code,
+                decline_message: decline.message,
+                hard_decline: decline.hard,
+                provider_reference: request.provider_reference.clone(),
+            },
+        }
     }
 
     /// A customer event.

@@ -7,4 +7,6 @@ pub mod money;
 pub mod notification;
 pub mod organization;
 pub mod overdue;
+pub mod payment_request;
+pub mod signature;
 pub mod validation;

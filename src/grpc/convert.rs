@@ -109,6 +109,14 @@ pub fn invoice_ref(
     })
 }
 
+/// The optional customer filter of a list request (`customer_id` or `customer_external_id`).
+pub fn customer_filter(id: &str, external_id: &str) -> Result<Option<CustomerRef>, Error> {
+    if id.is_empty() && external_id.is_empty() {
+        return Ok(None);
+    }
+    customer_ref(Some(id), Some(external_id), "customer_").map(Some)
+}
+
 enum Key {
     Id(Uuid),
     External(String),

@@ -3,6 +3,7 @@
 use super::convert::{self, timestamp};
 use crate::domain::event::{Event, EventPayload};
 use crate::domain::invoice::InvoiceState;
+use crate::domain::payment_request::PaymentRequestStatus;
 use crate::domain::validation;
 use crate::error::Error;
 use crate::proto;
@@ -74,6 +75,48 @@ pub fn event_to_proto(e: Event) -> proto::Event {
             error,
             suppressed_reason,
             payment_request_id,
+        }),
+        EventPayload::PaymentAttempt {
+            payment_request_id,
+            provider,
+            amount,
+            currency_code,
+            idempotency_key,
+            invoice_external_ids,
+            decline_code,
+            decline_message,
+            hard_decline,
+            provider_reference,
+        } => Payload::PaymentAttempt(proto::PaymentAttemptEventPayload {
+            payment_request_id,
+            provider,
+            amount,
+            currency_code,
+            idempotency_key,
+            invoice_external_ids,
+            decline_code,
+            decline_message,
+            hard_decline,
+            provider_reference,
+        }),
+        EventPayload::PaymentRequest {
+            payment_request_id,
+            status,
+            amount,
+            currency_code,
+            invoice_external_ids,
+            superseded_by_id,
+            payment_link,
+        } => Payload::PaymentRequest(proto::PaymentRequestEventPayload {
+            payment_request_id,
+            status: PaymentRequestStatus::parse(&status)
+                .map(super::payment_requests::status_to_proto)
+                .unwrap_or(proto::PaymentRequestStatus::Unspecified) as i32,
+            amount,
+            currency_code,
+            invoice_external_ids,
+            superseded_by_id,
+            payment_link,
         }),
     };
     let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();

@@ -7,7 +7,6 @@ use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
 use crate::proto::invoice_service_server::InvoiceService;
-use crate::service::CustomerRef;
 use crate::service::invoices::{InvoiceFlags, InvoiceQuery, InvoiceView, NewPayment};
 use crate::storage::InvoiceFilter;
 use std::collections::HashMap;
@@ -246,20 +245,7 @@ impl InvoiceService for Api {
         let req = request.into_inner();
         let page = convert::page(req.page_size, req.page_token)?;
         let mut v = Violations::new();
-        let customer = if !req.customer_id.is_empty() {
-            Some(CustomerRef::Id(convert::uuid(
-                "customer_id",
-                &req.customer_id,
-            )?))
-        } else if !req.customer_external_id.is_empty() {
-            v.check(
-                "customer_external_id",
-                validation::external_id(&req.customer_external_id),
-            )
-            .map(CustomerRef::ExternalId)
-        } else {
-            None
-        };
+        let customer = convert::customer_filter(&req.customer_id, &req.customer_external_id)?;
         let state = match proto::InvoiceState::try_from(req.state) {
             Ok(proto::InvoiceState::Unspecified) => None,
             Ok(proto::InvoiceState::Open) => Some(InvoiceState::Open),

@@ -8,7 +8,6 @@ use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::notify::templates::{TemplateKind, TemplateSource};
 use crate::proto;
-use crate::service::CustomerRef;
 use crate::service::notifications::EmailRequest;
 use crate::storage::{NotificationFilter, StoredTemplate};
 use tonic::{Request, Response, Status};
@@ -179,20 +178,7 @@ pub async fn list(
     let caller = authenticate(&api.services, &request).await?;
     let req = request.into_inner();
     let page = convert::page(req.page_size, req.page_token)?;
-    let customer = if !req.customer_id.is_empty() {
-        Some(CustomerRef::Id(convert::uuid(
-            "customer_id",
-            &req.customer_id,
-        )?))
-    } else if !req.customer_external_id.is_empty() {
-        Some(convert::customer_ref(
-            None,
-            Some(&req.customer_external_id),
-            "customer_",
-        )?)
-    } else {
-        None
-    };
+    let customer = convert::customer_filter(&req.customer_id, &req.customer_external_id)?;
     let state = match proto::NotificationState::try_from(req.state) {
         Ok(proto::NotificationState::Unspecified) => None,
         Ok(proto::NotificationState::Queued) => Some(NotificationState::Queued),

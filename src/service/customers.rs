@@ -57,10 +57,7 @@ impl Services {
         request_id: Option<String>,
     ) -> Result<Customer, Error> {
         let tx = self.store.begin().await?;
-        let org = tx
-            .find_organization(caller.organization_id)
-            .await?
-            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))?;
+        let org = super::organizations::load_organization(&tx, caller).await?;
         details.timezone = timezone.unwrap_or(org.settings.timezone);
         let request_fingerprint = fingerprint(&(&external_id, &details));
         if let Some(request_id) = &request_id
@@ -206,6 +203,10 @@ impl Services {
             now,
         )];
         events.extend(self.forget_notifications(&tx, &customer, now).await?);
+        events.extend(
+            self.cancel_payment_requests_of_customer(&tx, &customer, now)
+                .await?,
+        );
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(customer)

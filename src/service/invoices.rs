@@ -28,7 +28,7 @@ pub struct InvoiceView {
 }
 
 impl InvoiceView {
-    fn new(invoice: Invoice, customer: &Customer, as_of: DateTime<Utc>) -> Self {
+    pub(crate) fn new(invoice: Invoice, customer: &Customer, as_of: DateTime<Utc>) -> Self {
         Self {
             invoice,
             customer_external_id: customer.external_id.clone(),
@@ -174,6 +174,60 @@ fn change_events(
     events
 }
 
+/// Records `payment` against a locked `invoice` and saves both; returns the payment and the
+/// events it calls for (`payment.recorded`, and `invoice.paid` when nothing is left due).
+pub(crate) async fn pay_invoice<C: Connection>(
+    conn: &Conn<C>,
+    invoice: &mut Invoice,
+    customer_external_id: &str,
+    payment: NewPayment,
+    now: DateTime<Utc>,
+) -> Result<(Payment, Vec<NewEvent>), Error> {
+    let paid_at = payment.paid_at.unwrap_or(now);
+    let before = invoice.state;
+    invoice
+        .record_payment(payment.currency, payment.amount_minor, paid_at, now)
+        .map_err(rule_error)?;
+    let recorded = Payment {
+        id: Uuid::now_v7(),
+        organization_id: invoice.organization_id,
+        invoice_id: invoice.id,
+        external_id: payment.external_id,
+        currency: payment.currency,
+        amount_minor: payment.amount_minor,
+        paid_at,
+        reference: payment.reference,
+        created_at: now,
+    };
+    conn.save_invoices(&[], std::slice::from_ref(invoice))
+        .await?;
+    conn.insert_payment(&recorded).await?;
+    let mut events = vec![NewEvent {
+        event_type: EventType::PaymentRecorded,
+        occurred_at: now,
+        customer_id: Some(invoice.customer_id),
+        customer_external_id: customer_external_id.to_owned(),
+        invoice_id: Some(invoice.id),
+        invoice_external_id: invoice.external_id.clone(),
+        process_id: None,
+        payload: EventPayload::Payment {
+            payment_external_id: recorded.external_id.clone(),
+            amount: recorded.currency.format(recorded.amount_minor),
+            currency_code: recorded.currency.code().into(),
+            invoice_amount_due: invoice.currency.format(invoice.amount_due_minor()),
+        },
+    }];
+    if invoice.state == InvoiceState::Paid && before != InvoiceState::Paid {
+        events.push(NewEvent::invoice(
+            EventType::InvoicePaid,
+            invoice,
+            customer_external_id,
+            now,
+        ));
+    }
+    Ok((recorded, events))
+}
+
 impl Services {
     /// Applies a batch of invoice syncs all-or-nothing. `path(i)` names item `i` in errors
     /// (`invoice` or `invoices[3]`).
@@ -200,7 +254,7 @@ impl Services {
             .collect();
         let invoice_ids: Vec<String> = syncs.iter().map(|s| s.external_id.clone()).collect();
         let mut existing: HashMap<String, Invoice> = tx
-            .find_invoices_by_external_ids(org_id, &invoice_ids)
+            .find_invoices_by_external_ids(org_id, &invoice_ids, true)
             .await?
             .into_iter()
             .map(|i| (i.external_id.clone(), i))
@@ -300,6 +354,10 @@ impl Services {
         }
         if !created.is_empty() || !updated.is_empty() {
             tx.save_invoices(&created, &updated).await?;
+            events.extend(
+                self.reconcile_payment_requests(&tx, caller, &updated)
+                    .await?,
+            );
             tx.append_events(org_id, &events).await?;
             tx.commit().await?;
         }
@@ -325,7 +383,7 @@ impl Services {
         Ok(InvoiceView::new(invoice, &customer, self.now()))
     }
 
-    async fn views(
+    pub(crate) async fn views(
         &self,
         caller: Caller,
         invoices: Vec<Invoice>,
@@ -407,50 +465,14 @@ impl Services {
             return Ok((self.view(&tx, caller, invoice).await?, existing));
         }
         let now = self.now();
-        let paid_at = payment.paid_at.unwrap_or(now);
-        let before = invoice.clone();
-        invoice
-            .record_payment(payment.currency, payment.amount_minor, paid_at, now)
-            .map_err(rule_error)?;
-        let recorded = Payment {
-            id: Uuid::now_v7(),
-            organization_id: caller.organization_id,
-            invoice_id: invoice.id,
-            external_id: payment.external_id,
-            currency: payment.currency,
-            amount_minor: payment.amount_minor,
-            paid_at,
-            reference: payment.reference,
-            created_at: now,
-        };
-        tx.save_invoices(&[], std::slice::from_ref(&invoice))
-            .await?;
-        tx.insert_payment(&recorded).await?;
-        let view = self.view(&tx, caller, invoice).await?;
-        let invoice = &view.invoice;
-        let mut events = vec![NewEvent {
-            event_type: EventType::PaymentRecorded,
-            occurred_at: now,
-            customer_id: Some(invoice.customer_id),
-            customer_external_id: view.customer_external_id.clone(),
-            invoice_id: Some(invoice.id),
-            invoice_external_id: invoice.external_id.clone(),
-            process_id: None,
-            payload: EventPayload::Payment {
-                payment_external_id: recorded.external_id.clone(),
-                amount: recorded.currency.format(recorded.amount_minor),
-                currency_code: recorded.currency.code().into(),
-                invoice_amount_due: invoice.currency.format(invoice.amount_due_minor()),
-            },
-        }];
-        if invoice.state == InvoiceState::Paid && before.state != InvoiceState::Paid {
-            events.push(NewEvent::invoice(
-                EventType::InvoicePaid,
-                invoice,
-                &view.customer_external_id,
-                now,
-            ));
-        }
+        let customer = load_customer(&tx, caller, &CustomerRef::Id(invoice.customer_id)).await?;
+        let (recorded, mut events) =
+            pay_invoice(&tx, &mut invoice, &customer.external_id, payment, now).await?;
+        events.extend(
+            self.reconcile_payment_requests(&tx, caller, std::slice::from_ref(&invoice))
+                .await?,
+        );
+        let view = InvoiceView::new(invoice, &customer, now);
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok((view, recorded))
@@ -523,7 +545,7 @@ impl Services {
         tx.save_invoices(&[], std::slice::from_ref(&invoice))
             .await?;
         let view = self.view(&tx, caller, invoice).await?;
-        let events = change_events(
+        let mut events = change_events(
             Some(&before),
             &view.invoice,
             &view.customer_external_id,
@@ -532,6 +554,10 @@ impl Services {
         .into_iter()
         .map(|e| e.with_reason(reason))
         .collect::<Vec<_>>();
+        events.extend(
+            self.reconcile_payment_requests(&tx, caller, std::slice::from_ref(&view.invoice))
+                .await?,
+        );
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(view)

@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod organizations;
 pub mod overdue;
 pub mod paging;
+pub mod payment_requests;
 
 use crate::clock::Clock;
 use crate::storage::Store;
@@ -28,6 +29,8 @@ pub struct Services {
     clock: Arc<dyn Clock>,
     /// Wakes the outbox worker when a notification is queued.
     outbox_signal: Arc<tokio::sync::Notify>,
+    /// Wakes the payment worker when a payment request is created.
+    payment_signal: Arc<tokio::sync::Notify>,
     /// Set when the server shuts down: event streams end so clients can resume elsewhere.
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -38,6 +41,7 @@ impl Services {
             store,
             clock,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            payment_signal: Arc::new(tokio::sync::Notify::new()),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }

@@ -180,10 +180,7 @@ impl Services {
         caller: Caller,
         request: &EmailRequest,
     ) -> Result<ComposedEmail, Error> {
-        let org = conn
-            .find_organization(caller.organization_id)
-            .await?
-            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))?;
+        let org = super::organizations::load_organization(conn, caller).await?;
         let customer = load_customer(conn, caller, &request.customer).await?;
         if customer.is_deleted() {
             return Err(Error::precondition(
@@ -204,6 +201,7 @@ impl Services {
             conn.find_invoices_by_external_ids(
                 caller.organization_id,
                 &request.invoice_external_ids,
+                false,
             )
             .await?
         };

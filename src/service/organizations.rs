@@ -3,13 +3,21 @@
 use super::{Caller, Services};
 use crate::domain::organization::{Organization, OrganizationField, OrganizationSettings};
 use crate::error::Error;
+use crate::storage::{Conn, Connection};
+
+/// The caller's organization (gone only if it was deleted under a live key).
+pub(crate) async fn load_organization<C: Connection>(
+    conn: &Conn<C>,
+    caller: Caller,
+) -> Result<Organization, Error> {
+    conn.find_organization(caller.organization_id)
+        .await?
+        .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))
+}
 
 impl Services {
     pub async fn get_organization(&self, caller: Caller) -> Result<Organization, Error> {
-        self.store
-            .find_organization(caller.organization_id)
-            .await?
-            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))
+        load_organization(&self.store, caller).await
     }
 
     /// Changes the listed settings.
@@ -20,10 +28,7 @@ impl Services {
         fields: &[OrganizationField],
     ) -> Result<Organization, Error> {
         let tx = self.store.begin().await?;
-        let mut org = tx
-            .find_organization(caller.organization_id)
-            .await?
-            .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))?;
+        let mut org = load_organization(&tx, caller).await?;
         let before = org.settings.clone();
         org.settings.apply(update, fields);
         if org.settings != before {

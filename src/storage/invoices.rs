@@ -69,18 +69,44 @@ impl<C: ConnectionTrait> Conn<C> {
             .transpose()
     }
 
-    /// The invoices with these external ids (those that exist), locked for this transaction
-    /// on PostgreSQL.
+    /// The invoices with these external ids (those that exist); with `lock`, locked for this
+    /// transaction on PostgreSQL.
     pub async fn find_invoices_by_external_ids(
         &self,
         organization_id: Uuid,
         external_ids: &[String],
+        lock: bool,
     ) -> Result<Vec<Invoice>, Error> {
-        self.models_by_external_ids::<invoice::Entity>(organization_id, external_ids, true)
+        self.models_by_external_ids::<invoice::Entity>(organization_id, external_ids, lock)
             .await?
             .into_iter()
             .map(from_model)
             .collect()
+    }
+
+    /// The invoices of the organization with these ids (those that exist), in id order. With
+    /// `lock`, their row locks are held until the transaction ends (PostgreSQL); taking them in
+    /// id order keeps two transactions locking overlapping sets from deadlocking.
+    pub async fn find_invoices_by_ids(
+        &self,
+        organization_id: Uuid,
+        ids: &[Uuid],
+        lock: bool,
+    ) -> Result<Vec<Invoice>, Error> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::rows_per_statement(1)) {
+            let mut query = invoice::Entity::find()
+                .filter(invoice::Column::OrganizationId.eq(organization_id))
+                .filter(invoice::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(invoice::Column::Id);
+            if lock && self.backend() == super::Backend::Postgres {
+                query = query.lock_exclusive();
+            }
+            for model in query.all(&self.conn).await.map_err(db_error)? {
+                out.push(from_model(model)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Inserts new invoices (plain multi-row inserts: no conflict handling to pay for) and

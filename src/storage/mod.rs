@@ -8,12 +8,14 @@ mod idempotency;
 mod invoices;
 mod notifications;
 mod organizations;
+mod payment_requests;
 
 pub use customers::CustomerFilter;
 pub use events::{EventFilter, EventWakeup};
 pub use invoices::{InvoiceFilter, InvoiceKey};
 pub use notifications::{NotificationFilter, StoredTemplate};
 pub use organizations::ApiKeyRecord;
+pub use payment_requests::PaymentRequestFilter;
 
 use crate::error::Error;
 use chrono::{DateTime, Utc};

@@ -2,6 +2,7 @@
 //! (SQLite file or PostgreSQL database), and tonic clients over TCP.
 #![allow(dead_code)]
 
+pub mod payments;
 pub mod smtp;
 
 use chrono::{DateTime, Utc};
@@ -181,6 +182,8 @@ impl TestServer {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
             outbox_dir: outbox_dir.clone(),
+            // The test payments service's slow answers are "unknown outcomes" well before this.
+            payment_timeout: std::time::Duration::from_millis(500),
             ..Config::default()
         };
         configure(&mut config);
@@ -307,6 +310,16 @@ impl TestServer {
         server
             .services()
             .deliver_due_notifications(server.mailer())
+            .await
+            .unwrap()
+    }
+
+    /// Runs one round of the payment request worker; returns the requests worked on.
+    pub async fn process_payments(&self) -> usize {
+        let server = self.server();
+        server
+            .services()
+            .process_due_payment_requests(server.payment_providers())
             .await
             .unwrap()
     }

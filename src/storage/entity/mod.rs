@@ -9,4 +9,6 @@ pub mod invoice;
 pub mod notification;
 pub mod organization;
 pub mod payment;
+pub mod payment_request;
+pub mod payment_request_invoice;
 pub mod template_override;

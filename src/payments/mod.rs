@@ -1,0 +1,106 @@
+//! Payment providers: what charges a customer's stored payment method. `sandbox` answers
+//! deterministically by token (demos and tests); `http` asks the organization's own payments
+//! service. Every charge carries an idempotency key that stays the same across retries, so a
+//! provider charges a request at most once however often it is asked.
+
+mod http;
+mod sandbox;
+
+pub use http::HttpProvider;
+pub use sandbox::Sandbox;
+
+use crate::domain::money::Currency;
+use crate::domain::organization::PaymentProviderSettings;
+use crate::domain::payment_request::Decline;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A charge to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub idempotency_key: String,
+    pub organization_id: Uuid,
+    pub payment_request_id: Uuid,
+    pub customer_external_id: String,
+    pub payment_method_token: String,
+    pub currency: Currency,
+    pub amount_minor: i64,
+    pub invoice_external_ids: Vec<String>,
+    /// The service's clock, for the request signature's timestamp.
+    pub now: DateTime<Utc>,
+}
+
+/// What the provider answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    Succeeded {
+        reference: String,
+    },
+    Declined {
+        decline: Decline,
+        reference: String,
+    },
+    /// Accepted; the result arrives later through RecordPaymentResult.
+    Pending {
+        reference: String,
+    },
+    /// No answer we can trust (timeout, connection error, 5xx): the charge may or may not have
+    /// happened, so it is retried with the same idempotency key.
+    Unknown {
+        reason: String,
+    },
+}
+
+#[async_trait::async_trait]
+pub trait PaymentProvider: Send + Sync {
+    /// The provider's name as organizations and payment methods spell it.
+    fn name(&self) -> &'static str;
+    async fn charge(&self, request: &ChargeRequest) -> ChargeOutcome;
+}
+
+/// Builds the provider an organization's settings name; holds the shared HTTP client.
+#[derive(Clone)]
+pub struct Providers {
+    client: reqwest::Client,
+}
+
+impl Providers {
+    /// `timeout` bounds one call to an organization's payments service.
+    pub fn new(timeout: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("dunning/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { client })
+    }
+
+    /// The shared HTTP client (also used for webhooks).
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The provider that charges payment methods of `method_provider` for an organization with
+    /// these settings, or `None` when the organization charges nothing or with another provider.
+    pub fn for_method(
+        &self,
+        settings: &PaymentProviderSettings,
+        method_provider: &str,
+    ) -> Option<Arc<dyn PaymentProvider>> {
+        if settings.provider != method_provider {
+            return None;
+        }
+        match settings.provider.as_str() {
+            "sandbox" => Some(Arc::new(Sandbox)),
+            "http" if !settings.http_url.is_empty() => Some(Arc::new(HttpProvider::new(
+                self.client.clone(),
+                settings.http_url.clone(),
+                settings.http_secret.clone(),
+            ))),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Payment requests and the invoices they cover.
+
+use super::entity::{payment_request, payment_request_invoice as covered};
+use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
+use crate::domain::money::Currency;
+use crate::domain::payment_request::{
+    CoveredInvoice, Decline, PaymentRequest, PaymentRequestStatus,
+};
+use crate::error::Error;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Filters of ListPaymentRequests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentRequestFilter {
+    pub customer_id: Option<Uuid>,
+    pub status: Option<PaymentRequestStatus>,
+    pub currency_code: Option<String>,
+}
+
+impl<C: ConnectionTrait> Conn<C> {
+    /// Stores a new request and its invoices. An invoice already in another open request is
+    /// refused by the database (a concurrent create won the race): ABORTED, retry.
+    pub async fn insert_payment_request(&self, r: &PaymentRequest) -> Result<(), Error> {
+        payment_request::Entity::insert(to_model(r).into_active_model())
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(db_error)?;
+        let links = r.invoices.iter().enumerate().map(|(i, inv)| {
+            covered::Model {
+                payment_request_id: r.id,
+                invoice_id: inv.invoice_id,
+                invoice_external_id: inv.external_id.clone(),
+                position: i as i32,
+                is_open: r.status.is_open(),
+            }
+            .into_active_model()
+        });
+        for chunk in links
+            .collect::<Vec<_>>()
+            .chunks(super::rows_per_statement(5))
+        {
+            covered::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(|e| match db_error_or_duplicate(e, "", String::new()) {
+                    Error::AlreadyExists { .. } => Error::Aborted(
+                        "an invoice of this request was put in another payment request \
+                         concurrently; retry"
+                            .into(),
+                    ),
+                    other => other,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Saves a request's changed fields; a request that closed releases its invoices.
+    pub async fn update_payment_request(&self, r: &PaymentRequest) -> Result<(), Error> {
+        to_model(r)
+            .into_active_model()
+            .reset_all()
+            .update(&self.conn)
+            .await
+            .map_err(db_error)?;
+        if !r.status.is_open() {
+            covered::Entity::update_many()
+                .col_expr(covered::Column::IsOpen, Expr::value(false))
+                .filter(covered::Column::PaymentRequestId.eq(r.id))
+                .exec(&self.conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// A request of the organization; with `lock`, held until the transaction ends
+    /// (PostgreSQL).
+    pub async fn find_payment_request(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        lock: bool,
+    ) -> Result<Option<PaymentRequest>, Error> {
+        let mut query = payment_request::Entity::find_by_id(id)
+            .filter(payment_request::Column::OrganizationId.eq(organization_id));
+        if lock && self.backend() == super::Backend::Postgres {
+            query = query.lock_exclusive();
+        }
+        let Some(model) = query.one(&self.conn).await.map_err(db_error)? else {
+            return Ok(None);
+        };
+        Ok(self.with_invoices(vec![model]).await?.pop())
+    }
+
+    /// The open requests that cover any of these invoices.
+    pub async fn open_payment_requests_covering(
+        &self,
+        organization_id: Uuid,
+        invoice_ids: &[Uuid],
+    ) -> Result<Vec<PaymentRequest>, Error> {
+        let mut request_ids = Vec::new();
+        for chunk in invoice_ids.chunks(super::rows_per_statement(1)) {
+            let rows = covered::Entity::find()
+                .filter(covered::Column::InvoiceId.is_in(chunk.iter().copied()))
+                .filter(covered::Column::IsOpen.eq(true))
+                .all(&self.conn)
+                .await
+                .map_err(db_error)?;
+            request_ids.extend(rows.into_iter().map(|l| l.payment_request_id));
+        }
+        request_ids.sort();
+        request_ids.dedup();
+        if request_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let models = payment_request::Entity::find()
+            .filter(payment_request::Column::OrganizationId.eq(organization_id))
+            .filter(payment_request::Column::Id.is_in(request_ids))
+            .order_by_asc(payment_request::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?;
+        self.with_invoices(models).await
+    }
+
+    /// Requests newest first, before `before_id`.
+    pub async fn list_payment_requests(
+        &self,
+        organization_id: Uuid,
+        filter: &PaymentRequestFilter,
+        before_id: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<PaymentRequest>, Error> {
+        let mut query = payment_request::Entity::find()
+            .filter(payment_request::Column::OrganizationId.eq(organization_id));
+        if let Some(before) = before_id {
+            query = query.filter(payment_request::Column::Id.lt(before));
+        }
+        if let Some(id) = filter.customer_id {
+            query = query.filter(payment_request::Column::CustomerId.eq(id));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(payment_request::Column::Status.eq(status.as_str()));
+        }
+        if let Some(code) = &filter.currency_code {
+            query = query.filter(payment_request::Column::CurrencyCode.eq(code.as_str()));
+        }
+        let models = query
+            .order_by_desc(payment_request::Column::Id)
+            .limit(limit)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?;
+        self.with_invoices(models).await
+    }
+
+    /// Requests (of any organization) with work due at `now`, as (organization, request) ids,
+    /// soonest first.
+    pub async fn due_payment_requests(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(Uuid, Uuid)>, Error> {
+        payment_request::Entity::find()
+            .select_only()
+            .column(payment_request::Column::OrganizationId)
+            .column(payment_request::Column::Id)
+            .filter(payment_request::Column::NextActionAt.lte(to_micros(now)))
+            .order_by_asc(payment_request::Column::NextActionAt)
+            .limit(limit)
+            .into_tuple::<(Uuid, Uuid)>()
+            .all(&self.conn)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Claims a due request by moving its next action to `lease_until`, only if still due at
+    /// `now` (compare-and-set: another worker's claim makes it not due). A claim never settled
+    /// (a crash mid-charge) expires and the request is picked up again, charging with the
+    /// same idempotency key.
+    pub async fn claim_payment_request(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let column = payment_request::Column::NextActionAt;
+        let statement = Query::update()
+            .table(payment_request::Entity)
+            .value(column, to_micros(lease_until))
+            .and_where(Expr::col(payment_request::Column::Id).eq(id))
+            .and_where(Expr::col(column).lte(to_micros(now)))
+            .to_owned();
+        let result = self.conn.execute(&statement).await.map_err(db_error)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Attaches the covered invoices to request rows.
+    async fn with_invoices(
+        &self,
+        models: Vec<payment_request::Model>,
+    ) -> Result<Vec<PaymentRequest>, Error> {
+        let ids: Vec<Uuid> = models.iter().map(|m| m.id).collect();
+        let mut links: HashMap<Uuid, Vec<covered::Model>> = HashMap::new();
+        for chunk in ids.chunks(super::rows_per_statement(1)) {
+            for link in covered::Entity::find()
+                .filter(covered::Column::PaymentRequestId.is_in(chunk.iter().copied()))
+                .all(&self.conn)
+                .await
+                .map_err(db_error)?
+            {
+                links.entry(link.payment_request_id).or_default().push(link);
+            }
+        }
+        models
+            .into_iter()
+            .map(|m| {
+                let mut covered = links.remove(&m.id).unwrap_or_default();
+                covered.sort_by_key(|l| l.position);
+                from_model(m, covered)
+            })
+            .collect()
+    }
+}
+
+fn to_model(r: &PaymentRequest) -> payment_request::Model {
+    let decline = r.last_decline.clone().unwrap_or_default();
+    payment_request::Model {
+        id: r.id,
+        organization_id: r.organization_id,
+        customer_id: r.customer_id,
+        customer_external_id: r.customer_external_id.clone(),
+        currency_code: r.currency.code().to_owned(),
+        amount_minor: r.amount_minor,
+        status: r.status.as_str().to_owned(),
+        payment_link: r.payment_link.clone(),
+        superseded_by_id: r.superseded_by,
+        last_decline_code: decline.code,
+        last_decline_message: decline.message,
+        last_decline_hard: decline.hard,
+        attempt_count: r.attempt_count,
+        provider_reference: r.provider_reference.clone(),
+        charge_idempotency_key: r.charge_idempotency_key.clone(),
+        email_notification_id: r.email_notification_id,
+        process_id: r.process_id,
+        cancel_reason: r.cancel_reason.clone(),
+        next_action_at: r.next_action_at.map(to_micros),
+        created_at: to_micros(r.created_at),
+        updated_at: to_micros(r.updated_at),
+        settled_at: r.settled_at.map(to_micros),
+    }
+}
+
+fn from_model(
+    m: payment_request::Model,
+    covered: Vec<covered::Model>,
+) -> Result<PaymentRequest, Error> {
+    let last_decline = (!m.last_decline_code.is_empty()).then_some(Decline {
+        code: m.last_decline_code,
+        message: m.last_decline_message,
+        hard: m.last_decline_hard,
+    });
+    Ok(PaymentRequest {
+        id: m.id,
+        organization_id: m.organization_id,
+        customer_id: m.customer_id,
+        customer_external_id: m.customer_external_id,
+        currency: Currency::from_code(&m.currency_code)
+            .ok_or_else(|| corrupt("payment request currency", &m.currency_code))?,
+        amount_minor: m.amount_minor,
+        invoices: covered
+            .into_iter()
+            .map(|l| CoveredInvoice {
+                invoice_id: l.invoice_id,
+                external_id: l.invoice_external_id,
+            })
+            .collect(),
+        status: PaymentRequestStatus::parse(&m.status)
+            .ok_or_else(|| corrupt("payment request status", &m.status))?,
+        payment_link: m.payment_link,
+        superseded_by: m.superseded_by_id,
+        last_decline,
+        attempt_count: m.attempt_count,
+        provider_reference: m.provider_reference,
+        charge_idempotency_key: m.charge_idempotency_key,
+        email_notification_id: m.email_notification_id,
+        process_id: m.process_id,
+        cancel_reason: m.cancel_reason,
+        next_action_at: m.next_action_at.map(from_micros),
+        created_at: from_micros(m.created_at),
+        updated_at: from_micros(m.updated_at),
+        settled_at: m.settled_at.map(from_micros),
+    })
+}
