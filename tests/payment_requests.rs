@@ -1024,6 +1024,47 @@ async fn results_and_cancel_rules(s: &TestServer) {
     );
 }
 
+/// Two replicas working on the same due requests at once: each request is claimed by one of
+/// them, so every customer is charged exactly once. PostgreSQL only: replicas share a
+/// PostgreSQL database; an SQLite file belongs to one process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_charge_each_request_once() {
+    let Some(server) = TestServer::start(common::Backend::Postgres).await else {
+        return;
+    };
+    let s = &server;
+    let psp = PaymentsServer::start().await;
+    use_http_provider(s, &psp.url, None).await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let cus = format!("cus_{n}");
+        let inv = format!("inv_{n}");
+        setup(
+            s,
+            customer(&cus),
+            Some(("http", "pm_ok")),
+            &[(inv.as_str(), "12.00", "EUR", OVERDUE)],
+        )
+        .await;
+        ids.push(create(s, &cus, "EUR", &[]).await.id);
+    }
+    let (replica, _) = s.second_replica().await;
+    let (mine, theirs) = tokio::join!(
+        s.process_payments(),
+        replica
+            .services()
+            .process_due_payment_requests(replica.payment_providers())
+    );
+    assert_eq!(mine + theirs.unwrap(), 6, "each request worked on once");
+    assert_eq!(psp.requests().len(), 6, "one call per request");
+    assert_eq!(psp.charges_made(), 6);
+    for id in &ids {
+        assert_eq!(get(s, id).await.status, SUCCEEDED);
+    }
+    replica.shutdown().await;
+    server.stop().await;
+}
+
 on_both_backends_with_smtp!(
     no_payment_method_emails_the_link_once,
     sandbox_success_settles_every_invoice,
