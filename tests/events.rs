@@ -183,6 +183,50 @@ async fn a_slow_subscriber_loses_nothing(s: &TestServer) {
     assert_eq!(next_event(&mut stream).await.sequence, 151);
 }
 
+/// A subscriber that reads nothing while thousands of events are committed falls behind the
+/// live broadcast (4,096 events) and catches up from the log: every matching event arrives
+/// once, in order.
+async fn a_subscriber_behind_the_broadcast_catches_up_from_the_log(s: &TestServer) {
+    create_customers(s, "c", 1).await;
+    let mut client = s.dunning();
+    let mut stream = watch(
+        &mut client,
+        proto::WatchEventsRequest {
+            types: vec!["invoice.created".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    for batch in 0..20 {
+        let invoices = (0..1000)
+            .map(|i| common::invoice(&format!("inv_{batch}_{i:04}"), "c000"))
+            .collect();
+        s.invoices()
+            .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices })
+            .await
+            .unwrap();
+    }
+    for expected in 2..=20001 {
+        let event = next_event(&mut stream).await;
+        assert_eq!(
+            (event.sequence, event.r#type.as_str()),
+            (expected, "invoice.created")
+        );
+    }
+    create_customers(s, "d", 1).await;
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(common::invoice("inv_last", "d000")),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut stream).await.sequence,
+        20003,
+        "live again, filter applied"
+    );
+}
+
 async fn shutdown_ends_streams_with_a_resumable_status(s: &TestServer) {
     create_customers(s, "z", 1).await;
     let (replica, channel) = s.second_replica().await;
@@ -218,6 +262,7 @@ on_both_backends!(
     filters_apply_to_the_stream,
     concurrent_writers_give_a_contiguous_stream,
     a_slow_subscriber_loses_nothing,
+    a_subscriber_behind_the_broadcast_catches_up_from_the_log,
     shutdown_ends_streams_with_a_resumable_status,
 );
 

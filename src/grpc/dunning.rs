@@ -80,7 +80,7 @@ service_with_later_rpcs! {
             let items = self.services.watch_events(caller, filter, start).await?;
             let stream = ReceiverStream::new(items).map(|item| match item {
                 Ok(WatchItem::Event(event)) => Ok(proto::WatchEventsResponse {
-                    event: Some(event_to_proto(*event)),
+                    event: Some(event_to_proto(&event)),
                     heartbeat_time: None,
                 }),
                 Ok(WatchItem::Heartbeat(at)) => Ok(proto::WatchEventsResponse {
@@ -117,7 +117,7 @@ service_with_later_rpcs! {
                 .list_events(caller, &filter, req.after_sequence, &page)
                 .await?;
             Ok(Response::new(proto::ListEventsResponse {
-                events: events.into_iter().map(event_to_proto).collect(),
+                events: events.iter().map(event_to_proto).collect(),
                 next_page_token,
             }))
         }

@@ -12,9 +12,9 @@ use crate::storage::EventFilter;
 /// Longest list of event types a filter may name.
 const MAX_TYPES: usize = 100;
 
-pub fn event_to_proto(e: Event) -> proto::Event {
+pub fn event_to_proto(e: &Event) -> proto::Event {
     use proto::event::Payload;
-    let payload = match e.payload {
+    let payload = match e.payload.clone() {
         EventPayload::Customer {
             external_id,
             changed_fields,
@@ -123,12 +123,12 @@ pub fn event_to_proto(e: Event) -> proto::Event {
     proto::Event {
         id: e.id.to_string(),
         sequence: e.sequence,
-        r#type: e.event_type,
+        r#type: e.event_type.clone(),
         event_time: timestamp(e.occurred_at),
         customer_id: id(e.customer_id),
-        customer_external_id: e.customer_external_id,
+        customer_external_id: e.customer_external_id.clone(),
         invoice_id: id(e.invoice_id),
-        invoice_external_id: e.invoice_external_id,
+        invoice_external_id: e.invoice_external_id.clone(),
         process_id: id(e.process_id),
         payload: Some(payload),
     }

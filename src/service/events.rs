@@ -6,7 +6,9 @@ use crate::domain::event::Event;
 use crate::error::Error;
 use crate::storage::EventFilter;
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
 
 impl Services {
     /// A page of events after `after_sequence` (or after the page token's position).
@@ -21,7 +23,13 @@ impl Services {
         let after = page.after_sequence(&token_key)?.unwrap_or(after_sequence);
         let rows = self
             .store
-            .list_events(caller.organization_id, filter, after, page.fetch_limit())
+            .list_events(
+                caller.organization_id,
+                filter,
+                after,
+                None,
+                page.fetch_limit(),
+            )
             .await?;
         Ok(page.finish(rows, &token_key, |e| e.sequence.to_string()))
     }
@@ -30,18 +38,131 @@ impl Services {
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
 pub enum WatchItem {
-    Event(Box<Event>),
+    /// An event, shared with the other subscribers it was broadcast to.
+    Event(Arc<Event>),
     /// Nothing happened for a while; the stream is alive.
     Heartbeat(DateTime<Utc>),
 }
 
 /// Events per read of the log while catching up.
 const WATCH_BATCH: u64 = 500;
-/// Items buffered per subscriber; a subscriber that reads slower than events arrive waits on
-/// this buffer and is then caught up from the log, so nothing is dropped and writers never wait.
+/// Items buffered per subscriber. A subscriber that reads slower than events arrive fills this
+/// buffer, then falls behind the broadcast, then catches up from the log: nothing is dropped
+/// and writers never wait.
 const WATCH_BUFFER: usize = 64;
 /// Silence after which a heartbeat is sent.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// One subscriber: where it is in the organization's log, and where its items go.
+struct Subscriber {
+    services: Services,
+    organization_id: Uuid,
+    filter: EventFilter,
+    /// Every event of the organization up to here was considered (sent if it matched).
+    /// Organization sequences have no gaps, so a broadcast event beyond `cursor + 1` means
+    /// this subscriber missed some and reads them from the log.
+    cursor: i64,
+    sender: mpsc::Sender<Result<WatchItem, Error>>,
+}
+
+/// Why a subscriber stops.
+enum Stop {
+    /// The client went away.
+    Gone,
+    Failed(Error),
+}
+
+/// Completes when the server starts shutting down.
+async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+impl Subscriber {
+    async fn send(&self, item: Result<WatchItem, Error>) -> Result<(), Stop> {
+        self.sender.send(item).await.map_err(|_| Stop::Gone)
+    }
+
+    /// Sends the matching events in (cursor, up_to] from the log and moves the cursor there.
+    async fn replay_through(&mut self, up_to: i64) -> Result<(), Stop> {
+        while self.cursor < up_to {
+            let events = self
+                .services
+                .store
+                .list_events(
+                    self.organization_id,
+                    &self.filter,
+                    self.cursor,
+                    Some(up_to + 1),
+                    WATCH_BATCH,
+                )
+                .await
+                .map_err(Stop::Failed)?;
+            let full = events.len() as u64 == WATCH_BATCH;
+            for event in events {
+                self.cursor = event.sequence;
+                self.send(Ok(WatchItem::Event(Arc::new(event)))).await?;
+            }
+            if !full {
+                self.cursor = up_to;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one broadcast event: skips what was already considered, fills a gap from the
+    /// log, then sends it if it matches.
+    async fn take(&mut self, event: Arc<Event>) -> Result<(), Stop> {
+        if event.sequence <= self.cursor {
+            return Ok(());
+        }
+        if event.sequence > self.cursor + 1 {
+            self.replay_through(event.sequence - 1).await?;
+        }
+        self.cursor = event.sequence;
+        if self.filter.matches(&event) {
+            self.send(Ok(WatchItem::Event(event))).await?;
+        }
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        start: i64,
+        head: i64,
+        mut live: broadcast::Receiver<Arc<Event>>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        self.cursor = start;
+        self.replay_through(head).await?;
+        loop {
+            let received = tokio::select! {
+                received = live.recv() => received,
+                _ = stopped(&mut shutdown) => return self.shutting_down().await,
+                _ = self.sender.closed() => return Err(Stop::Gone),
+                _ = tokio::time::sleep(HEARTBEAT) => {
+                    let now = self.services.now();
+                    self.send(Ok(WatchItem::Heartbeat(now))).await?;
+                    continue;
+                }
+            };
+            match received {
+                Ok(event) => self.take(event).await?,
+                // Fell behind the broadcast: the next event received shows the gap, which
+                // `take` fills from the log.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return self.shutting_down().await,
+            }
+        }
+    }
+
+    async fn shutting_down(&self) -> Result<(), Stop> {
+        let message = format!(
+            "the server is shutting down; reconnect with after_sequence = {}",
+            self.cursor
+        );
+        self.send(Err(Error::ShuttingDown(message))).await
+    }
+}
 
 impl Services {
     /// Follows the event log from `after_sequence` (or from the latest event if `None`):
@@ -54,65 +175,24 @@ impl Services {
         filter: EventFilter,
         after_sequence: Option<i64>,
     ) -> Result<mpsc::Receiver<Result<WatchItem, Error>>, Error> {
-        let mut cursor = match after_sequence {
-            Some(after) => after,
-            None => {
-                self.store
-                    .last_event_sequence(caller.organization_id)
-                    .await?
-            }
-        };
+        let organization_id = caller.organization_id;
+        // Subscribe first, then read where the log ends: every later event is broadcast.
+        let live = self.feed.subscribe(organization_id).await?;
+        let head = self.store.last_event_sequence(organization_id).await?;
+        let start = after_sequence.unwrap_or(head);
         let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
-        let services = self.clone();
-        let mut wakeups = self.store.event_wakeups();
-        let mut shutdown = self.shutdown.subscribe();
+        let subscriber = Subscriber {
+            services: self.clone(),
+            organization_id,
+            filter,
+            cursor: start,
+            sender,
+        };
+        let shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
-            loop {
-                if *shutdown.borrow() {
-                    let message = format!(
-                        "the server is shutting down; reconnect with after_sequence = {cursor}"
-                    );
-                    let _ = sender.send(Err(Error::ShuttingDown(message))).await;
-                    return;
-                }
-                // Mark the current wakeup as seen before reading, so a commit that lands
-                // during the read wakes the next wait.
-                wakeups.borrow_and_update();
-                let events = match services
-                    .store
-                    .list_events(caller.organization_id, &filter, cursor, WATCH_BATCH)
-                    .await
-                {
-                    Ok(events) => events,
-                    Err(e) => {
-                        let _ = sender.send(Err(e)).await;
-                        return;
-                    }
-                };
-                let full = events.len() as u64 == WATCH_BATCH;
-                for event in events {
-                    cursor = event.sequence;
-                    if sender
-                        .send(Ok(WatchItem::Event(Box::new(event))))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                if full {
-                    continue;
-                }
-                tokio::select! {
-                    changed = wakeups.changed() => if changed.is_err() { return },
-                    _ = shutdown.changed() => {}
-                    _ = sender.closed() => return,
-                    _ = tokio::time::sleep(HEARTBEAT) => {
-                        if sender.send(Ok(WatchItem::Heartbeat(services.now()))).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+            let errors = subscriber.sender.clone();
+            if let Err(Stop::Failed(e)) = subscriber.run(start, head, live, shutdown).await {
+                let _ = errors.send(Err(e)).await;
             }
         });
         Ok(receiver)

@@ -33,16 +33,21 @@ pub struct Services {
     payment_signal: Arc<tokio::sync::Notify>,
     /// Set when the server shuts down: event streams end so clients can resume elsewhere.
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The live fan-out of the event log to this process's subscribers.
+    feed: Arc<crate::events::feed::EventFeed>,
 }
 
 impl Services {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        let shutdown = Arc::new(tokio::sync::watch::channel(false).0);
+        let feed = crate::events::feed::EventFeed::new(store.clone(), shutdown.subscribe());
         Self {
             store,
             clock,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             payment_signal: Arc::new(tokio::sync::Notify::new()),
-            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+            feed,
+            shutdown,
         }
     }
 

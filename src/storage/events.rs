@@ -87,6 +87,16 @@ pub struct EventFilter {
     pub event_types: Vec<String>,
 }
 
+impl EventFilter {
+    /// Whether an event passes the filter: the in-memory form of the query `list_events` runs.
+    pub fn matches(&self, event: &Event) -> bool {
+        (self.customer_id.is_none() || self.customer_id == event.customer_id)
+            && (self.invoice_id.is_none() || self.invoice_id == event.invoice_id)
+            && (self.process_id.is_none() || self.process_id == event.process_id)
+            && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
+    }
+}
+
 impl<C: ConnectionTrait> Conn<C> {
     /// Appends events in order, assigning the organization's next sequences.
     pub async fn append_events(
@@ -159,17 +169,21 @@ impl<C: ConnectionTrait> Conn<C> {
             .unwrap_or(0))
     }
 
-    /// Events after `after_sequence`, oldest first.
+    /// Events after `after_sequence` (and before `before_sequence`, if given), oldest first.
     pub async fn list_events(
         &self,
         organization_id: Uuid,
         filter: &EventFilter,
         after_sequence: i64,
+        before_sequence: Option<i64>,
         limit: u64,
     ) -> Result<Vec<Event>, Error> {
         let mut query = event::Entity::find()
             .filter(event::Column::OrganizationId.eq(organization_id))
             .filter(event::Column::Sequence.gt(after_sequence));
+        if let Some(before) = before_sequence {
+            query = query.filter(event::Column::Sequence.lt(before));
+        }
         if let Some(id) = filter.customer_id {
             query = query.filter(event::Column::CustomerId.eq(id));
         }

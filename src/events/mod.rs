@@ -1,0 +1,3 @@
+//! Delivering the event log: the live fan-out behind WatchEvents, and webhooks.
+
+pub mod feed;
