@@ -1,4 +1,6 @@
 //! What every benchmark shares: the databases it runs on.
+// Each benchmark uses part of this module.
+#![allow(dead_code)]
 
 use dunning::app::{RunningServer, StartOptions};
 use dunning::clock::SystemClock;
