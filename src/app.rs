@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
+use crate::events::webhooks::WebhookSender;
 use crate::metrics::Metrics;
 use crate::notify::transport::{FileMailer, Mailer, SmtpMailer};
 use crate::payments::Providers;
@@ -25,6 +26,7 @@ pub struct RunningServer {
     services: Services,
     mailer: Arc<dyn Mailer>,
     providers: Providers,
+    webhooks: WebhookSender,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
@@ -43,6 +45,11 @@ impl RunningServer {
     /// The payment providers payment requests are charged through.
     pub fn payment_providers(&self) -> &Providers {
         &self.providers
+    }
+
+    /// The sender webhook deliveries go through.
+    pub fn webhook_sender(&self) -> &WebhookSender {
+        &self.webhooks
     }
 
     /// Stops accepting requests, lets in-flight requests finish, stops background tasks.
@@ -77,6 +84,11 @@ pub async fn start(
     let services = Services::new(store, clock);
     let mailer = mailer(config)?;
     let providers = Providers::new(config.payment_timeout).map_err(Error::Unavailable)?;
+    let webhooks = WebhookSender::new(
+        config.webhook_timeout,
+        config.webhook_failures_before_disable,
+    )
+    .map_err(Error::Unavailable)?;
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
@@ -140,6 +152,22 @@ pub async fn start(
             },
             stopped.clone(),
         )));
+        let (hooks, sender) = (services.clone(), webhooks.clone());
+        let events_committed = services.clone();
+        background.push(tokio::spawn(worker(
+            "webhooks",
+            move || {
+                let (services, sender) = (hooks.clone(), sender.clone());
+                async move { services.deliver_due_webhooks(&sender).await }
+            },
+            move || {
+                let mut wakeups = events_committed.store().event_wakeups();
+                async move {
+                    let _ = wakeups.changed().await;
+                }
+            },
+            stopped.clone(),
+        )));
     }
 
     let routes = crate::grpc::routes(services.clone()).await;
@@ -161,6 +189,7 @@ pub async fn start(
         services,
         mailer,
         providers,
+        webhooks,
         stop,
         server,
         background,

@@ -37,6 +37,11 @@ pub struct Config {
     /// take; past it the outcome is unknown and the charge is retried with the same key.
     #[serde(with = "seconds")]
     pub payment_timeout: Duration,
+    /// How long a webhook endpoint may take to answer one delivery.
+    #[serde(with = "seconds")]
+    pub webhook_timeout: Duration,
+    /// Failed webhook attempts in a row after which an endpoint is disabled.
+    pub webhook_failures_before_disable: i32,
 }
 
 impl Default for Config {
@@ -51,6 +56,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             overdue_scan_interval: Duration::from_secs(30),
             payment_timeout: Duration::from_secs(15),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_failures_before_disable: 50,
         }
     }
 }
@@ -148,6 +155,29 @@ impl Config {
                     ))
                 })?;
             self.payment_timeout = Duration::from_secs(secs);
+        }
+        if let Some(v) = var("DUNNING_WEBHOOK_TIMEOUT_SECONDS") {
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| (1..=60).contains(s))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "DUNNING_WEBHOOK_TIMEOUT_SECONDS={v}: expected 1 to 60"
+                    ))
+                })?;
+            self.webhook_timeout = Duration::from_secs(secs);
+        }
+        if let Some(v) = var("DUNNING_WEBHOOK_FAILURES_BEFORE_DISABLE") {
+            self.webhook_failures_before_disable = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "DUNNING_WEBHOOK_FAILURES_BEFORE_DISABLE={v}: expected 1 to 10000"
+                    ))
+                })?;
         }
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")

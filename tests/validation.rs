@@ -671,21 +671,12 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
     );
-    assert_error(
-        s.webhooks()
-            .list_webhook_endpoints(proto::ListWebhookEndpointsRequest::default())
-            .await,
-        Code::Unimplemented,
-        "NOT_IMPLEMENTED",
-    );
     // Authentication still comes first.
     let mut anonymous =
-        dunning::proto::payment_request_service_client::PaymentRequestServiceClient::new(
-            s.channel.clone(),
-        );
+        dunning::proto::dunning_service_client::DunningServiceClient::new(s.channel.clone());
     assert_error(
         anonymous
-            .get_payment_request(proto::GetPaymentRequestRequest::default())
+            .list_policies(proto::ListPoliciesRequest::default())
             .await,
         Code::Unauthenticated,
         "API_KEY_MISSING",

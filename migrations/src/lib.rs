@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_initial_schema;
 mod m20261124_000002_notifications;
 mod m20261124_000003_payment_requests;
+mod m20261124_000004_webhooks;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_initial_schema::Migration),
             Box::new(m20261124_000002_notifications::Migration),
             Box::new(m20261124_000003_payment_requests::Migration),
+            Box::new(m20261124_000004_webhooks::Migration),
         ]
     }
 }

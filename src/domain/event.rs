@@ -29,6 +29,7 @@ pub enum EventType {
     PaymentRequestFailed,
     PaymentRequestSuperseded,
     PaymentRequestCanceled,
+    WebhookEndpointDisabled,
 }
 
 impl EventType {
@@ -55,6 +56,7 @@ impl EventType {
             Self::PaymentRequestFailed => "payment_request.failed",
             Self::PaymentRequestSuperseded => "payment_request.superseded",
             Self::PaymentRequestCanceled => "payment_request.canceled",
+            Self::WebhookEndpointDisabled => "webhook_endpoint.disabled",
         }
     }
 }
@@ -115,6 +117,12 @@ pub enum EventPayload {
         invoice_external_ids: Vec<String>,
         superseded_by_id: String,
         payment_link: String,
+    },
+    WebhookEndpoint {
+        endpoint_id: String,
+        url: String,
+        disabled_reason: String,
+        consecutive_failures: i32,
     },
 }
 

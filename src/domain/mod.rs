@@ -1,5 +1,6 @@
 //! Pure business rules: no I/O, no clock reads, no transport or storage types.
 
+pub mod backoff;
 pub mod customer;
 pub mod event;
 pub mod invoice;
@@ -10,3 +11,4 @@ pub mod overdue;
 pub mod payment_request;
 pub mod signature;
 pub mod validation;
+pub mod webhook;

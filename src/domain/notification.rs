@@ -174,10 +174,7 @@ fn local_instant(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 /// at 2 h, with `jitter` in [0, 1) spreading it by ±20 % so that retries after an outage do not
 /// arrive all at once.
 pub fn retry_delay(attempts: i32, jitter: f64) -> Duration {
-    let exponent = (attempts.max(1) - 1).min(16) as u32;
-    let base = (FIRST_RETRY * 2i32.pow(exponent)).min(MAX_RETRY);
-    let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
-    Duration::milliseconds((base.num_milliseconds() as f64 * factor) as i64)
+    super::backoff::exponential(FIRST_RETRY, MAX_RETRY, attempts, jitter)
 }
 
 #[cfg(test)]

@@ -284,10 +284,12 @@ impl PaymentRequest {
 /// Delay before calling again about a charge whose outcome is unknown: 30 s doubling per
 /// call, capped at one hour, spread by `jitter` in [0, 1) over +-20 %.
 pub fn charge_retry_delay(calls_made: i32, jitter: f64) -> Duration {
-    let base = 30i64 << (calls_made.clamp(1, 8) - 1);
-    let capped = base.min(3_600) as f64;
-    let spread = capped * (0.8 + 0.4 * jitter.clamp(0.0, 1.0));
-    Duration::milliseconds((spread * 1000.0) as i64)
+    super::backoff::exponential(
+        Duration::seconds(30),
+        Duration::hours(1),
+        calls_made,
+        jitter,
+    )
 }
 
 /// A payment link from the organization's template (`{payment_request_id}` replaced).

@@ -118,6 +118,17 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
             superseded_by_id,
             payment_link,
         }),
+        EventPayload::WebhookEndpoint {
+            endpoint_id,
+            url,
+            disabled_reason,
+            consecutive_failures,
+        } => Payload::WebhookEndpoint(proto::WebhookEndpointEventPayload {
+            endpoint_id,
+            url,
+            disabled_reason,
+            consecutive_failures,
+        }),
     };
     let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     proto::Event {

@@ -208,7 +208,7 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 }
 
-fn event_from_model(m: event::Model) -> Result<Event, Error> {
+pub(super) fn event_from_model(m: event::Model) -> Result<Event, Error> {
     let payload: EventPayload =
         serde_json::from_str(&m.payload).map_err(|e| corrupt("event payload", e))?;
     Ok(Event {

@@ -9,6 +9,7 @@ mod invoices;
 mod notifications;
 mod organizations;
 mod payment_requests;
+mod webhooks;
 
 pub use customers::CustomerFilter;
 pub use events::{EventFilter, EventWakeup};
@@ -16,6 +17,7 @@ pub use invoices::{InvoiceFilter, InvoiceKey};
 pub use notifications::{NotificationFilter, StoredTemplate};
 pub use organizations::ApiKeyRecord;
 pub use payment_requests::PaymentRequestFilter;
+pub use webhooks::DeliveryFilter;
 
 use crate::error::Error;
 use chrono::{DateTime, Utc};

@@ -2,6 +2,7 @@
 //! (SQLite file or PostgreSQL database), and tonic clients over TCP.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod payments;
 pub mod smtp;
 
@@ -184,6 +185,9 @@ impl TestServer {
             outbox_dir: outbox_dir.clone(),
             // The test payments service's slow answers are "unknown outcomes" well before this.
             payment_timeout: std::time::Duration::from_millis(500),
+            webhook_timeout: std::time::Duration::from_millis(500),
+            // A short run, so that tests can reach it.
+            webhook_failures_before_disable: 3,
             ..Config::default()
         };
         configure(&mut config);
@@ -320,6 +324,16 @@ impl TestServer {
         server
             .services()
             .process_due_payment_requests(server.payment_providers())
+            .await
+            .unwrap()
+    }
+
+    /// Runs one round of the webhook worker; returns deliveries created plus attempts made.
+    pub async fn deliver_webhooks(&self) -> usize {
+        let server = self.server();
+        server
+            .services()
+            .deliver_due_webhooks(server.webhook_sender())
             .await
             .unwrap()
     }

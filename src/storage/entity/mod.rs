@@ -12,3 +12,5 @@ pub mod payment;
 pub mod payment_request;
 pub mod payment_request_invoice;
 pub mod template_override;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
