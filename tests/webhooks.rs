@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use tonic::Code;
 
 /// A webhook receiver that verifies each request's signature with the secret it is told, and
-/// answers with the next scripted status (200 once the script is used up).
+/// answers with the next scripted status (200 once the script is used up; 0 = answer only
+/// after the service's timeout).
 #[derive(Clone, Default)]
 struct Receiver {
     secret: Arc<Mutex<String>>,
@@ -58,7 +59,12 @@ impl Receiver {
             body: serde_json::from_slice(&request.body).unwrap_or_default(),
             status,
         });
-        HttpResponse::json(status, "{}")
+        HttpResponse {
+            status: if status == 0 { 200 } else { status },
+            body: "{}".into(),
+            // Well past the service's webhook timeout in tests (500 ms).
+            delay: (status == 0).then_some(std::time::Duration::from_secs(5)),
+        }
     }
 
     fn set_secret(&self, secret: &str) {
@@ -215,7 +221,7 @@ async fn failures_are_retried_with_backoff(s: &TestServer) {
     let (receiver, url) = Receiver::start().await;
     let created = create_endpoint(s, &url, &[]).await;
     receiver.set_secret(&created.secret);
-    receiver.fail_next(&[503, 500]);
+    receiver.fail_next(&[503, 0]);
     create_customer(s, "cus_1").await;
     s.deliver_webhooks().await;
     let first = deliveries(s, &created.id).await.remove(0);
@@ -229,7 +235,9 @@ async fn failures_are_retried_with_backoff(s: &TestServer) {
     s.clock.advance(Duration::seconds(73));
     s.deliver_webhooks().await;
     let second = deliveries(s, &created.id).await.remove(0);
-    assert_eq!((second.attempt, second.response_status_code), (2, 500));
+    assert_eq!((second.attempt, second.response_status_code), (2, 0));
+    assert_eq!(second.error, "timeout");
+    assert!(second.latency_ms >= 500, "{}", second.latency_ms);
     s.clock.advance(Duration::minutes(3));
     s.deliver_webhooks().await;
     let third = deliveries(s, &created.id).await.remove(0);
