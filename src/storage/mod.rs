@@ -262,6 +262,38 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 }
 
+impl<C: ConnectionTrait> Conn<C> {
+    /// Claims due work (outbox rows, payment requests, webhook deliveries): moves the `due`
+    /// column of the rows `ids` to `lease_until`, only where it is still due at `now` — a
+    /// compare-and-set, so a row another worker or replica claimed meanwhile is no longer due.
+    /// Returns the ids claimed. A claim never settled (a crash mid-work) expires at
+    /// `lease_until` and the work is picked up again.
+    pub(crate) async fn claim_due<E: sea_orm::EntityTrait>(
+        &self,
+        id: E::Column,
+        due: E::Column,
+        ids: &[uuid::Uuid],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<uuid::Uuid>, Error> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Query};
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statement = Query::update()
+            .table(E::default())
+            .value(due, to_micros(lease_until))
+            .and_where(Expr::col(id).is_in(ids.iter().copied()))
+            .and_where(Expr::col(due).lte(to_micros(now)))
+            .returning_col(id)
+            .to_owned();
+        let rows = self.conn.query_all(&statement).await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| row.try_get::<uuid::Uuid>("", "id").map_err(db_error))
+            .collect()
+    }
+}
+
 /// Bound parameters one statement may carry: below SQLite's 32,766 and PostgreSQL's 65,535.
 const MAX_STATEMENT_PARAMS: usize = 30_000;
 

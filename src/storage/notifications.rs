@@ -5,7 +5,7 @@ use super::{Conn, corrupt, db_error, from_micros, to_micros};
 use crate::domain::notification::{Notification, NotificationState, Recipients};
 use crate::error::Error;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -176,31 +176,21 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
-    /// Claims due notifications by moving their next attempt to `lease_until`, only those
-    /// still due at `now` (a compare-and-set: a notification another worker claimed meanwhile
-    /// is no longer due). Returns the ids claimed. A claim that is never settled (a crash
-    /// mid-send) expires at `lease_until` and the notification is tried again.
+    /// Claims due notifications for sending (see [`Conn::claim_due`]).
     pub async fn claim_notifications(
         &self,
         ids: &[Uuid],
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, Error> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let column = notification::Column::NextAttemptAt;
-        let statement = Query::update()
-            .table(notification::Entity)
-            .value(column, to_micros(lease_until))
-            .and_where(Expr::col(notification::Column::Id).is_in(ids.iter().copied()))
-            .and_where(Expr::col(column).lte(to_micros(now)))
-            .returning_col(notification::Column::Id)
-            .to_owned();
-        let rows = self.conn.query_all(&statement).await.map_err(db_error)?;
-        rows.iter()
-            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error))
-            .collect()
+        self.claim_due::<notification::Entity>(
+            notification::Column::Id,
+            notification::Column::NextAttemptAt,
+            ids,
+            now,
+            lease_until,
+        )
+        .await
     }
 
     /// Notifications newest first, before `before_id`.

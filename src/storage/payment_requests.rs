@@ -8,7 +8,7 @@ use crate::domain::payment_request::{
 };
 use crate::error::Error;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -181,25 +181,24 @@ impl<C: ConnectionTrait> Conn<C> {
             .map_err(db_error)
     }
 
-    /// Claims a due request by moving its next action to `lease_until`, only if still due at
-    /// `now` (compare-and-set: another worker's claim makes it not due). A claim never settled
-    /// (a crash mid-charge) expires and the request is picked up again, charging with the
-    /// same idempotency key.
+    /// Claims a due request for the payment worker (see [`Conn::claim_due`]): a charge
+    /// whose claim expires is made again with the same idempotency key.
     pub async fn claim_payment_request(
         &self,
         id: Uuid,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let column = payment_request::Column::NextActionAt;
-        let statement = Query::update()
-            .table(payment_request::Entity)
-            .value(column, to_micros(lease_until))
-            .and_where(Expr::col(payment_request::Column::Id).eq(id))
-            .and_where(Expr::col(column).lte(to_micros(now)))
-            .to_owned();
-        let result = self.conn.execute(&statement).await.map_err(db_error)?;
-        Ok(result.rows_affected() == 1)
+        let claimed = self
+            .claim_due::<payment_request::Entity>(
+                payment_request::Column::Id,
+                payment_request::Column::NextActionAt,
+                &[id],
+                now,
+                lease_until,
+            )
+            .await?;
+        Ok(!claimed.is_empty())
     }
 
     /// Attaches the covered invoices to request rows.

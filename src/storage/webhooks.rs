@@ -206,29 +206,21 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
-    /// Claims due deliveries by moving their next attempt to `lease_until` (compare-and-set:
-    /// only those still due at `now`); returns the ids claimed.
+    /// Claims due deliveries for sending (see [`Conn::claim_due`]).
     pub async fn claim_webhook_deliveries(
         &self,
         ids: &[Uuid],
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, Error> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let column = delivery::Column::NextAttemptAt;
-        let statement = Query::update()
-            .table(delivery::Entity)
-            .value(column, to_micros(lease_until))
-            .and_where(Expr::col(delivery::Column::Id).is_in(ids.iter().copied()))
-            .and_where(Expr::col(column).lte(to_micros(now)))
-            .returning_col(delivery::Column::Id)
-            .to_owned();
-        let rows = self.conn.query_all(&statement).await.map_err(db_error)?;
-        rows.iter()
-            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error))
-            .collect()
+        self.claim_due::<delivery::Entity>(
+            delivery::Column::Id,
+            delivery::Column::NextAttemptAt,
+            ids,
+            now,
+            lease_until,
+        )
+        .await
     }
 
     /// Deliveries newest first, before `before_id`.
