@@ -124,6 +124,30 @@ async fn lock_request(
     Ok((load_request(tx, caller, id, true).await?, invoices))
 }
 
+/// The open requests covering any of these invoices, each re-read under its row lock: a
+/// request read without it could have started a charge since, and overwriting it would lose
+/// that.
+async fn lock_open_requests_covering<C: Connection>(
+    conn: &Conn<C>,
+    caller: Caller,
+    invoice_ids: &[Uuid],
+) -> Result<Vec<PaymentRequest>, Error> {
+    let mut locked = Vec::new();
+    for request in conn
+        .open_payment_requests_covering(caller.organization_id, invoice_ids)
+        .await?
+    {
+        if let Some(fresh) = conn
+            .find_payment_request(caller.organization_id, request.id, true)
+            .await?
+            && fresh.status.is_open()
+        {
+            locked.push(fresh);
+        }
+    }
+    Ok(locked)
+}
+
 impl Services {
     /// Creates a payment request for some of a customer's overdue invoices in one currency
     /// (all of them when none are listed), superseding open requests that cover any of them.
@@ -163,10 +187,7 @@ impl Services {
         let id = Uuid::now_v7();
         let invoice_ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
         let mut events = Vec::new();
-        for mut older in tx
-            .open_payment_requests_covering(caller.organization_id, &invoice_ids)
-            .await?
-        {
+        for mut older in lock_open_requests_covering(&tx, caller, &invoice_ids).await? {
             older.supersede(id, now).map_err(rule_error)?;
             tx.update_payment_request(&older).await?;
             events.push(NewEvent::payment_request(
@@ -671,10 +692,7 @@ impl Services {
         let ids: Vec<Uuid> = changed.iter().map(|i| i.id).collect();
         let now = self.now();
         let mut events = Vec::new();
-        for mut request in conn
-            .open_payment_requests_covering(caller.organization_id, &ids)
-            .await?
-        {
+        for mut request in lock_open_requests_covering(conn, caller, &ids).await? {
             if request.status == PaymentRequestStatus::Processing {
                 continue;
             }
@@ -727,10 +745,17 @@ impl Services {
             let open = conn
                 .list_payment_requests(customer.organization_id, &filter, None, u64::MAX >> 1)
                 .await?;
-            for mut request in open {
-                request
-                    .cancel("the customer was deleted", now)
-                    .map_err(rule_error)?;
+            for listed in open {
+                // Under its lock: a charge may have started since the list was read.
+                let Some(mut request) = conn
+                    .find_payment_request(customer.organization_id, listed.id, true)
+                    .await?
+                else {
+                    continue;
+                };
+                if !matches!(request.cancel("the customer was deleted", now), Ok(true)) {
+                    continue;
+                }
                 conn.update_payment_request(&request).await?;
                 events.push(NewEvent::payment_request(
                     EventType::PaymentRequestCanceled,

@@ -74,7 +74,7 @@ impl Services {
                 return Err(request_id_conflict(request_id));
             }
             return tx
-                .find_webhook_endpoint(caller.organization_id, id)
+                .find_webhook_endpoint(caller.organization_id, id, false)
                 .await?
                 .ok_or_else(|| not_found(id));
         }
@@ -115,7 +115,7 @@ impl Services {
         id: Uuid,
     ) -> Result<WebhookEndpoint, Error> {
         self.store
-            .find_webhook_endpoint(caller.organization_id, id)
+            .find_webhook_endpoint(caller.organization_id, id, false)
             .await?
             .ok_or_else(|| not_found(id))
     }
@@ -172,7 +172,7 @@ impl Services {
     ) -> Result<WebhookEndpoint, Error> {
         let tx = self.store.begin().await?;
         let mut endpoint = tx
-            .find_webhook_endpoint(caller.organization_id, id)
+            .find_webhook_endpoint(caller.organization_id, id, true)
             .await?
             .ok_or_else(|| not_found(id))?;
         let before = endpoint.clone();
@@ -188,7 +188,7 @@ impl Services {
     /// Deletes an endpoint; its pending deliveries fail.
     pub async fn delete_webhook_endpoint(&self, caller: Caller, id: Uuid) -> Result<(), Error> {
         let tx = self.store.begin().await?;
-        tx.find_webhook_endpoint(caller.organization_id, id)
+        tx.find_webhook_endpoint(caller.organization_id, id, true)
             .await?
             .ok_or_else(|| not_found(id))?;
         tx.fail_pending_webhook_deliveries(id, "the endpoint was deleted")
@@ -299,7 +299,7 @@ impl Services {
         };
         let endpoint = self
             .store
-            .find_webhook_endpoint(caller.organization_id, delivery.endpoint_id)
+            .find_webhook_endpoint(caller.organization_id, delivery.endpoint_id, false)
             .await?;
         let endpoint = match endpoint {
             Some(e) if e.enabled => e,
@@ -325,8 +325,10 @@ impl Services {
         let now = self.now();
         delivery.record(&outcome, now, rand::random::<f64>());
         let tx = self.store.begin().await?;
+        // Locked first, so attempts on one endpoint record one after the other and see a
+        // disable made by the attempt before.
         let still_enabled = tx
-            .find_webhook_endpoint(caller.organization_id, endpoint.id)
+            .find_webhook_endpoint(caller.organization_id, endpoint.id, true)
             .await?
             .is_some_and(|e| e.enabled);
         if !still_enabled && delivery.status == DeliveryStatus::Pending {

@@ -48,13 +48,20 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(())
     }
 
+    /// An endpoint of the organization; with `lock`, held until the transaction ends
+    /// (PostgreSQL). Writers lock the endpoint before its deliveries.
     pub async fn find_webhook_endpoint(
         &self,
         organization_id: Uuid,
         id: Uuid,
+        lock: bool,
     ) -> Result<Option<WebhookEndpoint>, Error> {
-        endpoint::Entity::find_by_id(id)
-            .filter(endpoint::Column::OrganizationId.eq(organization_id))
+        let mut query = endpoint::Entity::find_by_id(id)
+            .filter(endpoint::Column::OrganizationId.eq(organization_id));
+        if lock && self.backend() == super::Backend::Postgres {
+            query = query.lock_exclusive();
+        }
+        query
             .one(&self.conn)
             .await
             .map_err(db_error)?
