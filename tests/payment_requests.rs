@@ -487,6 +487,110 @@ async fn http_provider_charges_once_across_unknown_outcomes(s: &TestServer, smtp
     assert!(smtp.received().is_empty(), "paid requests send no email");
 }
 
+/// While a charge is in flight: a retry goes to the payment method of the first call even if
+/// the customer's changed; a success books exactly the amount charged even if an invoice grew
+/// meanwhile; a decline after the invoices were voided closes the request without an email.
+async fn changes_during_a_charge(s: &TestServer, smtp: &SmtpServer) {
+    let psp = PaymentsServer::start().await;
+    use_http_provider(s, &psp.url, None).await;
+    setup(
+        s,
+        customer("cus_1"),
+        Some(("http", "pm_old")),
+        &[
+            ("inv_1", "100.00", "EUR", OVERDUE),
+            ("inv_2", "50.00", "EUR", OVERDUE),
+        ],
+    )
+    .await;
+    psp.set_mode(payments::Mode::ServerError);
+    let charged = create(s, "cus_1", "EUR", &[]).await;
+    assert_eq!(s.process_payments().await, 1);
+    assert_eq!(get(s, &charged.id).await.status, PROCESSING);
+
+    // The customer's card changes and inv_2 grows while the outcome is unknown.
+    let mut changed = customer("cus_1");
+    changed.payment_method = Some(proto::PaymentMethod {
+        provider: "http".into(),
+        token: "pm_new".into(),
+    });
+    s.customers()
+        .update_customer(proto::UpdateCustomerRequest {
+            customer: Some(changed),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["payment_method".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let mut grown = invoice("inv_2", "cus_1");
+    grown.total_amount = "80.00".into();
+    grown.issue_date = "2026-10-01".into();
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(grown),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        get(s, &charged.id).await.amount,
+        "150.00",
+        "fixed while charging"
+    );
+
+    psp.set_mode(payments::Mode::Succeed);
+    s.clock.advance(Duration::minutes(2));
+    assert_eq!(s.process_payments().await, 1);
+    let calls = psp.requests();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].body["payment_method_token"], "pm_old");
+    assert_eq!(calls[1].body["amount"], "150.00");
+    assert_eq!(get(s, &charged.id).await.status, SUCCEEDED);
+    assert_eq!(
+        invoice_state(s, "inv_1").await,
+        (proto::InvoiceState::Paid as i32, "0.00".into())
+    );
+    assert_eq!(
+        invoice_state(s, "inv_2").await,
+        (proto::InvoiceState::Open as i32, "30.00".into()),
+        "only what was charged is booked"
+    );
+
+    // A decline that arrives after every invoice was voided: nothing to ask for any more.
+    setup(
+        s,
+        customer("cus_2"),
+        Some(("http", "pm_2")),
+        &[("inv_3", "20.00", "EUR", OVERDUE)],
+    )
+    .await;
+    psp.set_mode(payments::Mode::ServerError);
+    let voided = create(s, "cus_2", "EUR", &[]).await;
+    assert_eq!(s.process_payments().await, 1);
+    s.invoices()
+        .void_invoice(proto::VoidInvoiceRequest {
+            invoice: Some(proto::void_invoice_request::Invoice::ExternalId(
+                "inv_3".into(),
+            )),
+            reason: "duplicate".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(get(s, &voided.id).await.status, PROCESSING);
+    psp.set_mode(payments::Mode::Decline {
+        code: "card_declined".into(),
+        hard: false,
+    });
+    s.clock.advance(Duration::minutes(2));
+    assert_eq!(s.process_payments().await, 1);
+    let after = get(s, &voided.id).await;
+    assert_eq!(after.status, CANCELED);
+    assert_eq!(after.last_decline_code, "card_declined");
+    assert!(after.email_notification_id.is_empty());
+    assert_eq!(s.deliver().await, 0);
+    assert!(smtp.received().is_empty());
+}
+
 /// The http provider declines (email with the link) or answers pending (the result arrives
 /// later through RecordPaymentResult).
 async fn http_provider_decline_and_pending(s: &TestServer, smtp: &SmtpServer) {
@@ -901,7 +1005,10 @@ async fn paid_elsewhere_shrinks_then_settles(s: &TestServer) {
         .unwrap();
     let voided = get(s, &voidable.id).await;
     assert_eq!(voided.status, CANCELED);
-    assert_eq!(voided.cancel_reason, "every invoice was voided");
+    assert_eq!(
+        voided.cancel_reason,
+        "nothing is left due: its invoices were voided or credited"
+    );
 
     let types = s.event_types().await;
     assert_eq!(count(&types, "payment_request.amount_changed"), 2);
@@ -1071,6 +1178,7 @@ on_both_backends_with_smtp!(
     declines_email_once_and_can_still_be_paid,
     http_provider_charges_once_across_unknown_outcomes,
     http_provider_decline_and_pending,
+    changes_during_a_charge,
     below_minimum_is_emailed_not_charged,
     customer_without_email,
 );

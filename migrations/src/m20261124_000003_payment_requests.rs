@@ -34,6 +34,9 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(P::AttemptCount).integer().not_null())
                     .col(text(P::ProviderReference))
                     .col(text(P::ChargeIdempotencyKey))
+                    .col(text(P::ChargeProvider))
+                    .col(text(P::ChargeUrl))
+                    .col(text(P::ChargeToken))
                     .col(ColumnDef::new(P::EmailNotificationId).uuid())
                     .col(ColumnDef::new(P::ProcessId).uuid())
                     .col(text(P::CancelReason))
@@ -133,6 +136,9 @@ enum PaymentRequests {
     AttemptCount,
     ProviderReference,
     ChargeIdempotencyKey,
+    ChargeProvider,
+    ChargeUrl,
+    ChargeToken,
     EmailNotificationId,
     ProcessId,
     CancelReason,

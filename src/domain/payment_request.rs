@@ -1,6 +1,7 @@
 //! Payment requests: a customer asked to pay the overdue balance of some invoices in one
 //! currency, charged through a payment provider or emailed with a payment link.
 
+use super::invoice::{Invoice, InvoiceState};
 use super::money::Currency;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -61,6 +62,25 @@ pub struct Decline {
     pub hard: bool,
 }
 
+/// The provider, payments-service URL (`http` only) and payment-method token a charge goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeTarget {
+    pub provider: String,
+    pub url: String,
+    pub token: String,
+}
+
+/// What bringing a request in line with its invoices did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Unchanged,
+    AmountChanged,
+    /// Closed SUCCEEDED: nothing left due and something was paid.
+    Settled,
+    /// Closed CANCELED: nothing left due and nothing paid (voided or credited).
+    Canceled,
+}
+
 /// One invoice covered by a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoveredInvoice {
@@ -88,6 +108,9 @@ pub struct PaymentRequest {
     /// The key the charge is sent with; set by the first call and reused by every retry, so
     /// the provider charges at most once.
     pub charge_idempotency_key: String,
+    /// Where the charge was sent by its first call; every retry goes to the same provider,
+    /// URL and payment method, whatever changed meanwhile.
+    pub charge_target: Option<ChargeTarget>,
     pub email_notification_id: Option<Uuid>,
     pub process_id: Option<Uuid>,
     pub cancel_reason: String,
@@ -132,7 +155,7 @@ impl PaymentRequest {
     /// minimum for the currency; otherwise email.
     pub fn next_action(&self, can_charge: bool, minimum_minor: Option<i64>) -> NextAction {
         match self.status {
-            PaymentRequestStatus::Processing => NextAction::Charge,
+            PaymentRequestStatus::Processing if can_charge => NextAction::Charge,
             PaymentRequestStatus::Pending if !can_charge => NextAction::Email {
                 why: "no payment method the provider can charge",
             },
@@ -171,10 +194,13 @@ impl PaymentRequest {
         Ok(true)
     }
 
-    /// A call to the provider is about to be made.
-    pub fn begin_charge_call(&mut self, now: DateTime<Utc>) {
+    /// A call to the provider is about to be made; the first one fixes the key and the target.
+    pub fn begin_charge_call(&mut self, target: &ChargeTarget, now: DateTime<Utc>) {
         if self.charge_idempotency_key.is_empty() {
             self.charge_idempotency_key = Self::charge_key(self.id);
+        }
+        if self.charge_target.is_none() {
+            self.charge_target = Some(target.clone());
         }
         self.status = PaymentRequestStatus::Processing;
         self.attempt_count += 1;
@@ -233,19 +259,46 @@ impl PaymentRequest {
         true
     }
 
-    /// Nothing is due on the covered invoices any more (paid or credited elsewhere, or
-    /// voided): the request closes as SUCCEEDED when anything was paid, CANCELED otherwise.
-    pub fn close_when_nothing_due(
-        &mut self,
-        anything_paid: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), PaymentRequestError> {
-        if anything_paid {
-            self.close(PaymentRequestStatus::Succeeded, now)
+    /// Brings an open request without a charge in flight in line with its invoices (as they
+    /// are now): nothing left due closes it (SUCCEEDED if anything was paid, CANCELED if all
+    /// was voided or credited); otherwise the amount becomes what is due. Invoices no longer
+    /// in the request's currency count for nothing. A request whose charge is in flight keeps
+    /// the amount being charged.
+    pub fn refresh(&mut self, invoices: &[Invoice], now: DateTime<Utc>) -> Refresh {
+        if !self.status.is_open() || self.status == PaymentRequestStatus::Processing {
+            return Refresh::Unchanged;
+        }
+        let covered: Vec<&Invoice> = invoices
+            .iter()
+            .filter(|i| self.invoices.iter().any(|c| c.invoice_id == i.id))
+            .collect();
+        let due: i64 = covered
+            .iter()
+            .filter(|i| i.state == InvoiceState::Open && i.currency == self.currency)
+            .map(|i| i.amount_due_minor())
+            .sum();
+        if due > 0 {
+            if due == self.amount_minor {
+                return Refresh::Unchanged;
+            }
+            self.amount_minor = due;
+            self.updated_at = now;
+            return Refresh::AmountChanged;
+        }
+        let anything_paid = covered.iter().any(|i| i.paid_minor > 0);
+        let status = if anything_paid {
+            PaymentRequestStatus::Succeeded
         } else {
-            self.close(PaymentRequestStatus::Canceled, now)?;
-            self.cancel_reason = "every invoice was voided".into();
-            Ok(())
+            PaymentRequestStatus::Canceled
+        };
+        if self.close(status, now).is_err() {
+            return Refresh::Unchanged;
+        }
+        if anything_paid {
+            Refresh::Settled
+        } else {
+            self.cancel_reason = "nothing is left due: its invoices were voided or credited".into();
+            Refresh::Canceled
         }
     }
 
@@ -321,6 +374,7 @@ mod tests {
             attempt_count: 0,
             provider_reference: String::new(),
             charge_idempotency_key: String::new(),
+            charge_target: None,
             email_notification_id: None,
             process_id: None,
             cancel_reason: String::new(),
@@ -351,14 +405,28 @@ mod tests {
     fn retries_keep_the_key_and_stop_after_the_budget() {
         let now = DateTime::UNIX_EPOCH;
         let mut r = request(PaymentRequestStatus::Pending);
-        r.begin_charge_call(now);
+        let target = ChargeTarget {
+            provider: "sandbox".into(),
+            url: String::new(),
+            token: "tok_timeout".into(),
+        };
+        r.begin_charge_call(&target, now);
         let key = r.charge_idempotency_key.clone();
         assert_eq!(key, PaymentRequest::charge_key(r.id));
         assert!(r.retry_unknown(now, 0.5));
         assert_eq!(r.next_action_at, Some(now + Duration::seconds(30)));
+        let other = ChargeTarget {
+            token: "tok_success".into(),
+            ..target.clone()
+        };
         for _ in 1..MAX_CHARGE_CALLS {
-            r.begin_charge_call(now);
+            r.begin_charge_call(&other, now);
         }
+        assert_eq!(
+            r.charge_target,
+            Some(target),
+            "retries go where the first call went"
+        );
         assert_eq!(r.charge_idempotency_key, key);
         assert!(!r.retry_unknown(now, 0.5));
         assert_eq!(r.next_action_at, None);

@@ -8,7 +8,8 @@
 //!
 //! Response: 2xx with `{"status": "succeeded" | "failed" | "pending", "reference",
 //! "decline_code", "decline_message", "hard_decline"}`. A 4xx other than 408/409/429 means the
-//! service refused the request without charging (a soft decline `http_<status>`). A timeout,
+//! service refused the request without charging (a soft decline `http_<status>`), except on a
+//! retry, where the first call may have charged and the outcome stays unknown. A timeout,
 //! a connection error, 408, 409 (same key still in progress), 429, a 5xx or an unreadable 2xx
 //! body leave the outcome unknown: the charge is asked again later with the same key.
 
@@ -114,7 +115,12 @@ impl PaymentProvider for HttpProvider {
             }
         };
         let status = response.status();
-        if status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 429) {
+        // On a retry even a 4xx says nothing certain about the first call, which may have
+        // charged: only an answer with a status counts.
+        if status.is_server_error()
+            || matches!(status.as_u16(), 408 | 409 | 429)
+            || (request.retry && !status.is_success())
+        {
             return ChargeOutcome::Unknown {
                 reason: format!("payments service answered {status}"),
             };

@@ -9,9 +9,10 @@ mod sandbox;
 pub use http::HttpProvider;
 pub use sandbox::Sandbox;
 
+use crate::domain::customer::PaymentMethod;
 use crate::domain::money::Currency;
 use crate::domain::organization::PaymentProviderSettings;
-use crate::domain::payment_request::Decline;
+use crate::domain::payment_request::{ChargeTarget, Decline};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct ChargeRequest {
     pub invoice_external_ids: Vec<String>,
     /// The service's clock, for the request signature's timestamp.
     pub now: DateTime<Utc>,
+    /// A repeated call about the same charge (the earlier outcome is unknown).
+    pub retry: bool,
 }
 
 /// What the provider answered.
@@ -83,21 +86,38 @@ impl Providers {
         &self.client
     }
 
-    /// The provider that charges payment methods of `method_provider` for an organization with
-    /// these settings, or `None` when the organization charges nothing or with another provider.
-    pub fn for_method(
+    /// Where a charge of this payment method would go for an organization with these
+    /// settings, or `None` when the organization charges nothing, or with another provider.
+    pub fn target_for(
         &self,
         settings: &PaymentProviderSettings,
-        method_provider: &str,
+        method: &PaymentMethod,
+    ) -> Option<ChargeTarget> {
+        let usable = settings.provider == method.provider
+            && match settings.provider.as_str() {
+                "sandbox" => true,
+                "http" => !settings.http_url.is_empty(),
+                _ => false,
+            };
+        usable.then(|| ChargeTarget {
+            provider: settings.provider.clone(),
+            url: settings.http_url.clone(),
+            token: method.token.clone(),
+        })
+    }
+
+    /// The provider that charges `target`; an `http` target is signed with the organization's
+    /// current secret.
+    pub fn provider(
+        &self,
+        settings: &PaymentProviderSettings,
+        target: &ChargeTarget,
     ) -> Option<Arc<dyn PaymentProvider>> {
-        if settings.provider != method_provider {
-            return None;
-        }
-        match settings.provider.as_str() {
+        match target.provider.as_str() {
             "sandbox" => Some(Arc::new(Sandbox)),
-            "http" if !settings.http_url.is_empty() => Some(Arc::new(HttpProvider::new(
+            "http" if !target.url.is_empty() => Some(Arc::new(HttpProvider::new(
                 self.client.clone(),
-                settings.http_url.clone(),
+                target.url.clone(),
                 settings.http_secret.clone(),
             ))),
             _ => None,

@@ -63,6 +63,9 @@ struct Subscriber {
     /// this subscriber missed some and reads them from the log.
     cursor: i64,
     sender: mpsc::Sender<Result<WatchItem, Error>>,
+    /// When the last item went out: a heartbeat follows after `HEARTBEAT` of silence, however
+    /// many events the filter dropped meanwhile.
+    last_sent: tokio::time::Instant,
 }
 
 /// Why a subscriber stops.
@@ -78,8 +81,10 @@ async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 impl Subscriber {
-    async fn send(&self, item: Result<WatchItem, Error>) -> Result<(), Stop> {
-        self.sender.send(item).await.map_err(|_| Stop::Gone)
+    async fn send(&mut self, item: Result<WatchItem, Error>) -> Result<(), Stop> {
+        self.sender.send(item).await.map_err(|_| Stop::Gone)?;
+        self.last_sent = tokio::time::Instant::now();
+        Ok(())
     }
 
     /// Sends the matching events in (cursor, up_to] from the log and moves the cursor there.
@@ -139,7 +144,7 @@ impl Subscriber {
                 received = live.recv() => received,
                 _ = stopped(&mut shutdown) => return self.shutting_down().await,
                 _ = self.sender.closed() => return Err(Stop::Gone),
-                _ = tokio::time::sleep(HEARTBEAT) => {
+                _ = tokio::time::sleep_until(self.last_sent + HEARTBEAT) => {
                     let now = self.services.now();
                     self.send(Ok(WatchItem::Heartbeat(now))).await?;
                     continue;
@@ -155,7 +160,7 @@ impl Subscriber {
         }
     }
 
-    async fn shutting_down(&self) -> Result<(), Stop> {
+    async fn shutting_down(&mut self) -> Result<(), Stop> {
         let message = format!(
             "the server is shutting down; reconnect with after_sequence = {}",
             self.cursor
@@ -187,6 +192,7 @@ impl Services {
             filter,
             cursor: start,
             sender,
+            last_sent: tokio::time::Instant::now(),
         };
         let shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {

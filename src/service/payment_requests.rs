@@ -19,8 +19,8 @@ use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::money::Currency;
 use crate::domain::payment_request::{
-    CoveredInvoice, Decline, NextAction, PaymentRequest, PaymentRequestError, PaymentRequestStatus,
-    payment_link,
+    ChargeTarget, CoveredInvoice, Decline, NextAction, PaymentRequest, PaymentRequestError,
+    PaymentRequestStatus, Refresh, payment_link,
 };
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
@@ -36,8 +36,9 @@ use uuid::Uuid;
 /// Most invoices one request may cover.
 pub const MAX_INVOICES: usize = 1000;
 /// How long a claimed request is reserved for the worker charging it; a worker that dies
-/// mid-charge leaves it to be charged again (same key) after this.
-const CHARGE_LEASE: Duration = Duration::minutes(5);
+/// mid-charge leaves it to be charged again (same key) after this. Well above the longest
+/// payment timeout (300 s), so a live call is never duplicated.
+const CHARGE_LEASE: Duration = Duration::minutes(10);
 /// Requests worked on per round, and at the same time.
 const WORK_BATCH: u64 = 200;
 const WORK_CONCURRENCY: usize = 16;
@@ -122,6 +123,16 @@ async fn lock_request(
         .find_invoices_by_ids(caller.organization_id, &invoice_ids, true)
         .await?;
     Ok((load_request(tx, caller, id, true).await?, invoices))
+}
+
+/// The event a refresh calls for, if it changed anything.
+fn refresh_event(refresh: Refresh) -> Option<EventType> {
+    match refresh {
+        Refresh::Unchanged => None,
+        Refresh::AmountChanged => Some(EventType::PaymentRequestAmountChanged),
+        Refresh::Settled => Some(EventType::PaymentRequestSettled),
+        Refresh::Canceled => Some(EventType::PaymentRequestCanceled),
+    }
 }
 
 /// The open requests covering any of these invoices, each re-read under its row lock: a
@@ -218,6 +229,7 @@ impl Services {
             attempt_count: 0,
             provider_reference: String::new(),
             charge_idempotency_key: String::new(),
+            charge_target: None,
             email_notification_id: None,
             process_id: None,
             cancel_reason: String::new(),
@@ -544,6 +556,7 @@ impl Services {
                     &tx,
                     caller,
                     &mut request,
+                    &invoices,
                     decline.clone(),
                     &result.provider_reference,
                     "",
@@ -588,22 +601,41 @@ impl Services {
             None,
             now,
         )];
-        for invoice in invoices.iter_mut() {
+        // The amount collected is the request's amount (fixed while a charge is in flight),
+        // shared over the covered invoices in the request's order, never beyond what each
+        // still owes in the request's currency.
+        let mut left = request.amount_minor;
+        for covered in &request.invoices {
+            let Some(invoice) = invoices.iter_mut().find(|i| i.id == covered.invoice_id) else {
+                continue;
+            };
             let due = invoice.amount_due_minor();
-            // Paid, credited or voided by other means since the request was made.
-            if invoice.state != InvoiceState::Open || due <= 0 {
+            if left == 0
+                || invoice.state != InvoiceState::Open
+                || invoice.currency != request.currency
+                || due <= 0
+            {
                 continue;
             }
+            let amount = left.min(due);
+            left -= amount;
             let payment = NewPayment {
                 external_id: format!("payreq_{}_{}", request.id.simple(), invoice.id.simple()),
                 currency: invoice.currency,
-                amount_minor: due,
+                amount_minor: amount,
                 paid_at: Some(now),
                 reference: request.provider_reference.clone(),
             };
             let (_, paid_events) =
                 pay_invoice(tx, invoice, &request.customer_external_id, payment, now).await?;
             events.extend(paid_events);
+        }
+        if left > 0 {
+            // Paid by other means while the charge was in flight: the payments service must
+            // refund or credit the difference.
+            tracing::warn!(payment_request = %request.id,
+                unallocated = %request.currency.format(left),
+                "collected more than the invoices still owe");
         }
         events.push(NewEvent::payment_request(
             EventType::PaymentRequestSettled,
@@ -613,13 +645,16 @@ impl Services {
         Ok(events)
     }
 
-    /// Records a declined charge and emails the payment link, once per request.
+    /// Records a declined charge, brings the request in line with its invoices (they may have
+    /// changed while the charge was in flight), and emails the payment link if anything is
+    /// still due, once per request.
     #[allow(clippy::too_many_arguments)]
     async fn record_decline(
         &self,
         tx: &Tx,
         caller: Caller,
         request: &mut PaymentRequest,
+        invoices: &[Invoice],
         decline: Decline,
         reference: &str,
         provider: &str,
@@ -628,7 +663,7 @@ impl Services {
         request
             .fail(decline.clone(), reference, now)
             .map_err(rule_error)?;
-        let events = vec![
+        let mut events = vec![
             NewEvent::payment_attempt(
                 EventType::PaymentFailed,
                 request,
@@ -638,7 +673,12 @@ impl Services {
             ),
             NewEvent::payment_request(EventType::PaymentRequestFailed, request, now),
         ];
-        self.email_payment_link(tx, caller, request).await?;
+        if let Some(event) = refresh_event(request.refresh(invoices, now)) {
+            events.push(NewEvent::payment_request(event, request, now));
+        }
+        if request.status.is_open() {
+            self.email_payment_link(tx, caller, request).await?;
+        }
         Ok(events)
     }
 
@@ -671,15 +711,29 @@ impl Services {
             payment_request_id: Some(request.id),
             extra_bcc: Vec::new(),
         };
-        let notification = self.queue_email(tx, caller, &email).await?;
-        request.email_notification_id = Some(notification.id);
-        Ok(())
+        match self.queue_email(tx, caller, &email).await {
+            Ok(notification) => {
+                request.email_notification_id = Some(notification.id);
+                Ok(())
+            }
+            // A template override that does not render must not undo the outcome being
+            // recorded (a charge result, a decline): the outcome stands, the email is logged.
+            Err(
+                e @ (Error::FailedPrecondition { .. }
+                | Error::PreconditionFailures { .. }
+                | Error::InvalidArgument(_)),
+            ) => {
+                tracing::error!(payment_request = %request.id, error = %e,
+                    "payment request email could not be composed");
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
     }
 
-    /// Brings open requests covering `changed` invoices in line with them: a request whose
-    /// invoices have nothing left due closes (SUCCEEDED, or CANCELED if they were voided);
-    /// one whose balance changed takes the new amount. A request with a charge in flight is
-    /// left to the charge's outcome. Returns the events to append.
+    /// Brings open requests covering `changed` invoices in line with them
+    /// (`PaymentRequest::refresh`); a request with a charge in flight is left to the charge's
+    /// outcome. Returns the events to append.
     pub(crate) async fn reconcile_payment_requests<C: Connection>(
         &self,
         conn: &Conn<C>,
@@ -693,33 +747,11 @@ impl Services {
         let now = self.now();
         let mut events = Vec::new();
         for mut request in lock_open_requests_covering(conn, caller, &ids).await? {
-            if request.status == PaymentRequestStatus::Processing {
-                continue;
-            }
             let covered: Vec<Uuid> = request.invoices.iter().map(|i| i.invoice_id).collect();
             let invoices = conn
                 .find_invoices_by_ids(caller.organization_id, &covered, false)
                 .await?;
-            let due: i64 = invoices
-                .iter()
-                .filter(|i| i.state == InvoiceState::Open)
-                .map(Invoice::amount_due_minor)
-                .sum();
-            let event = if due <= 0 {
-                let anything_paid = invoices.iter().any(|i| i.paid_minor > 0);
-                request
-                    .close_when_nothing_due(anything_paid, now)
-                    .map_err(rule_error)?;
-                if request.status == PaymentRequestStatus::Succeeded {
-                    EventType::PaymentRequestSettled
-                } else {
-                    EventType::PaymentRequestCanceled
-                }
-            } else if due != request.amount_minor {
-                request.amount_minor = due;
-                request.updated_at = now;
-                EventType::PaymentRequestAmountChanged
-            } else {
+            let Some(event) = refresh_event(request.refresh(&invoices, now)) else {
                 continue;
             };
             conn.update_payment_request(&request).await?;
@@ -813,29 +845,33 @@ impl Services {
         let org = load_organization(&self.store, caller).await?;
         let customer =
             load_customer(&self.store, caller, &CustomerRef::Id(request.customer_id)).await?;
-        let provider = customer
-            .details
-            .payment_method
-            .as_ref()
-            .filter(|_| !customer.is_deleted())
-            .and_then(|m| {
-                providers
-                    .for_method(&org.settings.payment_provider, &m.provider)
-                    .map(|p| (p, m.token.clone()))
-            });
+        // A charge in flight goes where its first call went; a new one to the customer's
+        // current payment method.
+        let target = match &request.charge_target {
+            Some(target) => Some(target.clone()),
+            None => customer
+                .details
+                .payment_method
+                .as_ref()
+                .filter(|_| !customer.is_deleted())
+                .and_then(|m| providers.target_for(&org.settings.payment_provider, m)),
+        };
+        let provider = target.as_ref().and_then(|t| {
+            providers
+                .provider(&org.settings.payment_provider, t)
+                .map(|p| (p, t.clone()))
+        });
         let minimum = org
             .settings
             .payment_provider
             .minimum_charge_minor
             .get(&request.currency)
             .copied();
-        match request.next_action(provider.is_some(), minimum) {
-            NextAction::Charge => {
-                let (provider, token) = provider
-                    .ok_or_else(|| Error::Internal("charge decided without a provider".into()))?;
-                self.charge(caller, id, provider, token).await
+        match (request.next_action(provider.is_some(), minimum), provider) {
+            (NextAction::Charge, Some((provider, target))) => {
+                self.charge(caller, id, provider, target).await
             }
-            NextAction::Email { why } => {
+            (NextAction::Email { why }, _) => {
                 let tx = self.store.begin().await?;
                 let mut request = load_request(&tx, caller, id, true).await?;
                 if request.status == PaymentRequestStatus::Pending {
@@ -846,7 +882,7 @@ impl Services {
                 tx.update_payment_request(&request).await?;
                 tx.commit().await
             }
-            NextAction::Nothing => {
+            (NextAction::Charge | NextAction::Nothing, _) => {
                 let tx = self.store.begin().await?;
                 let mut request = load_request(&tx, caller, id, true).await?;
                 request.next_action_at = None;
@@ -863,7 +899,7 @@ impl Services {
         caller: Caller,
         id: Uuid,
         provider: Arc<dyn PaymentProvider>,
-        token: String,
+        target: ChargeTarget,
     ) -> Result<(), Error> {
         let tx = self.store.begin().await?;
         let mut request = load_request(&tx, caller, id, true).await?;
@@ -875,7 +911,7 @@ impl Services {
         }
         let now = self.now();
         let first_call = request.charge_idempotency_key.is_empty();
-        request.begin_charge_call(now);
+        request.begin_charge_call(&target, now);
         tx.update_payment_request(&request).await?;
         if first_call {
             tx.append_events(
@@ -898,7 +934,7 @@ impl Services {
                 organization_id: caller.organization_id,
                 payment_request_id: id,
                 customer_external_id: request.customer_external_id.clone(),
-                payment_method_token: token,
+                payment_method_token: target.token.clone(),
                 currency: request.currency,
                 amount_minor: request.amount_minor,
                 invoice_external_ids: request
@@ -907,13 +943,18 @@ impl Services {
                     .map(|i| i.external_id.clone())
                     .collect(),
                 now,
+                retry: !first_call,
             })
             .await;
 
         let tx = self.store.begin().await?;
         let (mut request, mut invoices) = lock_request(&tx, caller, id).await?;
-        if request.status != PaymentRequestStatus::Processing {
-            // The payments service reported the result meanwhile.
+        let succeeded = matches!(outcome, ChargeOutcome::Succeeded { .. });
+        // The payments service may have reported a result meanwhile: a decline reported then
+        // does not hide money this call collected, but nothing else overrides it.
+        if !(request.status == PaymentRequestStatus::Processing
+            || succeeded && request.status.is_open())
+        {
             return Ok(());
         }
         let now = self.now();
@@ -934,6 +975,7 @@ impl Services {
                     &tx,
                     caller,
                     &mut request,
+                    &invoices,
                     decline,
                     &reference,
                     provider.name(),

@@ -327,10 +327,11 @@ impl Services {
         let tx = self.store.begin().await?;
         // Locked first, so attempts on one endpoint record one after the other and see a
         // disable made by the attempt before.
-        let still_enabled = tx
+        let current = tx
             .find_webhook_endpoint(caller.organization_id, endpoint.id, true)
             .await?
-            .is_some_and(|e| e.enabled);
+            .filter(|e| e.enabled);
+        let still_enabled = current.is_some();
         if !still_enabled && delivery.status == DeliveryStatus::Pending {
             // Disabled or deleted while this attempt was in flight: no retry.
             delivery.give_up("the endpoint was disabled");
@@ -339,9 +340,12 @@ impl Services {
         let failures = tx
             .count_webhook_attempt(endpoint.id, outcome.succeeded())
             .await?;
-        // Attempts count one at a time, so exactly one of them reaches the limit.
-        if !outcome.succeeded() && still_enabled && failures == sender.failures_before_disable {
-            let mut endpoint = endpoint;
+        // The endpoint is locked and still enabled, so only one attempt disables it; changes
+        // made while the request was in flight (a rotated secret) are kept.
+        if let Some(mut endpoint) = current
+            && !outcome.succeeded()
+            && failures >= sender.failures_before_disable
+        {
             endpoint.enabled = false;
             endpoint.consecutive_failures = failures;
             endpoint.disabled_reason = format!(

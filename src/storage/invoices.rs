@@ -84,9 +84,10 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
-    /// The invoices of the organization with these ids (those that exist), in id order. With
-    /// `lock`, their row locks are held until the transaction ends (PostgreSQL); taking them in
-    /// id order keeps two transactions locking overlapping sets from deadlocking.
+    /// The invoices of the organization with these ids (those that exist), in external id
+    /// order. With `lock`, their row locks are held until the transaction ends (PostgreSQL),
+    /// taken in external id order like every other multi-invoice lock (see
+    /// `models_by_external_ids`), so two transactions locking overlapping sets never deadlock.
     pub async fn find_invoices_by_ids(
         &self,
         organization_id: Uuid,
@@ -98,7 +99,7 @@ impl<C: ConnectionTrait> Conn<C> {
             let mut query = invoice::Entity::find()
                 .filter(invoice::Column::OrganizationId.eq(organization_id))
                 .filter(invoice::Column::Id.is_in(chunk.iter().copied()))
-                .order_by_asc(invoice::Column::Id);
+                .order_by_asc(invoice::Column::ExternalId);
             if lock && self.backend() == super::Backend::Postgres {
                 query = query.lock_exclusive();
             }

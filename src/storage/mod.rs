@@ -225,6 +225,16 @@ impl<C: ConnectionTrait> Conn<C> {
         };
         let (organization_column, external_id_column) =
             (column("organization_id")?, column("external_id")?);
+        // Locks are taken in external id order everywhere, so that two transactions locking
+        // overlapping sets of rows cannot deadlock.
+        let mut sorted;
+        let external_ids = if lock {
+            sorted = external_ids.to_vec();
+            sorted.sort();
+            &sorted[..]
+        } else {
+            external_ids
+        };
         let mut out = Vec::with_capacity(external_ids.len());
         for chunk in external_ids.chunks(rows_per_statement(1)) {
             let models = if self.backend() == Backend::Postgres {

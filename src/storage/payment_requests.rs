@@ -4,7 +4,7 @@ use super::entity::{payment_request, payment_request_invoice as covered};
 use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
 use crate::domain::money::Currency;
 use crate::domain::payment_request::{
-    CoveredInvoice, Decline, PaymentRequest, PaymentRequestStatus,
+    ChargeTarget, CoveredInvoice, Decline, PaymentRequest, PaymentRequestStatus,
 };
 use crate::error::Error;
 use chrono::{DateTime, Utc};
@@ -247,6 +247,21 @@ fn to_model(r: &PaymentRequest) -> payment_request::Model {
         attempt_count: r.attempt_count,
         provider_reference: r.provider_reference.clone(),
         charge_idempotency_key: r.charge_idempotency_key.clone(),
+        charge_provider: r
+            .charge_target
+            .as_ref()
+            .map(|t| t.provider.clone())
+            .unwrap_or_default(),
+        charge_url: r
+            .charge_target
+            .as_ref()
+            .map(|t| t.url.clone())
+            .unwrap_or_default(),
+        charge_token: r
+            .charge_target
+            .as_ref()
+            .map(|t| t.token.clone())
+            .unwrap_or_default(),
         email_notification_id: r.email_notification_id,
         process_id: r.process_id,
         cancel_reason: r.cancel_reason.clone(),
@@ -289,6 +304,11 @@ fn from_model(
         attempt_count: m.attempt_count,
         provider_reference: m.provider_reference,
         charge_idempotency_key: m.charge_idempotency_key,
+        charge_target: (!m.charge_provider.is_empty()).then_some(ChargeTarget {
+            provider: m.charge_provider,
+            url: m.charge_url,
+            token: m.charge_token,
+        }),
         email_notification_id: m.email_notification_id,
         process_id: m.process_id,
         cancel_reason: m.cancel_reason,

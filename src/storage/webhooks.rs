@@ -104,8 +104,8 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
-    /// Moves an endpoint's cursor from `from` to `to`, only if it is still at `from` (another
-    /// replica's dispatcher may have moved it): returns whether it moved.
+    /// Moves an enabled endpoint's cursor from `from` to `to`, only if it is still at `from`
+    /// (another replica's dispatcher may have moved it): returns whether it moved.
     pub async fn advance_webhook_cursor(
         &self,
         id: Uuid,
@@ -117,6 +117,8 @@ impl<C: ConnectionTrait> Conn<C> {
             .value(endpoint::Column::Cursor, to)
             .and_where(Expr::col(endpoint::Column::Id).eq(id))
             .and_where(Expr::col(endpoint::Column::Cursor).eq(from))
+            // Disabled meanwhile: its events wait for it to be enabled again.
+            .and_where(Expr::col(endpoint::Column::Enabled).eq(true))
             .to_owned();
         let result = self.conn.execute(&statement).await.map_err(db_error)?;
         Ok(result.rows_affected() == 1)
