@@ -201,6 +201,31 @@ async fn no_payment_method_emails_the_link_once(s: &TestServer, smtp: &SmtpServe
     assert_eq!(smtp.received().len(), 1, "exactly one email");
 }
 
+/// A request superseded before its email went out withdraws the email: the customer gets only
+/// the newer request's link.
+async fn superseded_request_withdraws_its_email(s: &TestServer, smtp: &SmtpServer) {
+    setup(
+        s,
+        customer("cus_1"),
+        None,
+        &[("inv_1", "100.00", "EUR", OVERDUE)],
+    )
+    .await;
+    let older = create(s, "cus_1", "EUR", &[]).await;
+    assert_eq!(s.process_payments().await, 1);
+    let newer = create(s, "cus_1", "EUR", &[]).await;
+    assert_eq!(get(s, &older.id).await.status, SUPERSEDED);
+    assert_eq!(s.process_payments().await, 1);
+    assert_eq!(s.deliver().await, 1);
+    let mail = smtp.wait_for(1).await;
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].data.contains(&newer.payment_link));
+    assert!(!mail[0].data.contains(&older.payment_link));
+    let types = s.event_types().await;
+    assert_eq!(count(&types, "notification.suppressed"), 1);
+    assert_eq!(count(&types, "notification.sent"), 1);
+}
+
 /// The sandbox pays `tok_success`: every invoice settled, no email.
 async fn sandbox_success_settles_every_invoice(s: &TestServer, smtp: &SmtpServer) {
     setup(
@@ -1174,6 +1199,7 @@ async fn two_replicas_charge_each_request_once() {
 
 on_both_backends_with_smtp!(
     no_payment_method_emails_the_link_once,
+    superseded_request_withdraws_its_email,
     sandbox_success_settles_every_invoice,
     declines_email_once_and_can_still_be_paid,
     http_provider_charges_once_across_unknown_outcomes,

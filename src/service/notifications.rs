@@ -520,6 +520,30 @@ impl Services {
         Ok(events)
     }
 
+    /// Suppresses a notification that is still waiting to be sent (what it asks for no longer
+    /// holds); returns the event to append, if it was suppressed.
+    pub(crate) async fn withdraw_notification<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        id: Uuid,
+        reason: &str,
+    ) -> Result<Option<NewEvent>, Error> {
+        let Some(mut n) = conn.find_notification(id).await? else {
+            return Ok(None);
+        };
+        if n.state != NotificationState::Queued {
+            return Ok(None);
+        }
+        let now = self.now();
+        n.suppress(reason, now);
+        conn.update_notification(&n).await?;
+        Ok(Some(notification_event(
+            EventType::NotificationSuppressed,
+            &n,
+            now,
+        )))
+    }
+
     /// A page of notifications, newest first.
     pub async fn list_notifications(
         &self,

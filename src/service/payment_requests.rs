@@ -200,12 +200,12 @@ impl Services {
         let mut events = Vec::new();
         for mut older in lock_open_requests_covering(&tx, caller, &invoice_ids).await? {
             older.supersede(id, now).map_err(rule_error)?;
-            tx.update_payment_request(&older).await?;
             events.push(NewEvent::payment_request(
                 EventType::PaymentRequestSuperseded,
                 &older,
                 now,
             ));
+            events.extend(self.save_request(&tx, &older).await?);
         }
         let org = load_organization(&tx, caller).await?;
         let request = PaymentRequest {
@@ -483,16 +483,13 @@ impl Services {
             )
         })?;
         if changed {
-            tx.update_payment_request(&request).await?;
-            tx.append_events(
-                caller.organization_id,
-                &[NewEvent::payment_request(
-                    EventType::PaymentRequestCanceled,
-                    &request,
-                    now,
-                )],
-            )
-            .await?;
+            let mut events = vec![NewEvent::payment_request(
+                EventType::PaymentRequestCanceled,
+                &request,
+                now,
+            )];
+            events.extend(self.save_request(&tx, &request).await?);
+            tx.append_events(caller.organization_id, &events).await?;
             tx.commit().await?;
         }
         Ok(request)
@@ -565,7 +562,8 @@ impl Services {
                 .await?
             }
         };
-        tx.update_payment_request(&request).await?;
+        let mut events = events;
+        events.extend(self.save_request(&tx, &request).await?);
         if let Some(request_id) = &result.request_id {
             tx.insert_idempotency_key(
                 caller.organization_id,
@@ -682,6 +680,29 @@ impl Services {
         Ok(events)
     }
 
+    /// Saves a request; one that closed withdraws its payment-link email if that is still
+    /// waiting to be sent (a superseded, canceled or settled request asks for nothing).
+    /// Returns the events to append.
+    async fn save_request<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        request: &PaymentRequest,
+    ) -> Result<Vec<NewEvent>, Error> {
+        conn.update_payment_request(request).await?;
+        let mut events = Vec::new();
+        if !request.status.is_open()
+            && let Some(id) = request.email_notification_id
+        {
+            let reason = format!(
+                "payment request {} is {}",
+                request.id,
+                request.status.as_str().to_lowercase()
+            );
+            events.extend(self.withdraw_notification(conn, id, &reason).await?);
+        }
+        Ok(events)
+    }
+
     /// Queues the payment request email unless one was already queued for this request.
     async fn email_payment_link(
         &self,
@@ -754,8 +775,8 @@ impl Services {
             let Some(event) = refresh_event(request.refresh(&invoices, now)) else {
                 continue;
             };
-            conn.update_payment_request(&request).await?;
             events.push(NewEvent::payment_request(event, &request, now));
+            events.extend(self.save_request(conn, &request).await?);
         }
         Ok(events)
     }
@@ -1010,7 +1031,8 @@ impl Services {
                 }
             }
         };
-        tx.update_payment_request(&request).await?;
+        let mut events = events;
+        events.extend(self.save_request(&tx, &request).await?);
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await
     }

@@ -141,6 +141,15 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(())
     }
 
+    pub async fn find_notification(&self, id: Uuid) -> Result<Option<Notification>, Error> {
+        notification::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(from_model)
+            .transpose()
+    }
+
     /// Every notification about a customer.
     pub async fn notifications_of_customer(
         &self,
