@@ -189,7 +189,13 @@ impl Services {
         key: &CustomerRef,
     ) -> Result<Customer, Error> {
         let tx = self.store.begin().await?;
-        let mut customer = load_customer(&tx, caller, key).await?;
+        let found = load_customer(&tx, caller, key).await?;
+        // Locked: a payment request being created for this customer finishes first, and is
+        // then canceled below.
+        let mut customer = tx
+            .lock_customer(caller.organization_id, found.id)
+            .await?
+            .unwrap_or(found);
         if customer.is_deleted() {
             return Ok(customer);
         }

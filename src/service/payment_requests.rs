@@ -168,7 +168,13 @@ impl Services {
         new: &NewPaymentRequest,
     ) -> Result<PaymentRequest, Error> {
         let tx = self.store.begin().await?;
-        let customer = load_customer(&tx, caller, &new.customer).await?;
+        let found = load_customer(&tx, caller, &new.customer).await?;
+        // Locked (customer, then invoices, then requests): a concurrent deletion of the
+        // customer waits for this request and cancels it, or this one sees the deletion.
+        let customer = tx
+            .lock_customer(caller.organization_id, found.id)
+            .await?
+            .unwrap_or(found);
         let request_fingerprint = fingerprint(&(
             customer.id,
             new.currency,
@@ -191,11 +197,24 @@ impl Services {
             ));
         }
         let now = self.now();
+        let id = Uuid::now_v7();
+        if let Some(request_id) = &new.request_id {
+            // First, so that a concurrent call with the same request_id waits for this one
+            // and then answers ABORTED (retry: the replay) instead of superseding it.
+            tx.insert_idempotency_key(
+                caller.organization_id,
+                CREATE_OPERATION,
+                request_id,
+                &request_fingerprint,
+                id,
+                now,
+            )
+            .await?;
+        }
         let invoices = self
             .invoices_to_request(&tx, caller, &customer, new, now)
             .await?;
 
-        let id = Uuid::now_v7();
         let invoice_ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
         let mut events = Vec::new();
         for mut older in lock_open_requests_covering(&tx, caller, &invoice_ids).await? {
@@ -239,17 +258,6 @@ impl Services {
             settled_at: None,
         };
         tx.insert_payment_request(&request).await?;
-        if let Some(request_id) = &new.request_id {
-            tx.insert_idempotency_key(
-                caller.organization_id,
-                CREATE_OPERATION,
-                request_id,
-                &request_fingerprint,
-                id,
-                now,
-            )
-            .await?;
-        }
         events.push(NewEvent::payment_request(
             EventType::PaymentRequestCreated,
             &request,
@@ -524,6 +532,20 @@ impl Services {
                 .await?;
             return Ok((request, self.views(caller, invoices).await?));
         }
+        let now = self.now();
+        if let Some(request_id) = &result.request_id {
+            // First, so that a concurrent call with the same request_id waits for this one and
+            // then answers ABORTED (retry: the replay) instead of ALREADY_SETTLED.
+            tx.insert_idempotency_key(
+                caller.organization_id,
+                RESULT_OPERATION,
+                request_id,
+                &result_fingerprint,
+                id,
+                now,
+            )
+            .await?;
+        }
         let (mut request, mut invoices) = lock_request(&tx, caller, id).await?;
         if !request.status.is_open() {
             return Err(Error::precondition(
@@ -535,7 +557,6 @@ impl Services {
                 ),
             ));
         }
-        let now = self.now();
         let events = match &result.outcome {
             ReportedOutcome::Succeeded => {
                 self.settle_paid(
@@ -564,17 +585,6 @@ impl Services {
         };
         let mut events = events;
         events.extend(self.save_request(&tx, &request).await?);
-        if let Some(request_id) = &result.request_id {
-            tx.insert_idempotency_key(
-                caller.organization_id,
-                RESULT_OPERATION,
-                request_id,
-                &result_fingerprint,
-                id,
-                now,
-            )
-            .await?;
-        }
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok((request, self.views(caller, invoices).await?))

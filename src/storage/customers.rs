@@ -56,6 +56,26 @@ impl<C: ConnectionTrait> Conn<C> {
             .transpose()
     }
 
+    /// A customer re-read under its row lock (PostgreSQL), held until the transaction ends:
+    /// creating a payment request and deleting the customer apply one after the other.
+    pub async fn lock_customer(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Customer>, Error> {
+        let mut query = customer::Entity::find_by_id(id)
+            .filter(customer::Column::OrganizationId.eq(organization_id));
+        if self.backend() == super::Backend::Postgres {
+            query = query.lock_exclusive();
+        }
+        query
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(from_model)
+            .transpose()
+    }
+
     pub async fn find_customer_by_external_id(
         &self,
         organization_id: Uuid,

@@ -46,12 +46,14 @@ impl<C: ConnectionTrait> Conn<C> {
         idempotency_key::Entity::insert(model.into_active_model())
             .exec_without_returning(&self.conn)
             .await
-            .map_err(|e| {
-                super::db_error_or_duplicate(
-                    e,
-                    "REQUEST_ID_CONFLICT",
-                    format!("request_id `{request_id}` is being used by a concurrent request"),
-                )
+            .map_err(|e| match super::db_error(e) {
+                // The same request_id is being handled by a call that committed first: retrying
+                // this one returns that call's result.
+                Error::AlreadyExists { .. } => Error::Aborted(format!(
+                    "request_id `{request_id}` is being used by a concurrent call; retry to get \
+                     its result"
+                )),
+                other => other,
             })?;
         Ok(())
     }
