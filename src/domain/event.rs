@@ -190,11 +190,12 @@ impl NewEvent {
         self
     }
 
-    /// A payment request event carrying a snapshot of the request after the change.
-    pub fn payment_request(
+    /// An event about a payment request (its customer and process, no single invoice).
+    fn about_payment_request(
         event_type: EventType,
         request: &super::payment_request::PaymentRequest,
         at: DateTime<Utc>,
+        payload: EventPayload,
     ) -> NewEvent {
         NewEvent {
             event_type,
@@ -204,23 +205,33 @@ impl NewEvent {
             invoice_id: None,
             invoice_external_id: String::new(),
             process_id: request.process_id,
-            payload: EventPayload::PaymentRequest {
+            payload,
+        }
+    }
+
+    /// A payment request event carrying a snapshot of the request after the change.
+    pub fn payment_request(
+        event_type: EventType,
+        request: &super::payment_request::PaymentRequest,
+        at: DateTime<Utc>,
+    ) -> NewEvent {
+        Self::about_payment_request(
+            event_type,
+            request,
+            at,
+            EventPayload::PaymentRequest {
                 payment_request_id: request.id.to_string(),
                 status: request.status.as_str().into(),
                 amount: request.currency.format(request.amount_minor),
                 currency_code: request.currency.code().into(),
-                invoice_external_ids: request
-                    .invoices
-                    .iter()
-                    .map(|i| i.external_id.clone())
-                    .collect(),
+                invoice_external_ids: request.invoice_external_ids(),
                 superseded_by_id: request
                     .superseded_by
                     .map(|id| id.to_string())
                     .unwrap_or_default(),
                 payment_link: request.payment_link.clone(),
             },
-        }
+        )
     }
 
     /// A charge event of a payment request: attempted, succeeded, or failed with `decline`.
@@ -232,31 +243,23 @@ impl NewEvent {
         at: DateTime<Utc>,
     ) -> NewEvent {
         let decline = decline.cloned().unwrap_or_default();
-        NewEvent {
+        Self::about_payment_request(
             event_type,
-            occurred_at: at,
-            customer_id: Some(request.customer_id),
-            customer_external_id: request.customer_external_id.clone(),
-            invoice_id: None,
-            invoice_external_id: String::new(),
-            process_id: request.process_id,
-            payload: EventPayload::PaymentAttempt {
+            request,
+            at,
+            EventPayload::PaymentAttempt {
                 payment_request_id: request.id.to_string(),
                 provider: provider.to_owned(),
                 amount: request.currency.format(request.amount_minor),
                 currency_code: request.currency.code().into(),
                 idempotency_key: request.charge_idempotency_key.clone(),
-                invoice_external_ids: request
-                    .invoices
-                    .iter()
-                    .map(|i| i.external_id.clone())
-                    .collect(),
+                invoice_external_ids: request.invoice_external_ids(),
                 decline_code: decline.code,
                 decline_message: decline.message,
                 hard_decline: decline.hard,
                 provider_reference: request.provider_reference.clone(),
             },
-        }
+        )
     }
 
     /// A customer event.

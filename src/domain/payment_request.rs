@@ -145,6 +145,14 @@ pub enum NextAction {
 }
 
 impl PaymentRequest {
+    /// The caller's ids of the covered invoices, in the request's order.
+    pub fn invoice_external_ids(&self) -> Vec<String> {
+        self.invoices
+            .iter()
+            .map(|i| i.external_id.clone())
+            .collect()
+    }
+
     /// The idempotency key of this request's charge.
     pub fn charge_key(id: Uuid) -> String {
         format!("payreq_{}", id.simple())

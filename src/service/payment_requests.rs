@@ -730,11 +730,7 @@ impl Services {
         let email = EmailRequest {
             kind: TemplateKind::PaymentRequest,
             customer: CustomerRef::Id(request.customer_id),
-            invoice_external_ids: request
-                .invoices
-                .iter()
-                .map(|i| i.external_id.clone())
-                .collect(),
+            invoice_external_ids: request.invoice_external_ids(),
             currency: Some(request.currency),
             locale: None,
             payment_link: request.payment_link.clone(),
@@ -968,11 +964,7 @@ impl Services {
                 payment_method_token: target.token.clone(),
                 currency: request.currency,
                 amount_minor: request.amount_minor,
-                invoice_external_ids: request
-                    .invoices
-                    .iter()
-                    .map(|i| i.external_id.clone())
-                    .collect(),
+                invoice_external_ids: request.invoice_external_ids(),
                 now,
                 retry: !first_call,
             })
