@@ -128,6 +128,7 @@ pub async fn start(
         let outbox_signal = services.clone();
         background.push(tokio::spawn(worker(
             "outbox delivery",
+            metrics.clone(),
             move || {
                 let (services, mailer) = (outbox.clone(), outbox_mailer.clone());
                 async move { services.deliver_due_notifications(&mailer).await }
@@ -142,6 +143,7 @@ pub async fn start(
         let payment_signal = services.clone();
         background.push(tokio::spawn(worker(
             "payment requests",
+            metrics.clone(),
             move || {
                 let (services, providers) = (payments.clone(), payment_providers.clone());
                 async move { services.process_due_payment_requests(&providers).await }
@@ -156,6 +158,7 @@ pub async fn start(
         let events_committed = services.clone();
         background.push(tokio::spawn(worker(
             "webhooks",
+            metrics.clone(),
             move || {
                 let (services, sender) = (hooks.clone(), sender.clone());
                 async move { services.deliver_due_webhooks(&sender).await }
@@ -266,6 +269,7 @@ fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, Error> {
 /// exits on its own.
 async fn worker<R, RF, W, WF>(
     name: &'static str,
+    metrics: Arc<Metrics>,
     round: R,
     wake: W,
     mut stopped: watch::Receiver<bool>,
@@ -276,7 +280,9 @@ async fn worker<R, RF, W, WF>(
     WF: Future<Output = ()>,
 {
     loop {
-        match round().await {
+        let result = round().await;
+        metrics.count_worker_round(name, result.as_ref().map(|n| *n).map_err(|_| ()));
+        match result {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => {

@@ -13,6 +13,8 @@ pub struct Metrics {
     rpc_requests: Mutex<BTreeMap<String, u64>>,
     overdue_announced: AtomicU64,
     overdue_scan_failures: AtomicU64,
+    /// Per background worker: (items worked on, failed rounds).
+    workers: Mutex<BTreeMap<&'static str, (u64, u64)>>,
 }
 
 impl Metrics {
@@ -28,6 +30,16 @@ impl Metrics {
 
     pub fn count_overdue_scan_failure(&self) {
         self.overdue_scan_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A background worker's round: how many items it worked on, or that it failed.
+    pub fn count_worker_round(&self, worker: &'static str, result: Result<usize, ()>) {
+        let mut map = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(worker).or_default();
+        match result {
+            Ok(n) => entry.0 += n as u64,
+            Err(()) => entry.1 += 1,
+        }
     }
 
     /// The exposition text.
@@ -59,6 +71,21 @@ impl Metrics {
             "dunning_overdue_scan_failures_total {}\n",
             self.overdue_scan_failures.load(Ordering::Relaxed)
         ));
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str("# HELP dunning_background_items_total items background workers worked on (emails, payment requests, webhook deliveries), by worker.\n");
+        out.push_str("# TYPE dunning_background_items_total counter\n");
+        for (worker, (items, _)) in workers.iter() {
+            out.push_str(&format!(
+                "dunning_background_items_total{{worker=\"{worker}\"}} {items}\n"
+            ));
+        }
+        out.push_str("# HELP dunning_background_failures_total background rounds that failed and will be retried, by worker.\n");
+        out.push_str("# TYPE dunning_background_failures_total counter\n");
+        for (worker, (_, failures)) in workers.iter() {
+            out.push_str(&format!(
+                "dunning_background_failures_total{{worker=\"{worker}\"}} {failures}\n"
+            ));
+        }
         out
     }
 }
@@ -92,4 +119,22 @@ pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>) {
 /// Binds the metrics listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_rounds_are_counted_per_worker() {
+        let metrics = Metrics::default();
+        metrics.count_worker_round("webhooks", Ok(3));
+        metrics.count_worker_round("webhooks", Ok(2));
+        metrics.count_worker_round("webhooks", Err(()));
+        metrics.count_worker_round("payment requests", Ok(1));
+        let text = metrics.render();
+        assert!(text.contains("dunning_background_items_total{worker=\"webhooks\"} 5\n"));
+        assert!(text.contains("dunning_background_failures_total{worker=\"webhooks\"} 1\n"));
+        assert!(text.contains("dunning_background_items_total{worker=\"payment requests\"} 1\n"));
+    }
 }
