@@ -473,3 +473,44 @@ on_both_backends!(
     failing_endpoint_is_disabled,
     endpoint_management,
 );
+
+/// Two replicas running webhook rounds at the same time on one PostgreSQL database: every
+/// event is turned into one delivery and posted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_each_event_once() {
+    let Some(s) = TestServer::start(common::Backend::Postgres).await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start().await;
+    let created = create_endpoint(&s, &url, &[]).await;
+    receiver.set_secret(&created.secret);
+    for i in 0..20 {
+        create_customer(&s, &format!("cus_{i}")).await;
+    }
+    let (replica, _) = s.second_replica().await;
+    let (_, theirs) = tokio::join!(
+        s.deliver_webhooks(),
+        replica
+            .services()
+            .deliver_due_webhooks(replica.webhook_sender())
+    );
+    theirs.unwrap();
+    // Whatever one replica dispatched but left undelivered, the next round sends.
+    s.deliver_webhooks().await;
+    let mut ids: Vec<String> = receiver
+        .received()
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    assert_eq!(ids.len(), 20, "each event posted once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    assert_eq!(
+        deliveries(&s, &created.id).await.len(),
+        20,
+        "one delivery per event"
+    );
+    replica.shutdown().await;
+    s.stop().await;
+}
