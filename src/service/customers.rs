@@ -145,7 +145,7 @@ impl Services {
         customer.updated_at = now;
         tx.update_customer(&customer).await?;
         if changed.contains(&CustomerField::Timezone) {
-            let mut invoices = tx.open_invoices_of_customer(customer.id).await?;
+            let mut invoices = tx.lock_open_invoices_of_customer(customer.id).await?;
             for invoice in &mut invoices {
                 invoice.rezone(customer.details.timezone);
             }

@@ -266,14 +266,21 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(result.rows_affected == 1)
     }
 
-    /// Every invoice of a customer that is still open (to move its overdue instant).
-    pub async fn open_invoices_of_customer(
+    /// Every invoice of a customer that is still open (to move its overdue instant), locked
+    /// in external id order for the rest of the transaction (PostgreSQL) so that a payment
+    /// recorded meanwhile is not overwritten.
+    pub async fn lock_open_invoices_of_customer(
         &self,
         customer_id: Uuid,
     ) -> Result<Vec<Invoice>, Error> {
-        invoice::Entity::find()
+        let mut query = invoice::Entity::find()
             .filter(invoice::Column::CustomerId.eq(customer_id))
             .filter(invoice::Column::State.eq(InvoiceState::Open.as_str()))
+            .order_by_asc(invoice::Column::ExternalId);
+        if self.backend() == super::Backend::Postgres {
+            query = query.lock_exclusive();
+        }
+        query
             .all(&self.conn)
             .await
             .map_err(db_error)?
