@@ -9,6 +9,7 @@ pub mod events;
 pub mod grpc;
 pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod payments;
 pub mod service;
 pub mod storage;

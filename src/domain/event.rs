@@ -262,6 +262,28 @@ impl NewEvent {
         )
     }
 
+    /// `webhook_endpoint.disabled`: the server gave up on an endpoint.
+    pub fn webhook_endpoint_disabled(
+        endpoint: &super::webhook::WebhookEndpoint,
+        at: DateTime<Utc>,
+    ) -> NewEvent {
+        NewEvent {
+            event_type: EventType::WebhookEndpointDisabled,
+            occurred_at: at,
+            customer_id: None,
+            customer_external_id: String::new(),
+            invoice_id: None,
+            invoice_external_id: String::new(),
+            process_id: None,
+            payload: EventPayload::WebhookEndpoint {
+                endpoint_id: endpoint.id.to_string(),
+                url: endpoint.url.clone(),
+                disabled_reason: endpoint.disabled_reason.clone(),
+                consecutive_failures: endpoint.consecutive_failures,
+            },
+        }
+    }
+
     /// A customer event.
     pub fn customer(
         event_type: EventType,

@@ -137,8 +137,13 @@ pub fn email_list(field: &str, values: &[String], violations: &mut Violations) -
 
 /// Free text up to `MAX_TEXT_LEN` characters, without control characters.
 pub fn text(value: &str) -> Result<String, String> {
-    if value.chars().count() > MAX_TEXT_LEN {
-        return Err(format!("must be at most {MAX_TEXT_LEN} characters"));
+    text_up_to(value, MAX_TEXT_LEN)
+}
+
+/// Free text up to `max` characters, without control characters.
+pub fn text_up_to(value: &str, max: usize) -> Result<String, String> {
+    if value.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
     }
     if value.chars().any(|c| c.is_control()) {
         return Err("must not contain control characters".into());

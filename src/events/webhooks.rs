@@ -18,14 +18,8 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     pub fn new(timeout: Duration, failures_before_disable: i32) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("dunning-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
         Ok(Self {
-            client,
+            client: crate::outbound::http_client(timeout, "webhooks")?,
             failures_before_disable,
         })
     }

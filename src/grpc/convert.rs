@@ -40,6 +40,19 @@ pub fn uuid(field: &str, value: &str) -> Result<Uuid, Error> {
         .map_err(|_| Error::field(field, format!("`{value}` is not an id (UUID)")))
 }
 
+/// An optional id: empty = none.
+pub fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, Error> {
+    (!value.is_empty()).then(|| uuid(field, value)).transpose()
+}
+
+/// A create request's optional idempotency key (`request_id`): empty = none.
+pub fn request_id(value: &str, violations: &mut Violations) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    violations.check("request_id", validation::external_id(value))
+}
+
 /// A currency code, or a violation.
 pub fn currency(field: &str, code: &str, violations: &mut Violations) -> Option<Currency> {
     if code.is_empty() {

@@ -190,11 +190,8 @@ impl CustomerService for Api {
         let (details, timezone) = customer_details(&customer, &mut v);
         let mut all = Violations::new();
         all.extend_prefixed("customer", v);
-        if !req.request_id.is_empty() {
-            all.check("request_id", validation::external_id(&req.request_id));
-        }
+        let request_id = convert::request_id(&req.request_id, &mut all);
         all.finish().map_err(Error::from)?;
-        let request_id = Some(req.request_id).filter(|r| !r.is_empty());
         let created = self
             .services
             .create_customer(

@@ -159,11 +159,6 @@ pub struct EventFilterInput<'a> {
 pub fn event_filter(
     input: &EventFilterInput<'_>,
 ) -> Result<(EventFilter, Option<String>, Option<String>), Error> {
-    let optional_uuid = |field: &str, value: &str| {
-        (!value.is_empty())
-            .then(|| convert::uuid(field, value))
-            .transpose()
-    };
     let optional_external = |field: &str, value: &str| {
         (!value.is_empty())
             .then(|| validation::external_id(value).map_err(|e| Error::field(field, e)))
@@ -189,9 +184,9 @@ pub fn event_filter(
         }
     }
     let filter = EventFilter {
-        customer_id: optional_uuid("customer_id", input.customer_id)?,
-        invoice_id: optional_uuid("invoice_id", input.invoice_id)?,
-        process_id: optional_uuid("process_id", input.process_id)?,
+        customer_id: convert::optional_uuid("customer_id", input.customer_id)?,
+        invoice_id: convert::optional_uuid("invoice_id", input.invoice_id)?,
+        process_id: convert::optional_uuid("process_id", input.process_id)?,
         event_types: input.types.to_vec(),
     };
     Ok((

@@ -72,22 +72,6 @@ pub fn payment_request_to_proto(r: PaymentRequest) -> proto::PaymentRequest {
     }
 }
 
-/// Free text of at most `max` characters without control characters.
-fn bounded_text(v: &mut Violations, field: &str, value: &str, max: usize) {
-    if value.chars().count() > max {
-        v.add(field, format!("must be at most {max} characters"));
-    } else if value.chars().any(char::is_control) {
-        v.add(field, "must not contain control characters");
-    }
-}
-
-fn request_id(value: &str, v: &mut Violations) -> Option<String> {
-    if value.is_empty() {
-        return None;
-    }
-    v.check("request_id", validation::external_id(value))
-}
-
 fn new_payment_request(
     req: proto::CreatePaymentRequestRequest,
 ) -> Result<NewPaymentRequest, Error> {
@@ -140,7 +124,7 @@ fn new_payment_request(
             Err(_) => v.add(field, "must be a UUID"),
         }
     }
-    let request_id = request_id(&req.request_id, &mut v);
+    let request_id = convert::request_id(&req.request_id, &mut v);
     v.finish()?;
     Ok(NewPaymentRequest {
         customer: customer.ok_or_else(|| Error::Internal("customer checked above".into()))?,
@@ -152,9 +136,18 @@ fn new_payment_request(
 
 fn payment_result(req: &proto::RecordPaymentResultRequest) -> Result<PaymentResult, Error> {
     let mut v = Violations::new();
-    bounded_text(&mut v, "decline_code", &req.decline_code, 200);
-    bounded_text(&mut v, "decline_message", &req.decline_message, 1000);
-    bounded_text(&mut v, "provider_reference", &req.provider_reference, 500);
+    v.check(
+        "decline_code",
+        validation::text_up_to(&req.decline_code, 200),
+    );
+    v.check(
+        "decline_message",
+        validation::text_up_to(&req.decline_message, 1000),
+    );
+    v.check(
+        "provider_reference",
+        validation::text_up_to(&req.provider_reference, 500),
+    );
     let outcome = match proto::PaymentOutcome::try_from(req.outcome) {
         Ok(proto::PaymentOutcome::Succeeded) => {
             if !req.decline_code.is_empty() || !req.decline_message.is_empty() || req.hard_decline {
@@ -179,7 +172,7 @@ fn payment_result(req: &proto::RecordPaymentResultRequest) -> Result<PaymentResu
             None
         }
     };
-    let request_id = request_id(&req.request_id, &mut v);
+    let request_id = convert::request_id(&req.request_id, &mut v);
     v.finish()?;
     Ok(PaymentResult {
         outcome: outcome.ok_or_else(|| Error::Internal("outcome checked above".into()))?,
@@ -258,7 +251,7 @@ impl PaymentRequestService for Api {
             "id",
             convert::uuid("id", &req.id).map_err(|_| "must be a UUID".to_owned()),
         );
-        bounded_text(&mut v, "reason", &req.reason, 1000);
+        v.check("reason", validation::text_up_to(&req.reason, 1000));
         v.finish().map_err(Error::from)?;
         let Some(id) = id else {
             return Err(Error::Internal("id checked above".into()).into());

@@ -71,10 +71,10 @@ fn endpoint_settings(
     {
         v.add(format!("{prefix}url"), e);
     }
-    if fields.contains(&EndpointField::Description) && e.description.chars().count() > 1000 {
-        v.add(
-            format!("{prefix}description"),
-            "must be at most 1000 characters",
+    if fields.contains(&EndpointField::Description) {
+        v.check(
+            &format!("{prefix}description"),
+            validation::text_up_to(&e.description, 1000),
         );
     }
     if fields.contains(&EndpointField::EventTypes) {
@@ -132,14 +132,9 @@ impl WebhookService for Api {
             EndpointField::EventTypes,
         ];
         let settings = endpoint_settings(&endpoint, &all)?;
-        let request_id = if req.request_id.is_empty() {
-            None
-        } else {
-            Some(
-                validation::external_id(&req.request_id)
-                    .map_err(|e| Error::field("request_id", e))?,
-            )
-        };
+        let mut v = Violations::new();
+        let request_id = convert::request_id(&req.request_id, &mut v);
+        v.finish().map_err(Error::from)?;
         let created = self
             .services
             .create_webhook_endpoint(caller, &settings, request_id.as_deref())
@@ -240,11 +235,6 @@ impl WebhookService for Api {
         let caller = authenticate(&self.services, &request).await?;
         let req = request.into_inner();
         let page = convert::page(req.page_size, req.page_token)?;
-        let optional_id = |field: &str, value: &str| {
-            (!value.is_empty())
-                .then(|| convert::uuid(field, value))
-                .transpose()
-        };
         let status = match proto::WebhookDeliveryStatus::try_from(req.status) {
             Ok(proto::WebhookDeliveryStatus::Unspecified) => None,
             Ok(proto::WebhookDeliveryStatus::Pending) => Some(DeliveryStatus::Pending),
@@ -255,8 +245,8 @@ impl WebhookService for Api {
             }
         };
         let filter = DeliveryFilter {
-            endpoint_id: optional_id("endpoint_id", &req.endpoint_id)?,
-            event_id: optional_id("event_id", &req.event_id)?,
+            endpoint_id: convert::optional_uuid("endpoint_id", &req.endpoint_id)?,
+            event_id: convert::optional_uuid("event_id", &req.event_id)?,
             status,
         };
         let (rows, next_page_token) = self

@@ -72,18 +72,9 @@ pub struct Providers {
 impl Providers {
     /// `timeout` bounds one call to an organization's payments service.
     pub fn new(timeout: Duration) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("dunning/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { client })
-    }
-
-    /// The shared HTTP client (also used for webhooks).
-    pub fn http_client(&self) -> &reqwest::Client {
-        &self.client
+        Ok(Self {
+            client: crate::outbound::http_client(timeout, "payments")?,
+        })
     }
 
     /// Where a charge of this payment method would go for an organization with these

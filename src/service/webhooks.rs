@@ -4,7 +4,7 @@
 use super::customers::request_id_conflict;
 use super::paging::{PageRequest, fingerprint};
 use super::{Caller, Services};
-use crate::domain::event::{EventPayload, EventType, NewEvent};
+use crate::domain::event::NewEvent;
 use crate::domain::webhook::{DeliveryStatus, WebhookDelivery, WebhookEndpoint};
 use crate::error::Error;
 use crate::events::webhooks::WebhookSender;
@@ -12,6 +12,7 @@ use crate::storage::{DeliveryFilter, EventFilter};
 use chrono::Duration;
 use futures_util::StreamExt;
 use rand::RngCore;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 const CREATE_OPERATION: &str = "CreateWebhookEndpoint";
@@ -251,15 +252,22 @@ impl Services {
 
     /// Creates deliveries for the events after each enabled endpoint's cursor.
     async fn dispatch_events_to_webhooks(&self) -> Result<usize, Error> {
-        let mut created = 0;
-        let everything = EventFilter::default();
+        // Endpoints of one organization at the same position share one read of the log.
+        let mut groups: BTreeMap<(Uuid, i64), Vec<WebhookEndpoint>> = BTreeMap::new();
         for endpoint in self.store.enabled_webhook_endpoints().await? {
+            groups
+                .entry((endpoint.organization_id, endpoint.cursor))
+                .or_default()
+                .push(endpoint);
+        }
+        let mut created = 0;
+        for ((organization_id, cursor), endpoints) in groups {
             let tx = self.store.begin().await?;
             let events = tx
                 .list_events(
-                    endpoint.organization_id,
-                    &everything,
-                    endpoint.cursor,
+                    organization_id,
+                    &EventFilter::default(),
+                    cursor,
                     None,
                     DISPATCH_BATCH,
                 )
@@ -268,17 +276,14 @@ impl Services {
                 continue;
             };
             let now = self.now();
-            let deliveries: Vec<WebhookDelivery> = events
-                .iter()
-                .filter(|e| endpoint.wants(&e.event_type))
-                .map(|e| WebhookDelivery::new(&endpoint, e.id, e.sequence, &e.event_type, now))
-                .collect();
-            if !tx
-                .advance_webhook_cursor(endpoint.id, endpoint.cursor, last)
-                .await?
-            {
-                // Another replica dispatched these events.
-                continue;
+            let mut deliveries = Vec::new();
+            for endpoint in &endpoints {
+                // Not moved: another replica dispatched these events to it.
+                if tx.advance_webhook_cursor(endpoint.id, cursor, last).await? {
+                    deliveries.extend(events.iter().filter(|e| endpoint.wants(&e.event_type)).map(
+                        |e| WebhookDelivery::new(endpoint, e.id, e.sequence, &e.event_type, now),
+                    ));
+                }
             }
             tx.insert_webhook_deliveries(&deliveries).await?;
             tx.commit().await?;
@@ -358,21 +363,7 @@ impl Services {
                 .await?;
             tx.append_events(
                 caller.organization_id,
-                &[NewEvent {
-                    event_type: EventType::WebhookEndpointDisabled,
-                    occurred_at: now,
-                    customer_id: None,
-                    customer_external_id: String::new(),
-                    invoice_id: None,
-                    invoice_external_id: String::new(),
-                    process_id: None,
-                    payload: EventPayload::WebhookEndpoint {
-                        endpoint_id: endpoint.id.to_string(),
-                        url: endpoint.url.clone(),
-                        disabled_reason: endpoint.disabled_reason.clone(),
-                        consecutive_failures: failures,
-                    },
-                }],
+                &[NewEvent::webhook_endpoint_disabled(&endpoint, now)],
             )
             .await?;
             tracing::warn!(endpoint = %endpoint.id, failures, "webhook endpoint disabled");

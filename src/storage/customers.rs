@@ -65,9 +65,7 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<Option<Customer>, Error> {
         let mut query = customer::Entity::find_by_id(id)
             .filter(customer::Column::OrganizationId.eq(organization_id));
-        if self.backend() == super::Backend::Postgres {
-            query = query.lock_exclusive();
-        }
+        query = self.for_update(query, true);
         query
             .one(&self.conn)
             .await

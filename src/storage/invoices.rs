@@ -58,9 +58,7 @@ impl<C: ConnectionTrait> Conn<C> {
             InvoiceKey::Id(id) => query.filter(invoice::Column::Id.eq(id)),
             InvoiceKey::ExternalId(ext) => query.filter(invoice::Column::ExternalId.eq(ext)),
         };
-        if lock && self.backend() == super::Backend::Postgres {
-            query = query.lock_exclusive();
-        }
+        query = self.for_update(query, lock);
         query
             .one(&self.conn)
             .await
@@ -100,9 +98,7 @@ impl<C: ConnectionTrait> Conn<C> {
                 .filter(invoice::Column::OrganizationId.eq(organization_id))
                 .filter(invoice::Column::Id.is_in(chunk.iter().copied()))
                 .order_by_asc(invoice::Column::ExternalId);
-            if lock && self.backend() == super::Backend::Postgres {
-                query = query.lock_exclusive();
-            }
+            query = self.for_update(query, lock);
             for model in query.all(&self.conn).await.map_err(db_error)? {
                 out.push(from_model(model)?);
             }
@@ -277,9 +273,7 @@ impl<C: ConnectionTrait> Conn<C> {
             .filter(invoice::Column::CustomerId.eq(customer_id))
             .filter(invoice::Column::State.eq(InvoiceState::Open.as_str()))
             .order_by_asc(invoice::Column::ExternalId);
-        if self.backend() == super::Backend::Postgres {
-            query = query.lock_exclusive();
-        }
+        query = self.for_update(query, true);
         query
             .all(&self.conn)
             .await

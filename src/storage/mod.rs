@@ -149,6 +149,16 @@ impl<C: ConnectionTrait> Conn<C> {
             _ => Backend::Postgres,
         }
     }
+
+    /// `query` taking row locks held until the transaction ends (`FOR UPDATE`) when `lock`, on
+    /// PostgreSQL; SQLite has one writer at a time, so its transactions need none.
+    pub(crate) fn for_update<Q: sea_orm::QuerySelect>(&self, query: Q, lock: bool) -> Q {
+        if lock && self.backend() == Backend::Postgres {
+            query.lock_exclusive()
+        } else {
+            query
+        }
+    }
 }
 
 /// Maps a database error: an unreachable or overloaded database is `Unavailable` (retryable);

@@ -90,9 +90,7 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<Option<PaymentRequest>, Error> {
         let mut query = payment_request::Entity::find_by_id(id)
             .filter(payment_request::Column::OrganizationId.eq(organization_id));
-        if lock && self.backend() == super::Backend::Postgres {
-            query = query.lock_exclusive();
-        }
+        query = self.for_update(query, lock);
         let Some(model) = query.one(&self.conn).await.map_err(db_error)? else {
             return Ok(None);
         };

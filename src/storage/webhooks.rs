@@ -58,9 +58,7 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<Option<WebhookEndpoint>, Error> {
         let mut query = endpoint::Entity::find_by_id(id)
             .filter(endpoint::Column::OrganizationId.eq(organization_id));
-        if lock && self.backend() == super::Backend::Postgres {
-            query = query.lock_exclusive();
-        }
+        query = self.for_update(query, lock);
         query
             .one(&self.conn)
             .await
