@@ -97,8 +97,10 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(self.with_invoices(vec![model]).await?.pop())
     }
 
-    /// The open requests that cover any of these invoices.
-    pub async fn open_payment_requests_covering(
+    /// The open requests that cover any of these invoices, locked for the rest of the
+    /// transaction (PostgreSQL) in id order and read as they are once locked: a request read
+    /// without its lock could have started a charge since, and overwriting it would lose that.
+    pub async fn lock_open_payment_requests_covering(
         &self,
         organization_id: Uuid,
         invoice_ids: &[Uuid],
@@ -118,14 +120,19 @@ impl<C: ConnectionTrait> Conn<C> {
         if request_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let models = payment_request::Entity::find()
+        let query = payment_request::Entity::find()
             .filter(payment_request::Column::OrganizationId.eq(organization_id))
             .filter(payment_request::Column::Id.is_in(request_ids))
-            .order_by_asc(payment_request::Column::Id)
+            .order_by_asc(payment_request::Column::Id);
+        let models = self
+            .for_update(query, true)
             .all(&self.conn)
             .await
             .map_err(db_error)?;
-        self.with_invoices(models).await
+        let mut requests = self.with_invoices(models).await?;
+        // Closed by the transaction whose lock was waited for.
+        requests.retain(|r| r.status.is_open());
+        Ok(requests)
     }
 
     /// Requests newest first, before `before_id`.

@@ -126,30 +126,6 @@ fn refresh_event(refresh: Refresh) -> Option<EventType> {
     }
 }
 
-/// The open requests covering any of these invoices, each re-read under its row lock: a
-/// request read without it could have started a charge since, and overwriting it would lose
-/// that.
-async fn lock_open_requests_covering<C: Connection>(
-    conn: &Conn<C>,
-    caller: Caller,
-    invoice_ids: &[Uuid],
-) -> Result<Vec<PaymentRequest>, Error> {
-    let mut locked = Vec::new();
-    for request in conn
-        .open_payment_requests_covering(caller.organization_id, invoice_ids)
-        .await?
-    {
-        if let Some(fresh) = conn
-            .find_payment_request(caller.organization_id, request.id, true)
-            .await?
-            && fresh.status.is_open()
-        {
-            locked.push(fresh);
-        }
-    }
-    Ok(locked)
-}
-
 impl Services {
     /// Creates a payment request for some of a customer's overdue invoices in one currency
     /// (all of them when none are listed), superseding open requests that cover any of them.
@@ -208,7 +184,10 @@ impl Services {
 
         let invoice_ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
         let mut events = Vec::new();
-        for mut older in lock_open_requests_covering(&tx, caller, &invoice_ids).await? {
+        for mut older in tx
+            .lock_open_payment_requests_covering(caller.organization_id, &invoice_ids)
+            .await?
+        {
             older.supersede(id, now).map_err(rule_error)?;
             events.push(NewEvent::payment_request(
                 EventType::PaymentRequestSuperseded,
@@ -592,7 +571,10 @@ impl Services {
         let ids: Vec<Uuid> = changed.iter().map(|i| i.id).collect();
         let now = self.now();
         let mut events = Vec::new();
-        for mut request in lock_open_requests_covering(conn, caller, &ids).await? {
+        for mut request in conn
+            .lock_open_payment_requests_covering(caller.organization_id, &ids)
+            .await?
+        {
             let covered: Vec<Uuid> = request.invoices.iter().map(|i| i.invoice_id).collect();
             let invoices = conn
                 .find_invoices_by_ids(caller.organization_id, &covered, false)
