@@ -124,50 +124,42 @@ pub async fn start(
             config.overdue_scan_interval,
             stopped.clone(),
         )));
-        let (outbox, outbox_mailer) = (services.clone(), mailer.clone());
-        let outbox_signal = services.clone();
+        let outbox_mailer = mailer.clone();
         background.push(tokio::spawn(worker(
             "outbox delivery",
+            services.clone(),
             metrics.clone(),
-            move || {
-                let (services, mailer) = (outbox.clone(), outbox_mailer.clone());
+            move |services| {
+                let mailer = outbox_mailer.clone();
                 async move { services.deliver_due_notifications(&mailer).await }
             },
-            move || {
-                let services = outbox_signal.clone();
-                async move { services.outbox_changed().await }
-            },
+            |services| async move { services.outbox_changed().await },
             stopped.clone(),
         )));
-        let (payments, payment_providers) = (services.clone(), providers.clone());
-        let payment_signal = services.clone();
+        let payment_providers = providers.clone();
         background.push(tokio::spawn(worker(
             "payment requests",
+            services.clone(),
             metrics.clone(),
-            move || {
-                let (services, providers) = (payments.clone(), payment_providers.clone());
+            move |services| {
+                let providers = payment_providers.clone();
                 async move { services.process_due_payment_requests(&providers).await }
             },
-            move || {
-                let services = payment_signal.clone();
-                async move { services.payment_requests_changed().await }
-            },
+            |services| async move { services.payment_requests_changed().await },
             stopped.clone(),
         )));
-        let (hooks, sender) = (services.clone(), webhooks.clone());
-        let events_committed = services.clone();
+        let webhook_sender = webhooks.clone();
         background.push(tokio::spawn(worker(
             "webhooks",
+            services.clone(),
             metrics.clone(),
-            move || {
-                let (services, sender) = (hooks.clone(), sender.clone());
+            move |services| {
+                let sender = webhook_sender.clone();
                 async move { services.deliver_due_webhooks(&sender).await }
             },
-            move || {
-                let mut wakeups = events_committed.store().event_wakeups();
-                async move {
-                    let _ = wakeups.changed().await;
-                }
+            // Webhooks deliver events: any commit of events may bring work.
+            |services| async move {
+                let _ = services.store().event_wakeups().changed().await;
             },
             stopped.clone(),
         )));
@@ -269,18 +261,19 @@ fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, Error> {
 /// exits on its own.
 async fn worker<R, RF, W, WF>(
     name: &'static str,
+    services: Services,
     metrics: Arc<Metrics>,
     round: R,
     wake: W,
     mut stopped: watch::Receiver<bool>,
 ) where
-    R: Fn() -> RF,
+    R: Fn(Services) -> RF,
     RF: Future<Output = Result<usize, Error>>,
-    W: Fn() -> WF,
+    W: Fn(Services) -> WF,
     WF: Future<Output = ()>,
 {
     loop {
-        let result = round().await;
+        let result = round(services.clone()).await;
         metrics.count_worker_round(name, result.as_ref().map(|n| *n).map_err(|_| ()));
         match result {
             Ok(n) if n > 0 => continue,
@@ -290,7 +283,7 @@ async fn worker<R, RF, W, WF>(
             }
         }
         tokio::select! {
-            _ = wake() => {}
+            _ = wake(services.clone()) => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
