@@ -88,6 +88,7 @@ async fn run(label: &str, database_url: String) {
         process_id: None,
         payment_request_id: None,
         extra_bcc: vec![],
+        collection_agency_email: String::new(),
     };
     let queued_at = Instant::now();
     for _ in 0..MESSAGES {

@@ -45,6 +45,7 @@ fn email(kind: TemplateKind, customer: &str, invoices: &[&str]) -> EmailRequest 
         process_id: None,
         payment_request_id: None,
         extra_bcc: vec!["audit@acme.test".into()],
+        collection_agency_email: String::new(),
     }
 }
 

@@ -10,5 +10,6 @@ pub mod organization;
 pub mod overdue;
 pub mod payment_request;
 pub mod signature;
+pub mod template;
 pub mod validation;
 pub mod webhook;

@@ -149,6 +149,7 @@ pub async fn preview(
         process_id: None,
         payment_request_id: None,
         extra_bcc: Vec::new(),
+        collection_agency_email: String::new(),
     };
     let composed = api.services.preview_email(caller, &email).await?;
     let sender = &composed.organization.settings.sender;

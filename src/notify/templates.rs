@@ -8,8 +8,6 @@
 //!
 //! The variables and filters templates can use are documented on [`EmailContext`].
 
-use std::fmt;
-
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
@@ -20,61 +18,7 @@ pub use super::context::{
 };
 use super::format::{format_date, format_money, language};
 
-/// The kind of a dunning email: the reminder ladder and the other notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TemplateKind {
-    /// First reminder after the due date: polite, assumes an oversight.
-    FriendlyReminder,
-    /// Second reminder: firmer, asks for payment without further delay.
-    FirmReminder,
-    /// Last reminder: names the consequences (suspension, collection agency).
-    FinalNotice,
-    /// Courtesy note before the due date.
-    PreDueReminder,
-    /// Asks for payment of the overdue balance, with the payment link and the invoice table.
-    PaymentRequest,
-    /// Internal email to the customer's sales rep: which customer, what is overdue.
-    SalesNotification,
-    /// Hand-over to the collection agency: customer, invoices, amounts, dunning history.
-    CollectionAgencyHandover,
-}
-
-impl TemplateKind {
-    /// Every kind, in ladder order.
-    pub const ALL: [TemplateKind; 7] = [
-        TemplateKind::FriendlyReminder,
-        TemplateKind::FirmReminder,
-        TemplateKind::FinalNotice,
-        TemplateKind::PreDueReminder,
-        TemplateKind::PaymentRequest,
-        TemplateKind::SalesNotification,
-        TemplateKind::CollectionAgencyHandover,
-    ];
-
-    /// The stable name of the kind (`"friendly_reminder"`, ...), as used in the API and storage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TemplateKind::FriendlyReminder => "friendly_reminder",
-            TemplateKind::FirmReminder => "firm_reminder",
-            TemplateKind::FinalNotice => "final_notice",
-            TemplateKind::PreDueReminder => "pre_due_reminder",
-            TemplateKind::PaymentRequest => "payment_request",
-            TemplateKind::SalesNotification => "sales_notification",
-            TemplateKind::CollectionAgencyHandover => "collection_agency_handover",
-        }
-    }
-
-    /// The kind named by [`as_str`](Self::as_str); `None` for any other string.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
-    }
-}
-
-impl fmt::Display for TemplateKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::template::TemplateKind;
 
 /// The locales that have built-in templates; the first one is the fallback.
 pub const BUILTIN_LOCALES: [&str; 3] = ["en", "de", "fr"];

@@ -12,6 +12,7 @@ use crate::domain::notification::{
     retry_delay,
 };
 use crate::domain::organization::Organization;
+use crate::domain::template::Audience;
 use crate::error::Error;
 use crate::notify::templates::{
     self, AmountVars, CustomerVars, EmailContext, InvoiceVars, OrganizationVars, RenderedEmail,
@@ -46,6 +47,8 @@ pub struct EmailRequest {
     pub payment_request_id: Option<Uuid>,
     /// Extra BCC addresses (a policy's list).
     pub extra_bcc: Vec<String>,
+    /// Where emails of the collection agency audience go (the policy's agency address).
+    pub collection_agency_email: String,
 }
 
 /// An email as it would be sent.
@@ -248,22 +251,25 @@ impl Services {
             )
         })?;
         let d = &customer.details;
-        let recipients = match request.kind {
-            TemplateKind::SalesNotification => Recipients::new(
-                &[d.sales_rep_email.clone()]
-                    .into_iter()
-                    .filter(|a| !a.is_empty())
-                    .collect::<Vec<_>>(),
-                &[],
-                &[&request.extra_bcc],
-            ),
-            _ => Recipients::new(
-                &[d.email.clone()]
-                    .into_iter()
-                    .filter(|a| !a.is_empty())
-                    .collect::<Vec<_>>(),
+        let only = |address: &str| {
+            [address.to_owned()]
+                .into_iter()
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+        };
+        let recipients = match request.kind.audience() {
+            Audience::Customer => Recipients::new(
+                &only(&d.email),
                 &d.cc_emails,
                 &[&d.bcc_emails, &request.extra_bcc],
+            ),
+            Audience::SalesRep => {
+                Recipients::new(&only(&d.sales_rep_email), &[], &[&request.extra_bcc])
+            }
+            Audience::CollectionAgency => Recipients::new(
+                &only(&request.collection_agency_email),
+                &[],
+                &[&request.extra_bcc],
             ),
         };
         Ok(ComposedEmail {
@@ -339,9 +345,10 @@ impl Services {
         if n.recipients.to.is_empty() {
             n.state = NotificationState::Suppressed;
             n.next_attempt_at = None;
-            n.suppressed_reason = match request.kind {
-                TemplateKind::SalesNotification => "the customer has no sales rep email".into(),
-                _ => "the customer has no email address".into(),
+            n.suppressed_reason = match request.kind.audience() {
+                Audience::Customer => "the customer has no email address".into(),
+                Audience::SalesRep => "the customer has no sales rep email".into(),
+                Audience::CollectionAgency => "the policy has no collection agency email".into(),
             };
             events.push(notification_event(
                 EventType::NotificationSuppressed,

@@ -535,6 +535,7 @@ impl Services {
             process_id: request.process_id,
             payment_request_id: Some(request.id),
             extra_bcc: Vec::new(),
+            collection_agency_email: String::new(),
         };
         match self.queue_email(tx, caller, &email).await {
             Ok(notification) => {
