@@ -3,6 +3,8 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::engine::jobs;
+use crate::engine::runtime::{self, Job};
 use crate::error::Error;
 use crate::events::webhooks::WebhookSender;
 use crate::metrics::Metrics;
@@ -118,51 +120,28 @@ pub async fn start(
         relay.store().relay_other_replicas_events().await
     }));
     if options.background_tasks {
-        background.push(tokio::spawn(overdue_scanner(
-            services.clone(),
-            metrics.clone(),
-            config.overdue_scan_interval,
-            stopped.clone(),
-        )));
-        let outbox_mailer = mailer.clone();
-        background.push(tokio::spawn(worker(
-            "outbox delivery",
-            services.clone(),
-            metrics.clone(),
-            move |services| {
-                let mailer = outbox_mailer.clone();
-                async move { services.deliver_due_notifications(&mailer).await }
-            },
-            |services| async move { services.outbox_changed().await },
-            stopped.clone(),
-        )));
-        let payment_providers = providers.clone();
-        background.push(tokio::spawn(worker(
-            "payment requests",
-            services.clone(),
-            metrics.clone(),
-            move |services| {
-                let providers = payment_providers.clone();
-                async move { services.process_due_payment_requests(&providers).await }
-            },
-            |services| async move { services.payment_requests_changed().await },
-            stopped.clone(),
-        )));
-        let webhook_sender = webhooks.clone();
-        background.push(tokio::spawn(worker(
-            "webhooks",
-            services.clone(),
-            metrics.clone(),
-            move |services| {
-                let sender = webhook_sender.clone();
-                async move { services.deliver_due_webhooks(&sender).await }
-            },
-            // Webhooks deliver events: any commit of events may bring work.
-            |services| async move {
-                let _ = services.store().event_wakeups().changed().await;
-            },
-            stopped.clone(),
-        )));
+        let jobs: [Arc<dyn Job>; 4] = [
+            Arc::new(jobs::OverdueScanner {
+                services: services.clone(),
+                metrics: metrics.clone(),
+                interval: config.overdue_scan_interval,
+            }),
+            Arc::new(jobs::OutboxDelivery {
+                services: services.clone(),
+                mailer: mailer.clone(),
+            }),
+            Arc::new(jobs::PaymentRequests {
+                services: services.clone(),
+                providers: providers.clone(),
+            }),
+            Arc::new(jobs::WebhookDeliveries {
+                services: services.clone(),
+                sender: webhooks.clone(),
+            }),
+        ];
+        for job in jobs {
+            background.push(runtime::spawn(job, metrics.clone(), stopped.clone()));
+        }
     }
 
     let routes = crate::grpc::routes(services.clone()).await;
@@ -216,35 +195,6 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-/// Announces overdue invoices periodically. Failures (database down) are logged and retried
-/// on the next tick; the loop never exits on its own.
-async fn overdue_scanner(
-    services: Services,
-    metrics: Arc<Metrics>,
-    interval: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
-        }
-        match services.announce_overdue_invoices().await {
-            Ok(0) => {}
-            Ok(n) => {
-                metrics.count_overdue_announced(n);
-                tracing::info!(announced = n, "invoices became overdue");
-            }
-            Err(e) => {
-                metrics.count_overdue_scan_failure();
-                tracing::warn!(error = %e, "overdue scan failed; retrying next tick");
-            }
-        }
-    }
-}
-
 /// SMTP when `smtp_url` is set, otherwise `.eml` files in `outbox_dir`.
 fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, Error> {
     Ok(match &config.smtp_url {
@@ -253,39 +203,4 @@ fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, Error> {
         }
         None => Arc::new(FileMailer::new(config.outbox_dir.clone())),
     })
-}
-
-/// Runs a background worker until stopped: a round of work, then (unless the round did
-/// something, which may have left more due) a wait for `wake` or a one-second tick for work
-/// that became due with time. Failures (database down) are logged and retried; the loop never
-/// exits on its own.
-async fn worker<R, RF, W, WF>(
-    name: &'static str,
-    services: Services,
-    metrics: Arc<Metrics>,
-    round: R,
-    wake: W,
-    mut stopped: watch::Receiver<bool>,
-) where
-    R: Fn(Services) -> RF,
-    RF: Future<Output = Result<usize, Error>>,
-    W: Fn(Services) -> WF,
-    WF: Future<Output = ()>,
-{
-    loop {
-        let result = round(services.clone()).await;
-        metrics.count_worker_round(name, result.as_ref().map(|n| *n).map_err(|_| ()));
-        match result {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(worker = name, error = %e, "background round failed; retrying")
-            }
-        }
-        tokio::select! {
-            _ = wake(services.clone()) => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
-        }
-    }
 }
