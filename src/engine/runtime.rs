@@ -128,8 +128,11 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (stop, stopped) = watch::channel(false);
         let task = spawn(job.clone(), metrics.clone(), stopped);
-        // Two failures: 1 s then 2 s of backoff; then a round with work runs the next at once.
-        tokio::time::sleep(Duration::from_millis(3500)).await;
+        // Two failures: 1 s then 2 s of backoff (a plain 1 s tick would have run 4 rounds by
+        // 2.5 s); then a round with work runs the next at once.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(job.rounds.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
         assert_eq!(job.rounds.load(Ordering::SeqCst), 4);
         // Idle: a wake-up runs a round before the tick.
         job.wake.notify_one();
