@@ -100,6 +100,21 @@ impl Error {
     }
 }
 
+impl From<crate::domain::money::MoneyError> for Error {
+    fn from(e: crate::domain::money::MoneyError) -> Self {
+        use crate::domain::money::MoneyError;
+        match e {
+            // Callers only ever add amounts of one currency: a mismatch is a bug.
+            MoneyError::CurrencyMismatch { .. } => Error::Internal(e.to_string()),
+            MoneyError::Overflow => Error::InvalidRequest {
+                reason: "AMOUNT_OUT_OF_RANGE",
+                field: String::new(),
+                message: "the amounts involved add up beyond the representable range".into(),
+            },
+        }
+    }
+}
+
 impl From<Vec<FieldViolation>> for Error {
     fn from(violations: Vec<FieldViolation>) -> Self {
         Error::InvalidArgument(violations)

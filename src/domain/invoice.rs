@@ -1,6 +1,6 @@
 //! Invoices: amounts, states and the one definition of "overdue".
 
-use super::money::Currency;
+use super::money::{Currency, Money};
 use chrono::{DateTime, Days, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
@@ -182,6 +182,11 @@ impl Invoice {
     /// Total minus payments minus credits.
     pub fn amount_due_minor(&self) -> i64 {
         self.total_minor - self.paid_minor - self.credited_minor
+    }
+
+    /// [`amount_due_minor`](Self::amount_due_minor) as money of the invoice's currency.
+    pub fn amount_due(&self) -> Money {
+        Money::new(self.currency, self.amount_due_minor())
     }
 
     /// The single definition of overdue: OPEN, something due, not disputed, and `now` past the

@@ -17,6 +17,20 @@ pub struct Currency {
     minor_units: u32,
 }
 
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Currency::from_code(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown currency {code}")))
+    }
+}
+
 impl Currency {
     /// Looks a currency up by its code (upper case, exactly as ISO 4217 spells it).
     pub fn from_code(code: &str) -> Option<Currency> {
@@ -84,6 +98,87 @@ impl Currency {
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code)
+    }
+}
+
+/// An exact amount in one currency, in its minor units. Arithmetic is checked: amounts of
+/// different currencies are never added, and an overflow is an error, not a wrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Money {
+    currency: Currency,
+    minor: i64,
+}
+
+/// Why money arithmetic was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("cannot combine {left} and {right} amounts")]
+    CurrencyMismatch { left: Currency, right: Currency },
+    #[error("amount out of range")]
+    Overflow,
+}
+
+impl Money {
+    pub fn new(currency: Currency, minor: i64) -> Money {
+        Money { currency, minor }
+    }
+
+    pub fn zero(currency: Currency) -> Money {
+        Money::new(currency, 0)
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    pub fn minor(&self) -> i64 {
+        self.minor
+    }
+
+    pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
+        self.same_currency(other)?;
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(self.currency, minor))
+    }
+
+    pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
+        self.same_currency(other)?;
+        let minor = self
+            .minor
+            .checked_sub(other.minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(self.currency, minor))
+    }
+
+    /// The sum of `amounts`, all in `currency` (zero when there are none).
+    pub fn sum(
+        currency: Currency,
+        amounts: impl IntoIterator<Item = Money>,
+    ) -> Result<Money, MoneyError> {
+        amounts
+            .into_iter()
+            .try_fold(Money::zero(currency), Money::checked_add)
+    }
+
+    fn same_currency(&self, other: Money) -> Result<(), MoneyError> {
+        if self.currency == other.currency {
+            Ok(())
+        } else {
+            Err(MoneyError::CurrencyMismatch {
+                left: self.currency,
+                right: other.currency,
+            })
+        }
+    }
+}
+
+impl fmt::Display for Money {
+    /// The wire decimal string at the currency's scale.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.currency.format(self.minor))
     }
 }
 
@@ -274,6 +369,34 @@ const CURRENCIES: &[(&str, u32)] = &[
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn money_sums_are_checked() {
+        let eur = Currency::from_code("EUR").unwrap();
+        let usd = Currency::from_code("USD").unwrap();
+        let sum = Money::sum(eur, [Money::new(eur, 150), Money::new(eur, 250)]).unwrap();
+        assert_eq!(sum.to_string(), "4.00");
+        assert_eq!(Money::sum(eur, []).unwrap(), Money::zero(eur));
+        assert_eq!(
+            Money::new(eur, 1).checked_add(Money::new(usd, 1)),
+            Err(MoneyError::CurrencyMismatch {
+                left: eur,
+                right: usd
+            })
+        );
+        assert_eq!(
+            Money::new(eur, i64::MAX).checked_add(Money::new(eur, 1)),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::new(eur, 5)
+                .checked_sub(Money::new(eur, 7))
+                .unwrap()
+                .minor(),
+            -2
+        );
+    }
+
     use super::*;
 
     fn eur() -> Currency {

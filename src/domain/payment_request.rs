@@ -2,7 +2,7 @@
 //! currency, charged through a payment provider or emailed with a payment link.
 
 use super::invoice::{Invoice, InvoiceState};
-use super::money::Currency;
+use super::money::{Currency, Money, MoneyError};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -272,26 +272,33 @@ impl PaymentRequest {
     /// was voided or credited); otherwise the amount becomes what is due. Invoices no longer
     /// in the request's currency count for nothing. A request whose charge is in flight keeps
     /// the amount being charged.
-    pub fn refresh(&mut self, invoices: &[Invoice], now: DateTime<Utc>) -> Refresh {
+    pub fn refresh(
+        &mut self,
+        invoices: &[Invoice],
+        now: DateTime<Utc>,
+    ) -> Result<Refresh, MoneyError> {
         if !self.status.is_open() || self.status == PaymentRequestStatus::Processing {
-            return Refresh::Unchanged;
+            return Ok(Refresh::Unchanged);
         }
         let covered: Vec<&Invoice> = invoices
             .iter()
             .filter(|i| self.invoices.iter().any(|c| c.invoice_id == i.id))
             .collect();
-        let due: i64 = covered
-            .iter()
-            .filter(|i| i.state == InvoiceState::Open && i.currency == self.currency)
-            .map(|i| i.amount_due_minor())
-            .sum();
+        let due = Money::sum(
+            self.currency,
+            covered
+                .iter()
+                .filter(|i| i.state == InvoiceState::Open && i.currency == self.currency)
+                .map(|i| i.amount_due()),
+        )?
+        .minor();
         if due > 0 {
             if due == self.amount_minor {
-                return Refresh::Unchanged;
+                return Ok(Refresh::Unchanged);
             }
             self.amount_minor = due;
             self.updated_at = now;
-            return Refresh::AmountChanged;
+            return Ok(Refresh::AmountChanged);
         }
         let anything_paid = covered.iter().any(|i| i.paid_minor > 0);
         let status = if anything_paid {
@@ -300,13 +307,13 @@ impl PaymentRequest {
             PaymentRequestStatus::Canceled
         };
         if self.close(status, now).is_err() {
-            return Refresh::Unchanged;
+            return Ok(Refresh::Unchanged);
         }
         if anything_paid {
-            Refresh::Settled
+            Ok(Refresh::Settled)
         } else {
             self.cancel_reason = "nothing is left due: its invoices were voided or credited".into();
-            Refresh::Canceled
+            Ok(Refresh::Canceled)
         }
     }
 

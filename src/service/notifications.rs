@@ -7,6 +7,7 @@ use super::{Caller, CustomerRef, Services};
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::Invoice;
+use crate::domain::money::{Currency, Money};
 use crate::domain::notification::{
     MAX_ATTEMPTS, Notification, NotificationState, Recipients, message_id, next_send_time,
     retry_delay,
@@ -39,7 +40,7 @@ pub struct EmailRequest {
     /// External ids of the customer's invoices to list; empty = its overdue invoices in
     /// `currency`.
     pub invoice_external_ids: Vec<String>,
-    pub currency: Option<crate::domain::money::Currency>,
+    pub currency: Option<Currency>,
     /// Render in this locale instead of the customer's.
     pub locale: Option<String>,
     pub payment_link: String,
@@ -129,12 +130,13 @@ fn email_context(
     request: &EmailRequest,
     locale: &str,
     now: DateTime<Utc>,
-) -> EmailContext {
-    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+) -> Result<EmailContext, Error> {
+    let mut totals: BTreeMap<Currency, Money> = BTreeMap::new();
     for i in invoices {
-        *totals.entry(i.currency.code()).or_default() += i.amount_due_minor();
+        let total = totals.entry(i.currency).or_insert(Money::zero(i.currency));
+        *total = total.checked_add(i.amount_due())?;
     }
-    EmailContext {
+    Ok(EmailContext {
         organization: OrganizationVars {
             name: org.settings.name.clone(),
             from_email: org.settings.sender.from_email.clone(),
@@ -158,21 +160,18 @@ fn email_context(
                 days_overdue: i.days_overdue(now, customer.details.timezone),
             })
             .collect(),
-        totals: invoices
-            .iter()
-            .map(|i| i.currency)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .map(|c| AmountVars {
-                currency_code: c.code().to_owned(),
-                amount: c.format(totals.get(c.code()).copied().unwrap_or_default()),
+        totals: totals
+            .values()
+            .map(|total| AmountVars {
+                currency_code: total.currency().code().to_owned(),
+                amount: total.to_string(),
             })
             .collect(),
         payment_link: request.payment_link.clone(),
         sales_rep_email: customer.details.sales_rep_email.clone(),
         history: Vec::new(),
         locale: locale.to_owned(),
-    }
+    })
 }
 
 impl Services {
@@ -240,7 +239,7 @@ impl Services {
             request,
             &used_locale,
             self.now(),
-        );
+        )?;
         let rendered = templates::render(&source, &context).map_err(|e| {
             Error::precondition(
                 "TEMPLATE_RENDER_FAILED",

@@ -17,7 +17,7 @@ use super::{Caller, CustomerRef, InvoiceRef, Services};
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
-use crate::domain::money::Currency;
+use crate::domain::money::{Currency, Money};
 use crate::domain::payment_request::{
     CoveredInvoice, Decline, PaymentRequest, PaymentRequestError, PaymentRequestStatus, Refresh,
     payment_link,
@@ -203,7 +203,8 @@ impl Services {
             customer_id: customer.id,
             customer_external_id: customer.external_id.clone(),
             currency: new.currency,
-            amount_minor: invoices.iter().map(Invoice::amount_due_minor).sum(),
+            amount_minor: Money::sum(new.currency, invoices.iter().map(Invoice::amount_due))?
+                .minor(),
             invoices: invoices
                 .iter()
                 .map(|i| CoveredInvoice {
@@ -479,7 +480,7 @@ impl Services {
             ),
             NewEvent::payment_request(EventType::PaymentRequestFailed, request, now),
         ];
-        if let Some(event) = refresh_event(request.refresh(invoices, now)) {
+        if let Some(event) = refresh_event(request.refresh(invoices, now)?) {
             events.push(NewEvent::payment_request(event, request, now));
         }
         if request.status.is_open() {
@@ -580,7 +581,7 @@ impl Services {
             let invoices = conn
                 .find_invoices_by_ids(caller.organization_id, &covered, false)
                 .await?;
-            let Some(event) = refresh_event(request.refresh(&invoices, now)) else {
+            let Some(event) = refresh_event(request.refresh(&invoices, now)?) else {
                 continue;
             };
             events.push(NewEvent::payment_request(event, &request, now));
