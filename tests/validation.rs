@@ -666,7 +666,7 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
     assert!(status.message().contains("dunning"), "{}", status.message());
     assert_error(
         s.dunning()
-            .list_policies(proto::ListPoliciesRequest::default())
+            .list_processes(proto::ListProcessesRequest::default())
             .await,
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
@@ -676,7 +676,7 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
         dunning::proto::dunning_service_client::DunningServiceClient::new(s.channel.clone());
     assert_error(
         anonymous
-            .list_policies(proto::ListPoliciesRequest::default())
+            .list_processes(proto::ListProcessesRequest::default())
             .await,
         Code::Unauthenticated,
         "API_KEY_MISSING",

@@ -357,7 +357,7 @@ impl Services {
         }
         conn.insert_notification(&n).await?;
         conn.append_events(caller.organization_id, &events).await?;
-        self.outbox_signal.notify_one();
+        conn.wake_after_commit(&self.outbox_signal);
         Ok(n)
     }
 

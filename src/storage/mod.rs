@@ -45,6 +45,9 @@ pub struct Conn<C> {
     appended_events: std::sync::atomic::AtomicBool,
     /// The URL connected to (PostgreSQL readers LISTEN on their own connection).
     url: std::sync::Arc<str>,
+    /// Background jobs to wake once this transaction has committed (`None` on the pool:
+    /// there, a statement is committed when it returns, so they are woken at once).
+    wake_on_commit: Option<std::sync::Mutex<Vec<std::sync::Arc<tokio::sync::Notify>>>>,
 }
 
 /// Anything repositories can run on: the pool or a transaction. Services use it to be generic
@@ -64,6 +67,7 @@ impl Clone for Store {
             wakeup: self.wakeup.clone(),
             appended_events: Default::default(),
             url: self.url.clone(),
+            wake_on_commit: None,
         }
     }
 }
@@ -104,6 +108,7 @@ impl Store {
             wakeup: EventWakeup::default(),
             appended_events: Default::default(),
             url: url.into(),
+            wake_on_commit: None,
         })
     }
 
@@ -120,6 +125,7 @@ impl Store {
             wakeup: self.wakeup.clone(),
             appended_events: Default::default(),
             url: self.url.clone(),
+            wake_on_commit: Some(Default::default()),
         })
     }
 
@@ -134,15 +140,37 @@ impl Tx {
             .appended_events
             .load(std::sync::atomic::Ordering::Relaxed);
         let wakeup = self.wakeup.clone();
+        let woken = self
+            .wake_on_commit
+            .map(|w| w.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .unwrap_or_default();
         self.conn.commit().await.map_err(db_error)?;
         if appended {
             wakeup.wake();
+        }
+        // Only now: a job woken before the commit could look, find nothing, and sleep.
+        for signal in woken {
+            signal.notify_one();
         }
         Ok(())
     }
 }
 
 impl<C: ConnectionTrait> Conn<C> {
+    /// Wakes a background job once what this connection wrote is committed: at commit for a
+    /// transaction (never if it rolls back), at once on the pool.
+    pub fn wake_after_commit(&self, signal: &std::sync::Arc<tokio::sync::Notify>) {
+        match &self.wake_on_commit {
+            Some(pending) => {
+                let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                if !pending.iter().any(|s| std::sync::Arc::ptr_eq(s, signal)) {
+                    pending.push(signal.clone());
+                }
+            }
+            None => signal.notify_one(),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.conn.get_database_backend() {
             sea_orm::DatabaseBackend::Sqlite => Backend::Sqlite,
