@@ -7,6 +7,7 @@ mod m20261124_000001_initial_schema;
 mod m20261124_000002_notifications;
 mod m20261124_000003_payment_requests;
 mod m20261124_000004_webhooks;
+mod m20261202_000001_policies;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_notifications::Migration),
             Box::new(m20261124_000003_payment_requests::Migration),
             Box::new(m20261124_000004_webhooks::Migration),
+            Box::new(m20261202_000001_policies::Migration),
         ]
     }
 }

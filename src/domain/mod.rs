@@ -9,6 +9,7 @@ pub mod notification;
 pub mod organization;
 pub mod overdue;
 pub mod payment_request;
+pub mod policy;
 pub mod signature;
 pub mod template;
 pub mod validation;

@@ -1,5 +1,5 @@
-//! DunningService handlers. Events are readable now; policies, processes and notifications
-//! arrive with the dunning engine and notifications capabilities.
+//! DunningService handlers: policies, notifications and events; processes arrive with the
+//! dunning engine.
 
 use super::events::{EventFilterInput, event_filter, event_to_proto};
 use super::later::service_with_later_rpcs;
@@ -16,12 +16,7 @@ use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
     impl proto::dunning_service_server::DunningService for Api {
-        later("the dunning engine (policies and processes)") {
-            create_policy(CreatePolicyRequest) -> CreatePolicyResponse;
-            get_policy(GetPolicyRequest) -> GetPolicyResponse;
-            list_policies(ListPoliciesRequest) -> ListPoliciesResponse;
-            update_policy(UpdatePolicyRequest) -> UpdatePolicyResponse;
-            archive_policy(ArchivePolicyRequest) -> ArchivePolicyResponse;
+        later("the dunning engine (processes)") {
             assign_policy(AssignPolicyRequest) -> AssignPolicyResponse;
             simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
             get_process(GetProcessRequest) -> GetProcessResponse;
@@ -35,6 +30,41 @@ service_with_later_rpcs! {
             inform_sales(InformSalesRequest) -> InformSalesResponse;
             record_promise_to_pay(RecordPromiseToPayRequest) -> RecordPromiseToPayResponse;
             get_collections_report(GetCollectionsReportRequest) -> GetCollectionsReportResponse;
+        }
+
+        async fn create_policy(
+            &self,
+            request: Request<proto::CreatePolicyRequest>,
+        ) -> Result<Response<proto::CreatePolicyResponse>, Status> {
+            super::policies::create(self, request).await
+        }
+
+        async fn get_policy(
+            &self,
+            request: Request<proto::GetPolicyRequest>,
+        ) -> Result<Response<proto::GetPolicyResponse>, Status> {
+            super::policies::get(self, request).await
+        }
+
+        async fn list_policies(
+            &self,
+            request: Request<proto::ListPoliciesRequest>,
+        ) -> Result<Response<proto::ListPoliciesResponse>, Status> {
+            super::policies::list(self, request).await
+        }
+
+        async fn update_policy(
+            &self,
+            request: Request<proto::UpdatePolicyRequest>,
+        ) -> Result<Response<proto::UpdatePolicyResponse>, Status> {
+            super::policies::update(self, request).await
+        }
+
+        async fn archive_policy(
+            &self,
+            request: Request<proto::ArchivePolicyRequest>,
+        ) -> Result<Response<proto::ArchivePolicyResponse>, Status> {
+            super::policies::archive(self, request).await
         }
 
         async fn preview_notification(

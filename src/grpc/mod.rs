@@ -10,6 +10,7 @@ mod later;
 mod notifications;
 mod organizations;
 mod payment_requests;
+mod policies;
 mod status;
 mod webhooks;
 

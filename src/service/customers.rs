@@ -1,6 +1,7 @@
 //! Customers: create, read, update, list, erase, and their overdue balance.
 
 use super::paging::{PageRequest, fingerprint};
+use super::policies::{PolicyHolder, check_assignable_policy};
 use super::{Caller, CustomerRef, Services};
 use crate::domain::customer::{Customer, CustomerDetails, CustomerField};
 use crate::domain::event::{EventType, NewEvent};
@@ -59,6 +60,14 @@ impl Services {
         let tx = self.store.begin().await?;
         let org = super::organizations::load_organization(&tx, caller).await?;
         details.timezone = timezone.unwrap_or(org.settings.timezone);
+        check_assignable_policy(
+            &tx,
+            caller,
+            &details.policy_code,
+            "",
+            PolicyHolder::Customer,
+        )
+        .await?;
         let request_fingerprint = fingerprint(&(&external_id, &details));
         if let Some(request_id) = &request_id
             && let Some((stored, resource_id)) = tx
@@ -137,9 +146,20 @@ impl Services {
                 format!("customer `{}` was deleted", customer.external_id),
             ));
         }
+        let policy_before = customer.details.policy_code.clone();
         let changed = customer.apply(update, fields);
         if changed.is_empty() {
             return Ok(customer);
+        }
+        if changed.contains(&CustomerField::PolicyCode) {
+            check_assignable_policy(
+                &tx,
+                caller,
+                &customer.details.policy_code,
+                &policy_before,
+                PolicyHolder::Customer,
+            )
+            .await?;
         }
         let now = self.now();
         customer.updated_at = now;

@@ -2,6 +2,7 @@
 
 use super::customers::load_customer;
 use super::paging::PageRequest;
+use super::policies::{PolicyHolder, check_assignable, check_assignable_policy, policies_named};
 use super::{Caller, CustomerRef, InvoiceRef, Services};
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
@@ -260,6 +261,9 @@ impl Services {
             .map(|i| (i.external_id.clone(), i))
             .collect();
 
+        let policies =
+            policies_named(&tx, caller, syncs.iter().map(|s| s.policy_code.as_str())).await?;
+
         let now = self.now();
         let mut missing = Vec::new();
         let mut refused = Vec::new();
@@ -286,6 +290,17 @@ impl Services {
                 ));
                 continue;
             }
+            let current_policy = existing
+                .get(&sync.external_id)
+                .map_or("", |i| i.policy_code.as_str());
+            check_assignable(
+                policies.get(&sync.policy_code),
+                &sync.policy_code,
+                current_policy,
+                PolicyHolder::Invoice {
+                    field: &format!("{}.policy_code", path(index)),
+                },
+            )?;
             let tz = customer.details.timezone;
             let (invoice, outcome, before) = match existing.remove(&sync.external_id) {
                 Some(mut invoice) => {
@@ -499,6 +514,19 @@ impl Services {
         key: &InvoiceRef,
         flags: &InvoiceFlags,
     ) -> Result<InvoiceView, Error> {
+        if let Some(code) = &flags.policy_code {
+            let current = load_invoice(&self.store, caller, key, false).await?;
+            check_assignable_policy(
+                &self.store,
+                caller,
+                code,
+                &current.policy_code,
+                PolicyHolder::Invoice {
+                    field: "invoice.policy_code",
+                },
+            )
+            .await?;
+        }
         self.change_invoice(caller, key, "", |invoice, now| {
             if invoice.state.is_final() {
                 return Err(rule_error(InvoiceRuleError::NotOpen(

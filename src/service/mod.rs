@@ -10,6 +10,7 @@ pub mod organizations;
 pub mod overdue;
 pub mod paging;
 pub mod payment_requests;
+pub mod policies;
 pub mod webhooks;
 
 use crate::clock::Clock;

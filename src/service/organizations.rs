@@ -1,5 +1,6 @@
 //! The caller's own organization and its settings.
 
+use super::policies::{PolicyHolder, check_assignable_policy};
 use super::{Caller, Services};
 use crate::domain::organization::{Organization, OrganizationField, OrganizationSettings};
 use crate::error::Error;
@@ -32,6 +33,16 @@ impl Services {
         let before = org.settings.clone();
         org.settings.apply(update, fields);
         if org.settings != before {
+            if org.settings.default_policy_code != before.default_policy_code {
+                check_assignable_policy(
+                    &tx,
+                    caller,
+                    &org.settings.default_policy_code,
+                    &before.default_policy_code,
+                    PolicyHolder::Organization,
+                )
+                .await?;
+            }
             if org.settings.name != before.name
                 && tx
                     .find_organization_by_name(&org.settings.name)

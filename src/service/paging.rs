@@ -55,6 +55,11 @@ impl PageRequest {
             .transpose()
     }
 
+    /// The text key (a code) after which this page starts.
+    pub fn after_text(&self, filter: &impl Debug) -> Result<Option<String>, Error> {
+        self.after_key(filter)
+    }
+
     fn after_key(&self, filter: &impl Debug) -> Result<Option<String>, Error> {
         if self.token.is_empty() {
             return Ok(None);

@@ -9,6 +9,7 @@ mod invoices;
 mod notifications;
 mod organizations;
 mod payment_requests;
+mod policies;
 mod webhooks;
 
 pub use customers::CustomerFilter;

@@ -11,6 +11,7 @@ pub mod organization;
 pub mod payment;
 pub mod payment_request;
 pub mod payment_request_invoice;
+pub mod policy;
 pub mod template_override;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;
