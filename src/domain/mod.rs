@@ -1,6 +1,7 @@
 //! Pure business rules: no I/O, no clock reads, no transport or storage types.
 
 pub mod backoff;
+pub mod charges;
 pub mod customer;
 pub mod event;
 pub mod invoice;
