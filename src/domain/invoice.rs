@@ -160,10 +160,18 @@ pub enum SyncOutcome {
 /// the start of the following day there. Days that begin in a DST gap start at the first
 /// instant that exists.
 pub fn overdue_instant(due_date: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let next_day = due_date
-        .checked_add_days(Days::new(1))
-        .unwrap_or(NaiveDate::MAX);
-    let midnight = next_day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    start_of_day(
+        due_date
+            .checked_add_days(Days::new(1))
+            .unwrap_or(NaiveDate::MAX),
+        tz,
+    )
+}
+
+/// The instant `day` begins in `tz`. Days that begin in a DST gap start at the first instant
+/// that exists.
+pub fn start_of_day(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
     match tz.from_local_datetime(&midnight) {
         LocalResult::Single(t) => t.with_timezone(&Utc),
         LocalResult::Ambiguous(earliest, _) => earliest.with_timezone(&Utc),

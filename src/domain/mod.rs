@@ -11,6 +11,7 @@ pub mod organization;
 pub mod overdue;
 pub mod payment_request;
 pub mod policy;
+pub mod process;
 pub mod signature;
 pub mod template;
 pub mod validation;
