@@ -92,3 +92,150 @@ pub fn scope_key(scope: PolicyScope, invoice: &Invoice) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::customer::CustomerDetails;
+    use crate::domain::invoice::InvoiceSync;
+    use crate::domain::money::Currency;
+    use chrono::DateTime;
+
+    fn customer(policy_code: &str) -> Customer {
+        Customer {
+            id: uuid::Uuid::from_u128(7),
+            organization_id: uuid::Uuid::nil(),
+            external_id: "cus_1".into(),
+            details: CustomerDetails {
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+                cc_emails: vec![],
+                bcc_emails: vec![],
+                locale: "en".into(),
+                timezone: chrono_tz::UTC,
+                sales_rep_email: String::new(),
+                payment_method: None,
+                policy_code: policy_code.into(),
+                dunning_excluded: false,
+                dunning_excluded_reason: String::new(),
+                tags: vec![],
+                metadata: Default::default(),
+            },
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+            deleted_at: None,
+        }
+    }
+
+    fn invoice(policy_code: &str, method: CollectionMethod) -> Invoice {
+        let sync = InvoiceSync {
+            external_id: "inv_1".into(),
+            customer_external_id: "cus_1".into(),
+            number: "1".into(),
+            currency: Currency::from_code("EUR").unwrap(),
+            total_minor: 10_000,
+            credited_minor: 0,
+            issue_date: "2026-10-01".parse().unwrap(),
+            due_date: "2026-10-31".parse().unwrap(),
+            collection_method: Some(method),
+            disputed: false,
+            dunning_blocked: false,
+            dunning_block_reason: String::new(),
+            policy_code: policy_code.into(),
+            metadata: Default::default(),
+            void: false,
+        };
+        Invoice::create(
+            uuid::Uuid::from_u128(1),
+            uuid::Uuid::nil(),
+            uuid::Uuid::from_u128(7),
+            chrono_tz::UTC,
+            &sync,
+            DateTime::UNIX_EPOCH,
+        )
+        .unwrap()
+    }
+
+    fn policy(include_manual_invoices: bool) -> PolicyDefinition {
+        PolicyDefinition {
+            name: "p".into(),
+            description: String::new(),
+            scope: PolicyScope::Invoice,
+            thresholds: vec![],
+            include_manual_invoices,
+            bcc_emails: vec![],
+            collection_agency_email: String::new(),
+            steps: vec![],
+        }
+    }
+
+    #[test]
+    fn the_invoice_override_wins_then_the_customer_then_the_organization() {
+        let auto = CollectionMethod::Automatic;
+        assert_eq!(
+            resolve_policy_code(&invoice("inv-p", auto), &customer("cus-p"), "org-p"),
+            Some("inv-p")
+        );
+        assert_eq!(
+            resolve_policy_code(&invoice("", auto), &customer("cus-p"), "org-p"),
+            Some("cus-p")
+        );
+        assert_eq!(
+            resolve_policy_code(&invoice("", auto), &customer(""), "org-p"),
+            Some("org-p")
+        );
+        assert_eq!(
+            resolve_policy_code(&invoice("", auto), &customer(""), ""),
+            None
+        );
+    }
+
+    #[test]
+    fn eligibility_names_why_an_invoice_is_not_dunned() {
+        let cus = customer("");
+        let mut inv = invoice("", CollectionMethod::Automatic);
+        assert_eq!(check_dunnable(&inv, &cus, &policy(false)), Ok(()));
+        let manual = invoice("", CollectionMethod::Manual);
+        assert_eq!(
+            check_dunnable(&manual, &cus, &policy(false)),
+            Err(NotDunnable::ManualCollection)
+        );
+        assert_eq!(check_dunnable(&manual, &cus, &policy(true)), Ok(()));
+        inv.dunning_blocked = true;
+        assert_eq!(
+            check_dunnable(&inv, &cus, &policy(false)),
+            Err(NotDunnable::DunningBlocked)
+        );
+        inv.dunning_blocked = false;
+        inv.disputed = true;
+        assert_eq!(
+            check_dunnable(&inv, &cus, &policy(false)),
+            Err(NotDunnable::Disputed)
+        );
+        inv.disputed = false;
+        let mut excluded = customer("");
+        excluded.details.dunning_excluded = true;
+        assert_eq!(
+            check_dunnable(&inv, &excluded, &policy(false)),
+            Err(NotDunnable::CustomerExcluded)
+        );
+        inv.credited_minor = inv.total_minor;
+        assert_eq!(
+            check_dunnable(&inv, &cus, &policy(false)),
+            Err(NotDunnable::NothingDue)
+        );
+    }
+
+    #[test]
+    fn balance_processes_are_keyed_by_customer_and_currency() {
+        let inv = invoice("", CollectionMethod::Automatic);
+        assert_eq!(
+            scope_key(PolicyScope::Invoice, &inv),
+            uuid::Uuid::from_u128(1).to_string()
+        );
+        assert_eq!(
+            scope_key(PolicyScope::CustomerBalance, &inv),
+            format!("{}:EUR", uuid::Uuid::from_u128(7))
+        );
+    }
+}
