@@ -12,6 +12,7 @@ pub mod overdue;
 pub mod payment_request;
 pub mod policy;
 pub mod process;
+pub mod query;
 pub mod signature;
 pub mod template;
 pub mod validation;

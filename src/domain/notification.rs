@@ -177,6 +177,17 @@ pub fn retry_delay(attempts: i32, jitter: f64) -> Duration {
     super::backoff::exponential(FIRST_RETRY, MAX_RETRY, attempts, jitter)
 }
 
+/// An organization's replacement for a built-in template, in one locale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTemplate {
+    pub kind: String,
+    pub locale: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub updated_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,9 @@
 //! `Services::watch_events`), so nothing is dropped and writers never wait.
 
 use crate::domain::event::Event;
+use crate::domain::query::EventFilter;
 use crate::error::Error;
-use crate::storage::{EventFilter, Store};
+use crate::storage::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,12 +3,12 @@
 use super::convert::{self, timestamp};
 use super::{Api, authenticate};
 use crate::domain::customer::{Customer, CustomerDetails, CustomerField, PaymentMethod};
+use crate::domain::query::CustomerFilter;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
 use crate::proto::customer_service_server::CustomerService;
 use crate::service::customers::CustomerBalance;
-use crate::storage::CustomerFilter;
 use chrono_tz::Tz;
 use tonic::{Request, Response, Status};
 

@@ -4,11 +4,11 @@
 use super::events::{EventFilterInput, event_filter, event_to_proto};
 use super::later::service_with_later_rpcs;
 use super::{Api, authenticate, convert};
+use crate::domain::query::EventFilter;
 use crate::error::Error;
 use crate::proto;
 use crate::service::events::WatchItem;
 use crate::service::{CustomerRef, InvoiceRef};
-use crate::storage::EventFilter;
 use std::pin::Pin;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};

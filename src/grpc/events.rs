@@ -4,10 +4,10 @@ use super::convert::{self, timestamp};
 use crate::domain::event::{Event, EventPayload};
 use crate::domain::invoice::InvoiceState;
 use crate::domain::payment_request::PaymentRequestStatus;
+use crate::domain::query::EventFilter;
 use crate::domain::validation;
 use crate::error::Error;
 use crate::proto;
-use crate::storage::EventFilter;
 
 /// Longest list of event types a filter may name.
 const MAX_TYPES: usize = 100;

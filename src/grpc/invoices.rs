@@ -3,12 +3,12 @@
 use super::convert::{self, timestamp};
 use super::{Api, authenticate};
 use crate::domain::invoice::{CollectionMethod, InvoiceState, InvoiceSync, Payment, SyncOutcome};
+use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
 use crate::proto::invoice_service_server::InvoiceService;
 use crate::service::invoices::{InvoiceFlags, InvoiceQuery, InvoiceView, NewPayment};
-use crate::storage::InvoiceFilter;
 use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 

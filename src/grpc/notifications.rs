@@ -3,13 +3,14 @@
 
 use super::convert::{self, optional_timestamp, timestamp};
 use super::{Api, authenticate};
+use crate::domain::notification::StoredTemplate;
 use crate::domain::notification::{Notification, NotificationState};
+use crate::domain::query::NotificationFilter;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::notify::templates::{TemplateKind, TemplateSource};
 use crate::proto;
 use crate::service::notifications::EmailRequest;
-use crate::storage::{NotificationFilter, StoredTemplate};
 use tonic::{Request, Response, Status};
 
 /// Longest template part accepted, in bytes.

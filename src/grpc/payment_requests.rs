@@ -4,6 +4,7 @@ use super::convert::{self, optional_timestamp, timestamp};
 use super::invoices::invoice_to_proto;
 use super::{Api, authenticate};
 use crate::domain::payment_request::{Decline, PaymentRequest, PaymentRequestStatus};
+use crate::domain::query::PaymentRequestFilter;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
@@ -13,7 +14,6 @@ use crate::service::payment_requests::{
     ListedInvoice, MAX_INVOICES, NewPaymentRequest, PaymentRequestQuery, PaymentResult,
     ReportedOutcome,
 };
-use crate::storage::PaymentRequestFilter;
 use tonic::{Request, Response, Status};
 
 pub fn status_to_proto(status: PaymentRequestStatus) -> proto::PaymentRequestStatus {

@@ -2,6 +2,7 @@
 
 use super::convert::{self, optional_timestamp, timestamp};
 use super::{Api, authenticate};
+use crate::domain::query::DeliveryFilter;
 use crate::domain::validation::{self, Violations};
 use crate::domain::webhook::{
     DeliveryStatus, KNOWN_EVENT_TYPES, WebhookDelivery, WebhookEndpoint, validate_url,
@@ -10,7 +11,6 @@ use crate::error::Error;
 use crate::proto;
 use crate::proto::webhook_service_server::WebhookService;
 use crate::service::webhooks::{EndpointField, EndpointSettings};
-use crate::storage::DeliveryFilter;
 use tonic::{Request, Response, Status};
 
 /// Most event types one endpoint may list.

@@ -3,8 +3,8 @@
 use super::paging::PageRequest;
 use super::{Caller, Services};
 use crate::domain::event::Event;
+use crate::domain::query::EventFilter;
 use crate::error::Error;
-use crate::storage::EventFilter;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};

@@ -10,9 +10,10 @@ use crate::domain::invoice::{
     Invoice, InvoiceRuleError, InvoiceState, InvoiceSync, Payment, SyncOutcome,
 };
 use crate::domain::money::Currency;
+use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
-use crate::storage::{Conn, Connection, InvoiceFilter, InvoiceKey};
+use crate::storage::{Conn, Connection, InvoiceKey};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;

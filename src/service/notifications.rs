@@ -8,11 +8,13 @@ use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::Invoice;
 use crate::domain::money::{Currency, Money};
+use crate::domain::notification::StoredTemplate;
 use crate::domain::notification::{
     MAX_ATTEMPTS, Notification, NotificationState, Recipients, message_id, next_send_time,
     retry_delay,
 };
 use crate::domain::organization::Organization;
+use crate::domain::query::{InvoiceFilter, NotificationFilter};
 use crate::domain::template::Audience;
 use crate::error::Error;
 use crate::notify::templates::{
@@ -20,7 +22,7 @@ use crate::notify::templates::{
     TemplateKind, TemplateSource,
 };
 use crate::notify::transport::{Mailer, SendError};
-use crate::storage::{Conn, Connection, NotificationFilter, StoredTemplate};
+use crate::storage::{Conn, Connection};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -191,7 +193,7 @@ impl Services {
             ));
         }
         let mut invoices = if request.invoice_external_ids.is_empty() {
-            let filter = crate::storage::InvoiceFilter {
+            let filter = InvoiceFilter {
                 customer_id: Some(customer.id),
                 overdue_only: true,
                 currency_code: request.currency.map(|c| c.code().to_owned()),

@@ -3,20 +3,13 @@
 use super::entity::customer;
 use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
 use crate::domain::customer::{Customer, CustomerDetails, PaymentMethod};
+use crate::domain::query::CustomerFilter;
 use crate::error::Error;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
-
-/// Filters of ListCustomers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CustomerFilter {
-    pub email: Option<String>,
-    pub tag: Option<String>,
-    pub include_deleted: bool,
-}
 
 impl<C: ConnectionTrait> Conn<C> {
     pub async fn insert_customer(&self, c: &Customer) -> Result<(), Error> {

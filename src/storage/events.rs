@@ -10,6 +10,7 @@
 use super::entity::{event, organization};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
 use crate::domain::event::{Event, EventPayload, NewEvent};
+use crate::domain::query::EventFilter;
 use crate::error::Error;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -75,25 +76,6 @@ impl super::Store {
             self.wakeup.wake();
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
-    }
-}
-
-/// Which events to read.
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    pub customer_id: Option<Uuid>,
-    pub invoice_id: Option<Uuid>,
-    pub process_id: Option<Uuid>,
-    pub event_types: Vec<String>,
-}
-
-impl EventFilter {
-    /// Whether an event passes the filter: the in-memory form of the query `list_events` runs.
-    pub fn matches(&self, event: &Event) -> bool {
-        (self.customer_id.is_none() || self.customer_id == event.customer_id)
-            && (self.invoice_id.is_none() || self.invoice_id == event.invoice_id)
-            && (self.process_id.is_none() || self.process_id == event.process_id)
-            && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
     }
 }
 

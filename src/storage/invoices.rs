@@ -5,6 +5,7 @@ use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micr
 use crate::domain::invoice::{CollectionMethod, Invoice, InvoiceState, Payment};
 use crate::domain::money::Currency;
 use crate::domain::overdue::OverdueBalance;
+use crate::domain::query::InvoiceFilter;
 use crate::error::Error;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -19,17 +20,6 @@ use uuid::Uuid;
 pub enum InvoiceKey<'a> {
     Id(Uuid),
     ExternalId(&'a str),
-}
-
-/// Filters of ListInvoices.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InvoiceFilter {
-    pub customer_id: Option<Uuid>,
-    pub state: Option<InvoiceState>,
-    pub overdue_only: bool,
-    pub currency_code: Option<String>,
-    pub due_date_from: Option<NaiveDate>,
-    pub due_date_to: Option<NaiveDate>,
 }
 
 /// The SQL form of `Invoice::is_overdue`: OPEN, something due, not disputed, overdue instant

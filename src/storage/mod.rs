@@ -12,13 +12,9 @@ mod payment_requests;
 mod policies;
 mod webhooks;
 
-pub use customers::CustomerFilter;
-pub use events::{EventFilter, EventWakeup};
-pub use invoices::{InvoiceFilter, InvoiceKey};
-pub use notifications::{NotificationFilter, StoredTemplate};
+pub use events::EventWakeup;
+pub use invoices::InvoiceKey;
 pub use organizations::ApiKeyRecord;
-pub use payment_requests::PaymentRequestFilter;
-pub use webhooks::DeliveryFilter;
 
 use crate::error::Error;
 use chrono::{DateTime, Utc};

@@ -2,7 +2,9 @@
 
 use super::entity::{notification, template_override};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
+use crate::domain::notification::StoredTemplate;
 use crate::domain::notification::{Notification, NotificationState, Recipients};
+use crate::domain::query::NotificationFilter;
 use crate::error::Error;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -11,25 +13,6 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
-
-/// An organization's replacement for a built-in template, in one locale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredTemplate {
-    pub kind: String,
-    pub locale: String,
-    pub subject: String,
-    pub text_body: String,
-    pub html_body: String,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Filters of ListNotifications.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NotificationFilter {
-    pub customer_id: Option<Uuid>,
-    pub process_id: Option<Uuid>,
-    pub state: Option<NotificationState>,
-}
 
 impl<C: ConnectionTrait> Conn<C> {
     pub async fn upsert_template(

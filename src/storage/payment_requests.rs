@@ -6,6 +6,7 @@ use crate::domain::money::Currency;
 use crate::domain::payment_request::{
     ChargeTarget, CoveredInvoice, Decline, PaymentRequest, PaymentRequestStatus,
 };
+use crate::domain::query::PaymentRequestFilter;
 use crate::error::Error;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -15,14 +16,6 @@ use sea_orm::{
 };
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// Filters of ListPaymentRequests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PaymentRequestFilter {
-    pub customer_id: Option<Uuid>,
-    pub status: Option<PaymentRequestStatus>,
-    pub currency_code: Option<String>,
-}
 
 impl<C: ConnectionTrait> Conn<C> {
     /// Stores a new request and its invoices. An invoice already in another open request is

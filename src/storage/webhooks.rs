@@ -3,6 +3,7 @@
 use super::entity::{event, webhook_delivery as delivery, webhook_endpoint as endpoint};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
 use crate::domain::event::Event;
+use crate::domain::query::DeliveryFilter;
 use crate::domain::webhook::{DeliveryStatus, WebhookDelivery, WebhookEndpoint};
 use crate::error::Error;
 use chrono::{DateTime, Utc};
@@ -12,14 +13,6 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
-
-/// Filters of ListWebhookDeliveries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeliveryFilter {
-    pub endpoint_id: Option<Uuid>,
-    pub event_id: Option<Uuid>,
-    pub status: Option<DeliveryStatus>,
-}
 
 impl<C: ConnectionTrait> Conn<C> {
     pub async fn insert_webhook_endpoint(&self, e: &WebhookEndpoint) -> Result<(), Error> {

@@ -4,10 +4,11 @@
 use super::{ListedInvoice, MAX_INVOICES, NewPaymentRequest};
 use crate::domain::customer::Customer;
 use crate::domain::invoice::Invoice;
+use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
 use crate::service::{Caller, InvoiceRef, Services};
-use crate::storage::{InvoiceFilter, Tx};
+use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;

@@ -22,9 +22,10 @@ use crate::domain::payment_request::{
     CoveredInvoice, Decline, PaymentRequest, PaymentRequestError, PaymentRequestStatus, Refresh,
     payment_link,
 };
+use crate::domain::query::PaymentRequestFilter;
 use crate::error::Error;
 use crate::notify::templates::TemplateKind;
-use crate::storage::{Conn, Connection, PaymentRequestFilter, Tx};
+use crate::storage::{Conn, Connection, Tx};
 
 mod coverage;
 mod worker;
