@@ -1161,9 +1161,7 @@ async fn results_and_cancel_rules(s: &TestServer) {
 /// PostgreSQL database; an SQLite file belongs to one process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_charge_each_request_once() {
-    let Some(server) = TestServer::start(common::Backend::Postgres).await else {
-        return;
-    };
+    let server = TestServer::start(common::Backend::Postgres).await;
     let s = &server;
     let psp = PaymentsServer::start().await;
     use_http_provider(s, &psp.url, None).await;
