@@ -89,6 +89,7 @@ async fn run(label: &str, database_url: String) {
         payment_request_id: None,
         extra_bcc: vec![],
         collection_agency_email: String::new(),
+        charges: Vec::new(),
     };
     let queued_at = Instant::now();
     for _ in 0..MESSAGES {

@@ -120,7 +120,10 @@ pub async fn start(
         relay.store().relay_other_replicas_events().await
     }));
     if options.background_tasks {
-        let jobs: [Arc<dyn Job>; 4] = [
+        let jobs: [Arc<dyn Job>; 5] = [
+            Arc::new(jobs::DunningEngine {
+                services: services.clone(),
+            }),
             Arc::new(jobs::OverdueScanner {
                 services: services.clone(),
                 metrics: metrics.clone(),

@@ -46,6 +46,7 @@ fn email(kind: TemplateKind, customer: &str, invoices: &[&str]) -> EmailRequest 
         payment_request_id: None,
         extra_bcc: vec!["audit@acme.test".into()],
         collection_agency_email: String::new(),
+        charges: Vec::new(),
     }
 }
 

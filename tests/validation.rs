@@ -663,10 +663,14 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
     );
-    assert!(status.message().contains("dunning"), "{}", status.message());
+    assert!(
+        status.message().contains("collections"),
+        "{}",
+        status.message()
+    );
     assert_error(
         s.dunning()
-            .list_processes(proto::ListProcessesRequest::default())
+            .pause_process(proto::PauseProcessRequest::default())
             .await,
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
@@ -676,7 +680,7 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
         dunning::proto::dunning_service_client::DunningServiceClient::new(s.channel.clone());
     assert_error(
         anonymous
-            .list_processes(proto::ListProcessesRequest::default())
+            .pause_process(proto::PauseProcessRequest::default())
             .await,
         Code::Unauthenticated,
         "API_KEY_MISSING",

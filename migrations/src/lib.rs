@@ -8,6 +8,7 @@ mod m20261124_000002_notifications;
 mod m20261124_000003_payment_requests;
 mod m20261124_000004_webhooks;
 mod m20261202_000001_policies;
+mod m20261203_000001_processes;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_payment_requests::Migration),
             Box::new(m20261124_000004_webhooks::Migration),
             Box::new(m20261202_000001_policies::Migration),
+            Box::new(m20261203_000001_processes::Migration),
         ]
     }
 }

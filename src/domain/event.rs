@@ -30,6 +30,21 @@ pub enum EventType {
     PaymentRequestSuperseded,
     PaymentRequestCanceled,
     WebhookEndpointDisabled,
+    InvoiceWrittenOff,
+    ProcessStarted,
+    ProcessInvoiceJoined,
+    ProcessStepExecuted,
+    ProcessPaused,
+    ProcessResumed,
+    ProcessExhausted,
+    ProcessEscalated,
+    ProcessResolved,
+    ProcessCancelled,
+    SalesInformed,
+    SuspensionRequested,
+    SuspensionLiftRequested,
+    FeeBooked,
+    InterestBooked,
 }
 
 impl EventType {
@@ -57,6 +72,21 @@ impl EventType {
             Self::PaymentRequestSuperseded => "payment_request.superseded",
             Self::PaymentRequestCanceled => "payment_request.canceled",
             Self::WebhookEndpointDisabled => "webhook_endpoint.disabled",
+            Self::InvoiceWrittenOff => "invoice.written_off",
+            Self::ProcessStarted => "process.started",
+            Self::ProcessInvoiceJoined => "process.invoice_joined",
+            Self::ProcessStepExecuted => "process.step_executed",
+            Self::ProcessPaused => "process.paused",
+            Self::ProcessResumed => "process.resumed",
+            Self::ProcessExhausted => "process.exhausted",
+            Self::ProcessEscalated => "process.escalated",
+            Self::ProcessResolved => "process.resolved",
+            Self::ProcessCancelled => "process.cancelled",
+            Self::SalesInformed => "sales.informed",
+            Self::SuspensionRequested => "suspension.requested",
+            Self::SuspensionLiftRequested => "suspension.lift_requested",
+            Self::FeeBooked => "fee.booked",
+            Self::InterestBooked => "interest.booked",
         }
     }
 }
@@ -117,6 +147,42 @@ pub enum EventPayload {
         invoice_external_ids: Vec<String>,
         superseded_by_id: String,
         payment_link: String,
+    },
+    Process {
+        policy_code: String,
+        policy_version: i32,
+        /// As `PolicyScope::as_str`.
+        scope: String,
+        /// As `ProcessState::as_str`; `previous_state` empty for process.started.
+        state: String,
+        previous_state: String,
+        /// As `PauseReason::as_str`, empty unless paused.
+        pause_reason: String,
+        step_index: i32,
+        step_name: String,
+        attempt: i32,
+        /// As `StepTrigger::as_str`; empty unless a step ran.
+        trigger: String,
+        action_outcomes: Vec<super::process::state::ActionOutcome>,
+        currency_code: String,
+        amount_due: String,
+        invoice_external_ids: Vec<String>,
+        next_step_at: Option<DateTime<Utc>>,
+        note: String,
+        sales_rep_email: String,
+        notification_id: String,
+    },
+    Charge {
+        charge_id: String,
+        /// As `ChargeKind::as_str`.
+        charge_kind: String,
+        invoice_external_id: String,
+        amount: String,
+        currency_code: String,
+        step_index: i32,
+        interest_from_date: String,
+        interest_to_date: String,
+        annual_rate_percent: String,
     },
     WebhookEndpoint {
         endpoint_id: String,

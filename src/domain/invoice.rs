@@ -369,6 +369,19 @@ impl Invoice {
         Ok(())
     }
 
+    /// Writes an open invoice off (a dunning step's WRITE_OFF): nothing is collected any more.
+    /// Writing off a written-off invoice changes nothing.
+    pub fn write_off(&mut self, now: DateTime<Utc>) -> Result<(), InvoiceRuleError> {
+        match self.state {
+            InvoiceState::Open => {}
+            InvoiceState::WrittenOff => return Ok(()),
+            other => return Err(InvoiceRuleError::NotOpen(other.as_str())),
+        }
+        self.state = InvoiceState::WrittenOff;
+        self.updated_at = now;
+        Ok(())
+    }
+
     /// OPEN while something is due, PAID once nothing is.
     fn settle_state(&mut self, at: DateTime<Utc>) {
         if self.amount_due_minor() == 0 {

@@ -113,6 +113,9 @@ pub struct PaymentRequest {
     pub charge_target: Option<ChargeTarget>,
     pub email_notification_id: Option<Uuid>,
     pub process_id: Option<Uuid>,
+    /// A dunning step's RETRY_PAYMENT: the request only charges and never emails a payment
+    /// link (what the customer hears after a decline is the policy's business).
+    pub charges_only: bool,
     pub cancel_reason: String,
     /// When the payment worker has something to do for this request (charge, retry the
     /// charge, or email); `None` when nothing is left to do.
@@ -392,6 +395,7 @@ mod tests {
             charge_target: None,
             email_notification_id: None,
             process_id: None,
+            charges_only: false,
             cancel_reason: String::new(),
             next_action_at: Some(now),
             created_at: now,

@@ -63,6 +63,18 @@ pub struct PaymentRequestFilter {
     pub currency_code: Option<String>,
 }
 
+/// Filters of ListProcesses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessFilter {
+    pub customer_id: Option<Uuid>,
+    pub invoice_id: Option<Uuid>,
+    pub state: Option<crate::domain::process::state::ProcessState>,
+    pub policy_code: Option<String>,
+    pub currency_code: Option<String>,
+    /// Only ACTIVE, PAUSED, EXHAUSTED and ESCALATED processes.
+    pub open_only: bool,
+}
+
 /// Filters of ListWebhookDeliveries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryFilter {

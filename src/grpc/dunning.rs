@@ -1,5 +1,5 @@
-//! DunningService handlers: policies, notifications and events; processes arrive with the
-//! dunning engine.
+//! DunningService handlers: policies, processes, notifications and events; operator commands
+//! arrive with the collections operations.
 
 use super::events::{EventFilterInput, event_filter, event_to_proto};
 use super::later::service_with_later_rpcs;
@@ -16,11 +16,9 @@ use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
     impl proto::dunning_service_server::DunningService for Api {
-        later("the dunning engine (processes)") {
+        later("the collections operations (operator commands, simulation, report)") {
             assign_policy(AssignPolicyRequest) -> AssignPolicyResponse;
             simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
-            get_process(GetProcessRequest) -> GetProcessResponse;
-            list_processes(ListProcessesRequest) -> ListProcessesResponse;
             pause_process(PauseProcessRequest) -> PauseProcessResponse;
             resume_process(ResumeProcessRequest) -> ResumeProcessResponse;
             cancel_process(CancelProcessRequest) -> CancelProcessResponse;
@@ -65,6 +63,20 @@ service_with_later_rpcs! {
             request: Request<proto::ArchivePolicyRequest>,
         ) -> Result<Response<proto::ArchivePolicyResponse>, Status> {
             super::policies::archive(self, request).await
+        }
+
+        async fn get_process(
+            &self,
+            request: Request<proto::GetProcessRequest>,
+        ) -> Result<Response<proto::GetProcessResponse>, Status> {
+            super::processes::get(self, request).await
+        }
+
+        async fn list_processes(
+            &self,
+            request: Request<proto::ListProcessesRequest>,
+        ) -> Result<Response<proto::ListProcessesResponse>, Status> {
+            super::processes::list(self, request).await
         }
 
         async fn preview_notification(

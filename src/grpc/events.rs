@@ -3,7 +3,10 @@
 use super::convert::{self, timestamp};
 use crate::domain::event::{Event, EventPayload};
 use crate::domain::invoice::InvoiceState;
+use crate::domain::money::Currency;
 use crate::domain::payment_request::PaymentRequestStatus;
+use crate::domain::policy::PolicyScope;
+use crate::domain::process::state::{ChargeKind, PauseReason, ProcessState, StepTrigger};
 use crate::domain::query::EventFilter;
 use crate::domain::validation;
 use crate::error::Error;
@@ -117,6 +120,88 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
             invoice_external_ids,
             superseded_by_id,
             payment_link,
+        }),
+        EventPayload::Process {
+            policy_code,
+            policy_version,
+            scope,
+            state,
+            previous_state,
+            pause_reason,
+            step_index,
+            step_name,
+            attempt,
+            trigger,
+            action_outcomes,
+            currency_code,
+            amount_due,
+            invoice_external_ids,
+            next_step_at,
+            note,
+            sales_rep_email,
+            notification_id,
+        } => {
+            let state_of = |text: &str| {
+                ProcessState::parse(text)
+                    .map(super::processes::state_to_proto)
+                    .unwrap_or(proto::ProcessState::Unspecified) as i32
+            };
+            let currency = Currency::from_code(&currency_code);
+            Payload::Process(proto::ProcessEventPayload {
+                policy_code,
+                policy_version,
+                scope: PolicyScope::parse(&scope)
+                    .map(super::policies::scope_to_proto)
+                    .unwrap_or(proto::PolicyScope::Unspecified) as i32,
+                state: state_of(&state),
+                previous_state: state_of(&previous_state),
+                pause_reason: super::processes::pause_reason_to_proto(PauseReason::parse(
+                    &pause_reason,
+                )) as i32,
+                step_index,
+                step_name,
+                attempt,
+                trigger: StepTrigger::parse(&trigger)
+                    .map(super::processes::trigger_to_proto)
+                    .unwrap_or(proto::StepTrigger::Unspecified) as i32,
+                action_outcomes: match currency {
+                    Some(currency) => action_outcomes
+                        .iter()
+                        .map(|o| super::processes::outcome_to_proto(o, currency))
+                        .collect(),
+                    None => Vec::new(),
+                },
+                currency_code,
+                amount_due,
+                invoice_external_ids,
+                next_step_time: convert::optional_timestamp(next_step_at),
+                note,
+                sales_rep_email,
+                notification_id,
+            })
+        }
+        EventPayload::Charge {
+            charge_id,
+            charge_kind,
+            invoice_external_id,
+            amount,
+            currency_code,
+            step_index,
+            interest_from_date,
+            interest_to_date,
+            annual_rate_percent,
+        } => Payload::Charge(proto::ChargeEventPayload {
+            charge_id,
+            kind: ChargeKind::parse(&charge_kind)
+                .map(super::processes::charge_kind_to_proto)
+                .unwrap_or(proto::ChargeKind::Unspecified) as i32,
+            invoice_external_id,
+            amount,
+            currency_code,
+            step_index,
+            interest_from_date,
+            interest_to_date,
+            annual_rate_percent,
         }),
         EventPayload::WebhookEndpoint {
             endpoint_id,

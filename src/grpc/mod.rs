@@ -11,6 +11,7 @@ mod notifications;
 mod organizations;
 mod payment_requests;
 mod policies;
+mod processes;
 mod status;
 mod webhooks;
 

@@ -151,6 +151,7 @@ pub async fn preview(
         payment_request_id: None,
         extra_bcc: Vec::new(),
         collection_agency_email: String::new(),
+        charges: Vec::new(),
     };
     let composed = api.services.preview_email(caller, &email).await?;
     let sender = &composed.organization.settings.sender;

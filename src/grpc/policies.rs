@@ -301,7 +301,7 @@ fn action_type(value: i32) -> Option<ActionType> {
     })
 }
 
-fn action_type_to_proto(t: ActionType) -> proto::ActionType {
+pub(super) fn action_type_to_proto(t: ActionType) -> proto::ActionType {
     use proto::ActionType as P;
     match t {
         ActionType::SendReminder => P::SendReminder,
@@ -578,6 +578,13 @@ fn action_to_proto(a: &Action) -> proto::Action {
     }
 }
 
+pub(super) fn scope_to_proto(scope: PolicyScope) -> proto::PolicyScope {
+    match scope {
+        PolicyScope::Invoice => proto::PolicyScope::Invoice,
+        PolicyScope::CustomerBalance => proto::PolicyScope::CustomerBalance,
+    }
+}
+
 pub fn policy_to_proto(p: Policy) -> proto::Policy {
     let d = p.definition;
     proto::Policy {
@@ -585,10 +592,7 @@ pub fn policy_to_proto(p: Policy) -> proto::Policy {
         name: d.name,
         version: p.version,
         description: d.description,
-        scope: match d.scope {
-            PolicyScope::Invoice => proto::PolicyScope::Invoice,
-            PolicyScope::CustomerBalance => proto::PolicyScope::CustomerBalance,
-        } as i32,
+        scope: scope_to_proto(d.scope) as i32,
         thresholds: currency_amounts_to_proto(&d.thresholds),
         include_manual_invoices: d.include_manual_invoices,
         bcc_emails: d.bcc_emails,

@@ -29,6 +29,12 @@ use super::templates::resolve_locale;
 /// | `totals` | The balance the email asks for, one entry per currency (money of different currencies is never added). Each has: |
 /// | `total.currency_code` | ISO 4217 code. |
 /// | `total.amount` | Sum of `amount_due` of the invoices in that currency, decimal string. |
+/// | `charges` | Late fees and interest the dunning process booked so far, oldest first (empty outside a process). Each has: |
+/// | `charge.kind` | `fee` or `interest`. |
+/// | `charge.invoice_external_id` | The invoice it was booked on. |
+/// | `charge.currency_code` | ISO 4217 code. |
+/// | `charge.amount` | Decimal string. |
+/// | `totals_with_charges` | Like `totals`, plus the booked `charges`: what the customer owes with fees and interest. |
 /// | `payment_link` | URL where the customer can pay; may be empty (test it with `{% if payment_link %}`). |
 /// | `sales_rep_email` | The customer's sales rep; may be empty. |
 /// | `history` | The dunning steps taken so far, oldest first (used by the agency hand-over and the sales notification; may be empty). Each has: |
@@ -70,6 +76,10 @@ pub struct EmailContext {
     pub invoices: Vec<InvoiceVars>,
     /// The balance the email asks for, per currency.
     pub totals: Vec<AmountVars>,
+    /// Fees and interest booked by the dunning process so far.
+    pub charges: Vec<ChargeVars>,
+    /// `totals` plus `charges`, per currency.
+    pub totals_with_charges: Vec<AmountVars>,
     /// Where to pay; empty when there is none.
     pub payment_link: String,
     /// The customer's sales rep; empty when there is none.
@@ -129,6 +139,17 @@ pub struct AmountVars {
     /// ISO 4217 currency code.
     pub currency_code: String,
     /// Decimal string (`"1400.50"`).
+    pub amount: String,
+}
+
+/// One entry of `charges` in templates.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChargeVars {
+    /// `fee` or `interest`.
+    pub kind: String,
+    pub invoice_external_id: String,
+    pub currency_code: String,
+    /// Decimal string.
     pub amount: String,
 }
 
@@ -197,6 +218,13 @@ pub fn sample_context(locale: &str) -> EmailContext {
                 amount: "89.90".to_string(),
             },
         ],
+        charges: vec![ChargeVars {
+            kind: "fee".into(),
+            invoice_external_id: "inv_1042".into(),
+            currency_code: "EUR".into(),
+            amount: "40.00".into(),
+        }],
+        totals_with_charges: Vec::new(),
         payment_link: "https://pay.northwind.example/r/pr_7Hq2".to_string(),
         sales_rep_email: "jane.doe@northwind.example".to_string(),
         history: vec![
@@ -244,6 +272,8 @@ pub(crate) fn minimal_sample_context() -> EmailContext {
             currency_code: "JPY".to_string(),
             amount: "12000".to_string(),
         }],
+        charges: Vec::new(),
+        totals_with_charges: Vec::new(),
         payment_link: String::new(),
         sales_rep_email: String::new(),
         history: Vec::new(),

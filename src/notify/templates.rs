@@ -13,7 +13,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
 use super::context::minimal_sample_context;
 pub use super::context::{
-    AmountVars, CustomerVars, EmailContext, HistoryVars, InvoiceVars, OrganizationVars,
+    AmountVars, ChargeVars, CustomerVars, EmailContext, HistoryVars, InvoiceVars, OrganizationVars,
     sample_context,
 };
 use super::format::{format_date, format_money, language};

@@ -173,16 +173,21 @@ impl Services {
             tx.save_invoices(&[], &invoices).await?;
         }
         let names = changed.iter().map(|f| f.name().to_owned()).collect();
-        tx.append_events(
-            caller.organization_id,
-            &[NewEvent::customer(
-                EventType::CustomerUpdated,
+        let mut events = vec![NewEvent::customer(
+            EventType::CustomerUpdated,
+            &customer,
+            names,
+            now,
+        )];
+        events.extend(
+            self.customer_changed(
+                &tx,
                 &customer,
-                names,
-                now,
-            )],
-        )
-        .await?;
+                changed.contains(&CustomerField::PaymentMethod),
+            )
+            .await?,
+        );
+        tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(customer)
     }
@@ -234,6 +239,7 @@ impl Services {
             self.cancel_payment_requests_of_customer(&tx, &customer, now)
                 .await?,
         );
+        events.extend(self.customer_changed(&tx, &customer, false).await?);
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(customer)

@@ -92,7 +92,7 @@ fn invoice_not_found(key: &InvoiceRef) -> Error {
 
 /// Loads an invoice of the caller's organization or answers NOT_FOUND; with `lock`, holds it
 /// for the rest of the transaction.
-async fn load_invoice<C: Connection>(
+pub(crate) async fn load_invoice<C: Connection>(
     conn: &Conn<C>,
     caller: Caller,
     key: &InvoiceRef,
@@ -374,6 +374,8 @@ impl Services {
                 self.reconcile_payment_requests(&tx, caller, &updated)
                     .await?,
             );
+            let changed: Vec<Invoice> = created.iter().chain(&updated).cloned().collect();
+            events.extend(self.invoices_changed(&tx, caller, &changed).await?);
             tx.append_events(org_id, &events).await?;
             tx.commit().await?;
         }
@@ -488,6 +490,10 @@ impl Services {
             self.reconcile_payment_requests(&tx, caller, std::slice::from_ref(&invoice))
                 .await?,
         );
+        events.extend(
+            self.invoices_changed(&tx, caller, std::slice::from_ref(&invoice))
+                .await?,
+        );
         let view = InvoiceView::new(invoice, &customer, now);
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
@@ -585,6 +591,10 @@ impl Services {
         .collect::<Vec<_>>();
         events.extend(
             self.reconcile_payment_requests(&tx, caller, std::slice::from_ref(&view.invoice))
+                .await?,
+        );
+        events.extend(
+            self.invoices_changed(&tx, caller, std::slice::from_ref(&view.invoice))
                 .await?,
         );
         tx.append_events(caller.organization_id, &events).await?;

@@ -11,6 +11,7 @@ pub mod overdue;
 pub mod paging;
 pub mod payment_requests;
 pub mod policies;
+pub mod processes;
 pub mod webhooks;
 
 use crate::clock::Clock;
@@ -33,6 +34,9 @@ pub struct Services {
     outbox_signal: Arc<tokio::sync::Notify>,
     /// Wakes the payment worker when a payment request is created.
     payment_signal: Arc<tokio::sync::Notify>,
+    /// Wakes the dunning engine when a commit left work for it (an invoice or customer
+    /// change to look at, a charge outcome a step waits for, a process to run now).
+    engine_signal: Arc<tokio::sync::Notify>,
     /// Set when the server shuts down: event streams end so clients can resume elsewhere.
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
     /// The live fan-out of the event log to this process's subscribers.
@@ -48,6 +52,7 @@ impl Services {
             clock,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             payment_signal: Arc::new(tokio::sync::Notify::new()),
+            engine_signal: Arc::new(tokio::sync::Notify::new()),
             feed,
             shutdown,
         }
@@ -62,6 +67,11 @@ impl Services {
     /// was queued while nobody waited).
     pub async fn outbox_changed(&self) {
         self.outbox_signal.notified().await;
+    }
+
+    /// Completes when a commit left work for the dunning engine.
+    pub async fn engine_changed(&self) {
+        self.engine_signal.notified().await;
     }
 
     pub fn store(&self) -> &Store {

@@ -18,8 +18,8 @@ use crate::domain::query::{InvoiceFilter, NotificationFilter};
 use crate::domain::template::Audience;
 use crate::error::Error;
 use crate::notify::templates::{
-    self, AmountVars, CustomerVars, EmailContext, InvoiceVars, OrganizationVars, RenderedEmail,
-    TemplateKind, TemplateSource,
+    self, AmountVars, ChargeVars, CustomerVars, EmailContext, InvoiceVars, OrganizationVars,
+    RenderedEmail, TemplateKind, TemplateSource,
 };
 use crate::notify::transport::{Mailer, SendError};
 use crate::storage::{Conn, Connection};
@@ -52,6 +52,16 @@ pub struct EmailRequest {
     pub extra_bcc: Vec<String>,
     /// Where emails of the collection agency audience go (the policy's agency address).
     pub collection_agency_email: String,
+    /// Fees and interest the dunning process booked so far (shown with the total).
+    pub charges: Vec<BookedCharge>,
+}
+
+/// A fee or interest amount an email lists.
+#[derive(Debug, Clone)]
+pub struct BookedCharge {
+    pub kind: crate::domain::process::state::ChargeKind,
+    pub invoice_external_id: String,
+    pub amount: Money,
 }
 
 /// An email as it would be sent.
@@ -138,6 +148,23 @@ fn email_context(
         let total = totals.entry(i.currency).or_insert(Money::zero(i.currency));
         *total = total.checked_add(i.amount_due())?;
     }
+    let mut with_charges = totals.clone();
+    for c in &request.charges {
+        let currency = c.amount.currency();
+        let total = with_charges
+            .entry(currency)
+            .or_insert(Money::zero(currency));
+        *total = total.checked_add(c.amount)?;
+    }
+    let amounts = |totals: &BTreeMap<Currency, Money>| {
+        totals
+            .values()
+            .map(|total| AmountVars {
+                currency_code: total.currency().code().to_owned(),
+                amount: total.to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
     Ok(EmailContext {
         organization: OrganizationVars {
             name: org.settings.name.clone(),
@@ -162,13 +189,18 @@ fn email_context(
                 days_overdue: i.days_overdue(now, customer.details.timezone),
             })
             .collect(),
-        totals: totals
-            .values()
-            .map(|total| AmountVars {
-                currency_code: total.currency().code().to_owned(),
-                amount: total.to_string(),
+        totals: amounts(&totals),
+        charges: request
+            .charges
+            .iter()
+            .map(|c| ChargeVars {
+                kind: c.kind.as_str().to_lowercase(),
+                invoice_external_id: c.invoice_external_id.clone(),
+                currency_code: c.amount.currency().code().to_owned(),
+                amount: c.amount.to_string(),
             })
             .collect(),
+        totals_with_charges: amounts(&with_charges),
         payment_link: request.payment_link.clone(),
         sales_rep_email: customer.details.sales_rep_email.clone(),
         history: Vec::new(),

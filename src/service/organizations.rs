@@ -59,6 +59,12 @@ impl Services {
             }
             org.updated_at = self.now();
             tx.update_organization(&org).await?;
+            if org.settings.default_policy_code != before.default_policy_code {
+                // Every customer may now follow another policy.
+                tx.request_dunning_checks_of_organization(caller.organization_id, org.updated_at)
+                    .await?;
+                tx.wake_after_commit(&self.engine_signal);
+            }
             tx.commit().await?;
         }
         Ok(org)

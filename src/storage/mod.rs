@@ -10,6 +10,7 @@ mod notifications;
 mod organizations;
 mod payment_requests;
 mod policies;
+mod processes;
 mod webhooks;
 
 pub use events::EventWakeup;

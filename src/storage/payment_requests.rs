@@ -227,6 +227,10 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 }
 
+/// `purpose` of a dunning step's RETRY_PAYMENT request (charges only) and of any other.
+const PURPOSE_RETRY: &str = "RETRY_PAYMENT";
+const PURPOSE_REQUEST: &str = "REQUEST_PAYMENT";
+
 fn to_model(r: &PaymentRequest) -> payment_request::Model {
     let decline = r.last_decline.clone().unwrap_or_default();
     payment_request::Model {
@@ -262,6 +266,12 @@ fn to_model(r: &PaymentRequest) -> payment_request::Model {
             .unwrap_or_default(),
         email_notification_id: r.email_notification_id,
         process_id: r.process_id,
+        purpose: if r.charges_only {
+            PURPOSE_RETRY
+        } else {
+            PURPOSE_REQUEST
+        }
+        .to_owned(),
         cancel_reason: r.cancel_reason.clone(),
         next_action_at: r.next_action_at.map(to_micros),
         created_at: to_micros(r.created_at),
@@ -309,6 +319,7 @@ fn from_model(
         }),
         email_notification_id: m.email_notification_id,
         process_id: m.process_id,
+        charges_only: m.purpose == PURPOSE_RETRY,
         cancel_reason: m.cancel_reason,
         next_action_at: m.next_action_at.map(from_micros),
         created_at: from_micros(m.created_at),

@@ -1,7 +1,9 @@
 //! Dunning processes: which policy an invoice follows, whether it may be dunned, and when a
 //! process's steps are due (DESIGN.md §9). Pure rules; the engine and the simulation share them.
 
+pub mod plan;
 pub mod schedule;
+pub mod state;
 
 use super::customer::Customer;
 use super::invoice::{CollectionMethod, Invoice, InvoiceState};
@@ -90,6 +92,71 @@ pub fn scope_key(scope: PolicyScope, invoice: &Invoice) -> String {
         PolicyScope::CustomerBalance => {
             format!("{}:{}", invoice.customer_id, invoice.currency.code())
         }
+    }
+}
+
+/// What a change of its invoices or customer means for an open process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconciled {
+    Unchanged,
+    /// Nothing is left due: the process resolved.
+    Resolved,
+    /// A dispute, dunning block or exclusion now holds it.
+    Paused(state::PauseReason),
+    /// The cause of its pause was cleared.
+    Resumed,
+}
+
+/// Brings an open process in line with its open invoices (`invoices`: the current rows of the
+/// invoices it holds) and its customer: settled → RESOLVED, whatever step it is on; every
+/// invoice still due disputed or blocked, or the customer excluded → PAUSED; the cause gone →
+/// ACTIVE again. A pause by an operator or a promise is left alone.
+pub fn reconcile(
+    process: &mut state::Process,
+    invoices: &[Invoice],
+    customer: &Customer,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Reconciled {
+    use state::{PauseReason, ProcessState};
+    if !process.state.is_open() {
+        return Reconciled::Unchanged;
+    }
+    let due: Vec<&Invoice> = invoices
+        .iter()
+        .filter(|i| process.holds(i.id) && i.state == InvoiceState::Open)
+        .filter(|i| i.amount_due_minor() > 0)
+        .collect();
+    if due.is_empty() {
+        process.resolve(now);
+        return Reconciled::Resolved;
+    }
+    let cause = if customer.details.dunning_excluded {
+        Some(PauseReason::CustomerExcluded)
+    } else if due.iter().all(|i| i.disputed || i.dunning_blocked) {
+        Some(if due.iter().any(|i| i.disputed) {
+            PauseReason::Dispute
+        } else {
+            PauseReason::DunningBlocked
+        })
+    } else {
+        None
+    };
+    match (process.state, process.pause_reason, cause) {
+        (ProcessState::Active, _, Some(reason)) => {
+            process.pause(reason, now);
+            Reconciled::Paused(reason)
+        }
+        (ProcessState::Paused, Some(current), Some(reason))
+            if current.follows_a_cause() && current != reason =>
+        {
+            process.pause(reason, now);
+            Reconciled::Paused(reason)
+        }
+        (ProcessState::Paused, Some(current), None) if current.follows_a_cause() => {
+            process.resume(now);
+            Reconciled::Resumed
+        }
+        _ => Reconciled::Unchanged,
     }
 }
 

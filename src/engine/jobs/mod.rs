@@ -3,9 +3,11 @@
 mod outbox;
 mod overdue;
 mod payments;
+mod processes;
 mod webhooks;
 
 pub use outbox::OutboxDelivery;
 pub use overdue::OverdueScanner;
 pub use payments::PaymentRequests;
+pub use processes::DunningEngine;
 pub use webhooks::WebhookDeliveries;

@@ -55,6 +55,36 @@ pub struct NewPaymentRequest {
     pub request_id: Option<String>,
 }
 
+/// What a dunning step learns from its charge: `Some(Ok(()))` paid, `Some(Err(why))` failed
+/// or could not be made (declined, closed unpaid, or left without a charge), `None` still
+/// unknown.
+pub(crate) fn charge_outcome(request: &PaymentRequest) -> Option<Result<(), String>> {
+    match request.status {
+        PaymentRequestStatus::Succeeded => Some(Ok(())),
+        PaymentRequestStatus::Failed => Some(Err(request.last_decline.as_ref().map_or_else(
+            || "the charge was declined".to_owned(),
+            |d| format!("declined: {} ({})", d.message, d.code),
+        ))),
+        PaymentRequestStatus::Canceled | PaymentRequestStatus::Superseded => Some(Err(format!(
+            "the payment request was {}",
+            request.status.as_str().to_lowercase()
+        ))),
+        PaymentRequestStatus::Pending if request.next_action_at.is_none() => {
+            Some(Err("the payment method could not be charged".to_owned()))
+        }
+        PaymentRequestStatus::Pending | PaymentRequestStatus::Processing => None,
+    }
+}
+
+/// A request opened by the service itself (a dunning step) or by CreatePaymentRequest.
+pub(crate) struct NewRequestFor<'a> {
+    pub id: Uuid,
+    pub currency: Currency,
+    pub invoices: &'a [Invoice],
+    pub process_id: Option<Uuid>,
+    pub charges_only: bool,
+}
+
 /// What the payments service reports about a request's payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportedOutcome {
@@ -183,28 +213,60 @@ impl Services {
             .invoices_to_request(&tx, caller, &customer, new, now)
             .await?;
 
+        let (request, events) = self
+            .insert_payment_request_for(
+                &tx,
+                caller,
+                &customer,
+                NewRequestFor {
+                    id,
+                    currency: new.currency,
+                    invoices: &invoices,
+                    process_id: None,
+                    charges_only: false,
+                },
+                now,
+            )
+            .await?;
+        tx.append_events(caller.organization_id, &events).await?;
+        tx.commit().await?;
+        Ok(request)
+    }
+
+    /// Opens a payment request for `invoices` (locked by the caller) in the caller's
+    /// transaction, superseding open requests that cover any of them; wakes the payment
+    /// worker once committed. Returns the request and the events to append.
+    pub(crate) async fn insert_payment_request_for(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        customer: &Customer,
+        for_: NewRequestFor<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(PaymentRequest, Vec<NewEvent>), Error> {
+        let invoices = for_.invoices;
         let invoice_ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
         let mut events = Vec::new();
         for mut older in tx
             .lock_open_payment_requests_covering(caller.organization_id, &invoice_ids)
             .await?
         {
-            older.supersede(id, now).map_err(rule_error)?;
+            older.supersede(for_.id, now).map_err(rule_error)?;
             events.push(NewEvent::payment_request(
                 EventType::PaymentRequestSuperseded,
                 &older,
                 now,
             ));
-            events.extend(self.save_request(&tx, &older).await?);
+            events.extend(self.save_request(tx, &older).await?);
         }
-        let org = load_organization(&tx, caller).await?;
+        let org = load_organization(tx, caller).await?;
         let request = PaymentRequest {
-            id,
+            id: for_.id,
             organization_id: caller.organization_id,
             customer_id: customer.id,
             customer_external_id: customer.external_id.clone(),
-            currency: new.currency,
-            amount_minor: Money::sum(new.currency, invoices.iter().map(Invoice::amount_due))?
+            currency: for_.currency,
+            amount_minor: Money::sum(for_.currency, invoices.iter().map(Invoice::amount_due))?
                 .minor(),
             invoices: invoices
                 .iter()
@@ -214,7 +276,7 @@ impl Services {
                 })
                 .collect(),
             status: PaymentRequestStatus::Pending,
-            payment_link: payment_link(&org.settings.payment_link_template, id),
+            payment_link: payment_link(&org.settings.payment_link_template, for_.id),
             superseded_by: None,
             last_decline: None,
             attempt_count: 0,
@@ -222,7 +284,8 @@ impl Services {
             charge_idempotency_key: String::new(),
             charge_target: None,
             email_notification_id: None,
-            process_id: None,
+            process_id: for_.process_id,
+            charges_only: for_.charges_only,
             cancel_reason: String::new(),
             next_action_at: Some(now),
             created_at: now,
@@ -235,10 +298,8 @@ impl Services {
             &request,
             now,
         ));
-        tx.append_events(caller.organization_id, &events).await?;
-        tx.commit().await?;
-        self.payment_signal.notify_one();
-        Ok(request)
+        tx.wake_after_commit(&self.payment_signal);
+        Ok((request, events))
     }
 
     pub async fn get_payment_request(
@@ -438,6 +499,10 @@ impl Services {
                 pay_invoice(tx, invoice, &request.customer_external_id, payment, now).await?;
             events.extend(paid_events);
         }
+        let caller = Caller {
+            organization_id: request.organization_id,
+        };
+        events.extend(self.invoices_changed(tx, caller, invoices).await?);
         if left > 0 {
             // Paid by other means while the charge was in flight: the payments service must
             // refund or credit the difference.
@@ -499,6 +564,12 @@ impl Services {
         request: &PaymentRequest,
     ) -> Result<Vec<NewEvent>, Error> {
         conn.update_payment_request(request).await?;
+        if let Some(process_id) = request.process_id
+            && charge_outcome(request).is_some()
+        {
+            conn.wake_waiting_process(process_id, self.now()).await?;
+            conn.wake_after_commit(&self.engine_signal);
+        }
         let mut events = Vec::new();
         if !request.status.is_open()
             && let Some(id) = request.email_notification_id
@@ -520,7 +591,7 @@ impl Services {
         caller: Caller,
         request: &mut PaymentRequest,
     ) -> Result<(), Error> {
-        if request.email_notification_id.is_some() {
+        if request.email_notification_id.is_some() || request.charges_only {
             return Ok(());
         }
         let customer = load_customer(tx, caller, &CustomerRef::Id(request.customer_id)).await?;
@@ -538,6 +609,7 @@ impl Services {
             payment_request_id: Some(request.id),
             extra_bcc: Vec::new(),
             collection_agency_email: String::new(),
+            charges: Vec::new(),
         };
         match self.queue_email(tx, caller, &email).await {
             Ok(notification) => {

@@ -104,14 +104,16 @@ impl Services {
                     self.email_payment_link(&tx, caller, &mut request).await?;
                 }
                 request.next_action_at = None;
-                tx.update_payment_request(&request).await?;
+                let events = self.save_request(&tx, &request).await?;
+                tx.append_events(caller.organization_id, &events).await?;
                 tx.commit().await
             }
             (NextAction::Charge | NextAction::Nothing, _) => {
                 let tx = self.store.begin().await?;
                 let mut request = load_request(&tx, caller, id, true).await?;
                 request.next_action_at = None;
-                tx.update_payment_request(&request).await?;
+                let events = self.save_request(&tx, &request).await?;
+                tx.append_events(caller.organization_id, &events).await?;
                 tx.commit().await
             }
         }

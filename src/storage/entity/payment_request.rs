@@ -24,6 +24,8 @@ pub struct Model {
     pub charge_token: String,
     pub email_notification_id: Option<Uuid>,
     pub process_id: Option<Uuid>,
+    /// RETRY_PAYMENT (a dunning step's charge: never emails a link) or REQUEST_PAYMENT.
+    pub purpose: String,
     pub cancel_reason: String,
     pub next_action_at: Option<i64>,
     pub created_at: i64,

@@ -1,0 +1,229 @@
+//! Process conversions and the process-reading RPCs of DunningService.
+
+use super::convert::{self, optional_timestamp, timestamp};
+use super::policies::{action_type_to_proto, scope_to_proto};
+use super::{Api, authenticate};
+use crate::domain::money::Money;
+use crate::domain::process::state::{
+    ActionOutcome, Charge, ChargeKind, OutcomeStatus, PauseReason, ProcessState, StepRun,
+    StepTrigger,
+};
+use crate::domain::query::ProcessFilter;
+use crate::domain::validation::Violations;
+use crate::error::Error;
+use crate::proto;
+use crate::service::InvoiceRef;
+use crate::service::processes::{ProcessQuery, ProcessView};
+use tonic::{Request, Response, Status};
+
+pub fn state_to_proto(state: ProcessState) -> proto::ProcessState {
+    match state {
+        ProcessState::Active => proto::ProcessState::Active,
+        ProcessState::Paused => proto::ProcessState::Paused,
+        ProcessState::Resolved => proto::ProcessState::Resolved,
+        ProcessState::Exhausted => proto::ProcessState::Exhausted,
+        ProcessState::Escalated => proto::ProcessState::Escalated,
+        ProcessState::Cancelled => proto::ProcessState::Cancelled,
+    }
+}
+
+fn state_from_proto(state: proto::ProcessState) -> Option<ProcessState> {
+    ProcessState::ALL
+        .into_iter()
+        .find(|s| state_to_proto(*s) == state)
+}
+
+pub fn pause_reason_to_proto(reason: Option<PauseReason>) -> proto::PauseReason {
+    match reason {
+        None => proto::PauseReason::Unspecified,
+        Some(PauseReason::Manual) => proto::PauseReason::Manual,
+        Some(PauseReason::Dispute) => proto::PauseReason::Dispute,
+        Some(PauseReason::PromiseToPay) => proto::PauseReason::PromiseToPay,
+        Some(PauseReason::DunningBlocked) => proto::PauseReason::DunningBlocked,
+        Some(PauseReason::CustomerExcluded) => proto::PauseReason::CustomerExcluded,
+    }
+}
+
+pub fn trigger_to_proto(trigger: StepTrigger) -> proto::StepTrigger {
+    match trigger {
+        StepTrigger::Scheduled => proto::StepTrigger::Scheduled,
+        StepTrigger::Advanced => proto::StepTrigger::Advanced,
+    }
+}
+
+pub fn charge_kind_to_proto(kind: ChargeKind) -> proto::ChargeKind {
+    match kind {
+        ChargeKind::Fee => proto::ChargeKind::Fee,
+        ChargeKind::Interest => proto::ChargeKind::Interest,
+    }
+}
+
+/// An action outcome; `currency` formats its charge amount.
+pub fn outcome_to_proto(
+    o: &ActionOutcome,
+    currency: crate::domain::money::Currency,
+) -> proto::ActionOutcome {
+    let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    proto::ActionOutcome {
+        action_type: action_type_to_proto(o.action_type) as i32,
+        status: match o.status {
+            OutcomeStatus::Succeeded => proto::ActionOutcomeStatus::Succeeded,
+            OutcomeStatus::Pending => proto::ActionOutcomeStatus::Pending,
+            OutcomeStatus::Failed => proto::ActionOutcomeStatus::Failed,
+            OutcomeStatus::Skipped => proto::ActionOutcomeStatus::Skipped,
+        } as i32,
+        detail: o.detail.clone(),
+        notification_id: id(o.notification_id),
+        payment_request_id: id(o.payment_request_id),
+        charge_amount: o
+            .charge_minor
+            .map(|m| Money::new(currency, m).to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn step_run_to_proto(run: &StepRun, currency: crate::domain::money::Currency) -> proto::StepRun {
+    proto::StepRun {
+        step_index: run.step_index as i32,
+        step_name: run.step_name.clone(),
+        attempt: run.attempt,
+        executed_time: timestamp(run.executed_at),
+        trigger: trigger_to_proto(run.trigger) as i32,
+        action_outcomes: run
+            .outcomes
+            .iter()
+            .map(|o| outcome_to_proto(o, currency))
+            .collect(),
+    }
+}
+
+fn charge_to_proto(c: &Charge) -> proto::Charge {
+    let (from, to) = c
+        .interest_period
+        .map_or((String::new(), String::new()), |(f, t)| {
+            (f.to_string(), t.to_string())
+        });
+    proto::Charge {
+        id: c.id.to_string(),
+        kind: charge_kind_to_proto(c.kind) as i32,
+        invoice_id: c.invoice_id.to_string(),
+        invoice_external_id: c.invoice_external_id.clone(),
+        amount: c.currency.format(c.amount_minor),
+        currency_code: c.currency.code().to_owned(),
+        booked_time: timestamp(c.booked_at),
+        step_index: c.step_index as i32,
+        interest_from_date: from,
+        interest_to_date: to,
+        annual_rate_percent: c
+            .annual_rate_percent
+            .map(|r| r.normalize().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+pub fn process_to_proto(view: ProcessView) -> proto::Process {
+    let p = view.process;
+    let currency = p.currency;
+    proto::Process {
+        id: p.id.to_string(),
+        policy_code: p.policy_code,
+        policy_version: p.policy_version,
+        scope: scope_to_proto(p.scope) as i32,
+        scope_key: p.scope_key,
+        customer_id: p.customer_id.to_string(),
+        customer_external_id: p.customer_external_id,
+        currency_code: currency.code().to_owned(),
+        invoice_ids: p
+            .invoices
+            .iter()
+            .map(|i| i.invoice_id.to_string())
+            .collect(),
+        invoice_external_ids: p.invoices.iter().map(|i| i.external_id.clone()).collect(),
+        state: state_to_proto(p.state) as i32,
+        pause_reason: pause_reason_to_proto(p.pause_reason) as i32,
+        current_step_index: p.current_step_index as i32,
+        next_step_time: if matches!(p.state, ProcessState::Active | ProcessState::Escalated) {
+            optional_timestamp(p.next_step_at)
+        } else {
+            None
+        },
+        promised_date: p.promised_date.map(|d| d.to_string()).unwrap_or_default(),
+        history: view
+            .history
+            .iter()
+            .map(|r| step_run_to_proto(r, currency))
+            .collect(),
+        charges: view.charges.iter().map(charge_to_proto).collect(),
+        start_time: timestamp(p.started_at),
+        end_time: optional_timestamp(p.ended_at),
+        update_time: timestamp(p.updated_at),
+        amount_due: view.amount_due.to_string(),
+        promised_amount: p
+            .promised_amount_minor
+            .map(|m| currency.format(m))
+            .unwrap_or_default(),
+        note: p.note,
+        payment_retries_blocked: p.payment_retries_blocked,
+    }
+}
+
+pub async fn get(
+    api: &Api,
+    request: Request<proto::GetProcessRequest>,
+) -> Result<Response<proto::GetProcessResponse>, Status> {
+    let caller = authenticate(&api.services, &request).await?;
+    let id = convert::uuid("id", &request.get_ref().id)?;
+    let view = api.services.get_process(caller, id).await?;
+    Ok(Response::new(proto::GetProcessResponse {
+        process: Some(process_to_proto(view)),
+    }))
+}
+
+pub async fn list(
+    api: &Api,
+    request: Request<proto::ListProcessesRequest>,
+) -> Result<Response<proto::ListProcessesResponse>, Status> {
+    let caller = authenticate(&api.services, &request).await?;
+    let req = request.into_inner();
+    let page = convert::page(req.page_size, req.page_token)?;
+    let customer = convert::customer_filter(&req.customer_id, &req.customer_external_id)?;
+    let mut v = Violations::new();
+    let state = match proto::ProcessState::try_from(req.state) {
+        Ok(proto::ProcessState::Unspecified) => None,
+        Ok(state) => state_from_proto(state),
+        Err(_) => {
+            v.add("state", "is not a known process state");
+            None
+        }
+    };
+    let currency_code = (!req.currency_code.is_empty())
+        .then(|| convert::currency("currency_code", &req.currency_code, &mut v))
+        .flatten()
+        .map(|c| c.code().to_owned());
+    let policy_code = if req.policy_code.is_empty() {
+        None
+    } else {
+        v.check(
+            "policy_code",
+            super::policies::policy_code(&req.policy_code),
+        )
+    };
+    v.finish().map_err(Error::from)?;
+    let query = ProcessQuery {
+        customer,
+        invoice: (!req.invoice_external_id.is_empty())
+            .then(|| InvoiceRef::ExternalId(req.invoice_external_id.clone())),
+        filter: ProcessFilter {
+            state,
+            policy_code,
+            currency_code,
+            open_only: req.open_only,
+            ..Default::default()
+        },
+    };
+    let (views, next_page_token) = api.services.list_processes(caller, &query, &page).await?;
+    Ok(Response::new(proto::ListProcessesResponse {
+        processes: views.into_iter().map(process_to_proto).collect(),
+        next_page_token,
+    }))
+}

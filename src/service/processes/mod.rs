@@ -1,0 +1,358 @@
+//! Dunning processes: reading them, and keeping open ones in line with their invoices and
+//! customer inside the writer's own transaction (a settling payment resolves its process
+//! before anything else can run). Starting processes is in `start`, running steps in `steps`.
+
+mod start;
+mod steps;
+
+pub use steps::ClaimedProcess;
+
+use super::paging::PageRequest;
+use super::{Caller, CustomerRef, InvoiceRef, Services};
+use crate::domain::customer::Customer;
+use crate::domain::event::{EventPayload, EventType, NewEvent};
+use crate::domain::invoice::{Invoice, InvoiceState};
+use crate::domain::money::Money;
+use crate::domain::process::state::{ActionOutcome, Charge, Process, ProcessState, StepRun};
+use crate::domain::process::{Reconciled, reconcile};
+use crate::domain::query::ProcessFilter;
+use crate::error::Error;
+use crate::storage::{Conn, Connection};
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// A process with its history, charges and current amount due (GetProcess).
+#[derive(Debug, Clone)]
+pub struct ProcessView {
+    pub process: Process,
+    pub history: Vec<StepRun>,
+    pub charges: Vec<Charge>,
+    pub amount_due: Money,
+}
+
+/// What ListProcesses filters on, as the caller addresses it.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessQuery {
+    pub customer: Option<CustomerRef>,
+    pub invoice: Option<InvoiceRef>,
+    pub filter: ProcessFilter,
+}
+
+fn process_not_found(id: Uuid) -> Error {
+    Error::not_found("PROCESS_NOT_FOUND", format!("no process with id {id}"))
+}
+
+/// The details of a process event; `step` for events about one step run.
+pub(crate) struct ProcessChange<'a> {
+    pub event_type: EventType,
+    pub previous: Option<ProcessState>,
+    pub amount_due: Money,
+    pub step: Option<(&'a StepRun, &'a str)>,
+    pub note: String,
+    pub sales_rep_email: String,
+    pub notification_id: Option<Uuid>,
+}
+
+impl<'a> ProcessChange<'a> {
+    pub fn new(event_type: EventType, previous: Option<ProcessState>, amount_due: Money) -> Self {
+        Self {
+            event_type,
+            previous,
+            amount_due,
+            step: None,
+            note: String::new(),
+            sales_rep_email: String::new(),
+            notification_id: None,
+        }
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+
+    pub fn step(mut self, run: &'a StepRun, name: &'a str) -> Self {
+        self.step = Some((run, name));
+        self
+    }
+
+    pub fn event(self, p: &Process, now: DateTime<Utc>) -> NewEvent {
+        let (step_index, step_name, attempt, trigger, outcomes) = match self.step {
+            Some((run, name)) => (
+                run.step_index as i32,
+                name.to_owned(),
+                run.attempt,
+                run.trigger.as_str().to_owned(),
+                run.outcomes.clone(),
+            ),
+            None => (
+                p.current_step_index as i32,
+                String::new(),
+                0,
+                String::new(),
+                Vec::<ActionOutcome>::new(),
+            ),
+        };
+        NewEvent {
+            event_type: self.event_type,
+            occurred_at: now,
+            customer_id: Some(p.customer_id),
+            customer_external_id: p.customer_external_id.clone(),
+            invoice_id: None,
+            invoice_external_id: String::new(),
+            process_id: Some(p.id),
+            payload: EventPayload::Process {
+                policy_code: p.policy_code.clone(),
+                policy_version: p.policy_version,
+                scope: p.scope.as_str().to_owned(),
+                state: p.state.as_str().to_owned(),
+                previous_state: self.previous.map_or("", |s| s.as_str()).to_owned(),
+                pause_reason: p.pause_reason.map_or("", |r| r.as_str()).to_owned(),
+                step_index,
+                step_name,
+                attempt,
+                trigger,
+                action_outcomes: outcomes,
+                currency_code: p.currency.code().to_owned(),
+                amount_due: self.amount_due.to_string(),
+                invoice_external_ids: p.invoices.iter().map(|i| i.external_id.clone()).collect(),
+                next_step_at: p.next_step_at,
+                note: self.note,
+                sales_rep_email: self.sales_rep_email,
+                notification_id: self
+                    .notification_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// The amount still due on the invoices a process holds.
+pub(crate) fn amount_due(p: &Process, invoices: &[Invoice]) -> Result<Money, Error> {
+    Ok(Money::sum(
+        p.currency,
+        invoices
+            .iter()
+            .filter(|i| p.holds(i.id) && i.state == InvoiceState::Open && i.currency == p.currency)
+            .map(Invoice::amount_due),
+    )?)
+}
+
+/// The events of a process leaving its open states: resolved, and, when it had asked for the
+/// customer's suspension, that the suspension may be lifted.
+pub(crate) fn resolution_events(
+    p: &Process,
+    previous: ProcessState,
+    amount: Money,
+    now: DateTime<Utc>,
+) -> Vec<NewEvent> {
+    let mut events =
+        vec![ProcessChange::new(EventType::ProcessResolved, Some(previous), amount).event(p, now)];
+    if p.suspension_requested {
+        events.push(
+            ProcessChange::new(EventType::SuspensionLiftRequested, Some(previous), amount)
+                .note("the process resolved: the customer may be reinstated")
+                .event(p, now),
+        );
+    }
+    events
+}
+
+impl Services {
+    /// Called in the writer's transaction after invoices were saved: open processes holding
+    /// them resolve, pause or resume as the invoices now say, and the engine is asked to look
+    /// at their customers (an invoice may now start or join a process). Returns the events to
+    /// append.
+    pub(crate) async fn invoices_changed<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        changed: &[Invoice],
+    ) -> Result<Vec<NewEvent>, Error> {
+        if changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let customers: HashSet<Uuid> = changed.iter().map(|i| i.customer_id).collect();
+        let mut customers: Vec<Uuid> = customers.into_iter().collect();
+        customers.sort();
+        for customer_id in &customers {
+            conn.request_dunning_check(caller.organization_id, *customer_id, now)
+                .await?;
+        }
+        conn.wake_after_commit(&self.engine_signal);
+        let ids: Vec<Uuid> = changed.iter().map(|i| i.id).collect();
+        let processes = conn
+            .open_processes_holding(caller.organization_id, &ids)
+            .await?;
+        let mut events = Vec::new();
+        for p in processes {
+            events.extend(self.reconcile_process(conn, caller, p, now).await?);
+        }
+        Ok(events)
+    }
+
+    /// Called in the writer's transaction after a customer changed (exclusion, payment method,
+    /// policy, deletion): its open processes follow, and the engine looks at it again.
+    pub(crate) async fn customer_changed<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        customer: &Customer,
+        payment_method_changed: bool,
+    ) -> Result<Vec<NewEvent>, Error> {
+        let caller = Caller {
+            organization_id: customer.organization_id,
+        };
+        let now = self.now();
+        let mut events = Vec::new();
+        for mut p in conn
+            .open_processes_of_customer(caller.organization_id, customer.id)
+            .await?
+        {
+            if customer.is_deleted() {
+                let previous = p.state;
+                let invoices = conn
+                    .find_invoices_by_ids(caller.organization_id, &p.open_invoice_ids(), false)
+                    .await?;
+                let amount = amount_due(&p, &invoices)?;
+                p.cancel(now);
+                p.note = "the customer was deleted".into();
+                conn.update_process(&p, None).await?;
+                events.push(
+                    ProcessChange::new(EventType::ProcessCancelled, Some(previous), amount)
+                        .note("the customer was deleted")
+                        .event(&p, now),
+                );
+                continue;
+            }
+            if payment_method_changed && p.payment_retries_blocked {
+                p.payment_retries_blocked = false;
+                p.updated_at = now;
+                conn.update_process(&p, None).await?;
+            }
+            events.extend(self.reconcile_process(conn, caller, p, now).await?);
+        }
+        if !customer.is_deleted() {
+            conn.request_dunning_check(caller.organization_id, customer.id, now)
+                .await?;
+            conn.wake_after_commit(&self.engine_signal);
+        }
+        Ok(events)
+    }
+
+    /// Applies [`reconcile`] to a locked open process and saves what changed.
+    async fn reconcile_process<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        mut p: Process,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewEvent>, Error> {
+        let invoices = conn
+            .find_invoices_by_ids(caller.organization_id, &p.open_invoice_ids(), false)
+            .await?;
+        let customer = conn
+            .find_customer(caller.organization_id, p.customer_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
+        let previous = p.state;
+        let outcome = reconcile(&mut p, &invoices, &customer, now);
+        if outcome == Reconciled::Unchanged {
+            return Ok(Vec::new());
+        }
+        let amount = amount_due(&p, &invoices)?;
+        conn.update_process(&p, None).await?;
+        if p.due_at.is_some() {
+            conn.wake_after_commit(&self.engine_signal);
+        }
+        Ok(match outcome {
+            Reconciled::Resolved => resolution_events(&p, previous, amount, now),
+            Reconciled::Paused(reason) => vec![
+                ProcessChange::new(EventType::ProcessPaused, Some(previous), amount)
+                    .note(reason.as_str().to_lowercase())
+                    .event(&p, now),
+            ],
+            Reconciled::Resumed => vec![
+                ProcessChange::new(EventType::ProcessResumed, Some(previous), amount)
+                    .event(&p, now),
+            ],
+            Reconciled::Unchanged => Vec::new(),
+        })
+    }
+
+    /// A process with its full history.
+    pub async fn get_process(&self, caller: Caller, id: Uuid) -> Result<ProcessView, Error> {
+        let p = self
+            .store
+            .find_process(caller.organization_id, id, false)
+            .await?
+            .ok_or_else(|| process_not_found(id))?;
+        self.process_view(p, true).await
+    }
+
+    /// A page of processes, newest first (each without its history; GetProcess has it).
+    pub async fn list_processes(
+        &self,
+        caller: Caller,
+        query: &ProcessQuery,
+        page: &PageRequest,
+    ) -> Result<(Vec<ProcessView>, String), Error> {
+        let mut filter = query.filter.clone();
+        if let Some(customer) = &query.customer {
+            filter.customer_id = Some(
+                super::customers::load_customer(&self.store, caller, customer)
+                    .await?
+                    .id,
+            );
+        }
+        if let Some(invoice) = &query.invoice {
+            filter.invoice_id = Some(
+                super::invoices::load_invoice(&self.store, caller, invoice, false)
+                    .await?
+                    .id,
+            );
+        }
+        let after = page.after_id(&filter)?;
+        let rows = self
+            .store
+            .list_processes(caller.organization_id, &filter, after, page.fetch_limit())
+            .await?;
+        let (rows, token) = page.finish(rows, &filter, |p| p.id.to_string());
+        let mut views = Vec::with_capacity(rows.len());
+        for p in rows {
+            views.push(self.process_view(p, false).await?);
+        }
+        Ok((views, token))
+    }
+
+    async fn process_view(&self, p: Process, with_history: bool) -> Result<ProcessView, Error> {
+        let ids: Vec<Uuid> = p.invoices.iter().map(|i| i.invoice_id).collect();
+        let invoices = self
+            .store
+            .find_invoices_by_ids(p.organization_id, &ids, false)
+            .await?;
+        let amount = Money::sum(
+            p.currency,
+            invoices
+                .iter()
+                .filter(|i| i.state == InvoiceState::Open && i.currency == p.currency)
+                .map(Invoice::amount_due),
+        )?;
+        let (history, charges) = if with_history {
+            (
+                self.store.step_runs_of(p.id).await?,
+                self.store.charges_of(p.id).await?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok(ProcessView {
+            process: p,
+            history,
+            charges,
+            amount_due: amount,
+        })
+    }
+}

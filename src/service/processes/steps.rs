@@ -1,0 +1,846 @@
+//! Running steps: due processes are found by index, claimed with a lease (a compare-and-set
+//! on `due_at`), and each one's step runs in one transaction with its step-run record, outbox
+//! rows, payment requests, charges and events; the commit checks the lease is still held, so
+//! a stale executor (its lease expired, a payment resolved the process) rolls back. The unique
+//! key (process, step, attempt) makes a second execution impossible even if two replicas race.
+
+use super::{ProcessChange, amount_due, resolution_events};
+use crate::domain::charges::DatedPayment;
+use crate::domain::customer::Customer;
+use crate::domain::event::{EventPayload, EventType, NewEvent};
+use crate::domain::invoice::{Invoice, InvoiceState};
+use crate::domain::notification::NotificationState;
+use crate::domain::organization::Organization;
+use crate::domain::policy::{ActionType, Policy};
+use crate::domain::process::plan::{
+    PlannedAction, PlannedCharge, StepFacts, condition_met, plan_action,
+};
+use crate::domain::process::schedule::{due_step, step_time};
+use crate::domain::process::state::{
+    ActionOutcome, Charge, ChargeKind, OutcomeStatus, Process, ProcessState, StepRun, StepTrigger,
+};
+use crate::domain::process::{Reconciled, reconcile};
+use crate::domain::template::TemplateKind;
+use crate::error::Error;
+use crate::service::notifications::{BookedCharge, EmailRequest};
+use crate::service::payment_requests::{NewRequestFor, charge_outcome};
+use crate::service::{Caller, CustomerRef, Services};
+use crate::storage::Tx;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Processes claimed per round.
+const STEP_BATCH: u64 = 100;
+/// How long a claimed process is reserved for the replica running its step. A replica that
+/// dies mid-step leaves it to be claimed again after this.
+const STEP_LEASE: Duration = Duration::seconds(60);
+/// How long the actions after a charge in a policy's last step wait for its outcome before
+/// they are skipped (a later step's time ends the wait otherwise).
+const OUTCOME_WAIT: Duration = Duration::days(3);
+
+/// A process this replica holds the lease of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimedProcess {
+    pub organization_id: Uuid,
+    pub process_id: Uuid,
+    /// The `due_at` the claim wrote; the step commits only while it is still there.
+    pub lease: DateTime<Utc>,
+}
+
+impl Services {
+    /// One round of the step runner: claims due processes and runs what is due for each.
+    /// Returns how many it claimed.
+    pub async fn run_due_steps(&self) -> Result<usize, Error> {
+        let claims = self.claim_due_processes(STEP_BATCH).await?;
+        for claim in &claims {
+            if let Err(e) = self.run_claimed_process(claim).await {
+                // The lease expires and the step is tried again, by this replica or another.
+                tracing::warn!(process = %claim.process_id, error = %e, "dunning step failed");
+            }
+        }
+        Ok(claims.len())
+    }
+
+    /// Claims up to `limit` due processes (the first half of a round; tests call the halves
+    /// apart to act between claim and commit).
+    pub async fn claim_due_processes(&self, limit: u64) -> Result<Vec<ClaimedProcess>, Error> {
+        let now = self.now();
+        let due = self.store.due_processes(now, limit).await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lease = now + STEP_LEASE;
+        let ids: Vec<Uuid> = due.iter().map(|(_, id)| *id).collect();
+        let claimed = self.store.claim_processes(&ids, now, lease).await?;
+        Ok(due
+            .into_iter()
+            .filter(|(_, id)| claimed.contains(id))
+            .map(|(organization_id, process_id)| ClaimedProcess {
+                organization_id,
+                process_id,
+                lease,
+            })
+            .collect())
+    }
+
+    /// Runs what is due for a claimed process in one transaction. Returns false when the
+    /// claim was lost meanwhile (nothing was done).
+    pub async fn run_claimed_process(&self, claim: &ClaimedProcess) -> Result<bool, Error> {
+        let caller = Caller {
+            organization_id: claim.organization_id,
+        };
+        let tx = self.store.begin().await?;
+        let Some(p) = tx
+            .find_process(caller.organization_id, claim.process_id, true)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if p.due_at != Some(claim.lease) {
+            return Ok(false);
+        }
+        let policy = tx
+            .find_policy(
+                caller.organization_id,
+                &p.policy_code,
+                Some(p.policy_version),
+                false,
+            )
+            .await?
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "process {} follows missing policy {} v{}",
+                    p.id, p.policy_code, p.policy_version
+                ))
+            })?;
+        let customer = tx
+            .find_customer(caller.organization_id, p.customer_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
+        let organization = crate::service::organizations::load_organization(&tx, caller).await?;
+        let invoices = tx
+            .find_invoices_by_ids(caller.organization_id, &p.open_invoice_ids(), false)
+            .await?;
+        let booked = tx.charges_of(p.id).await?;
+        let mut runner = StepRunner {
+            services: self,
+            tx: &tx,
+            caller,
+            policy: &policy,
+            customer: &customer,
+            organization: &organization,
+            invoices,
+            booked,
+            payments: None,
+            now: self.now(),
+            process: p,
+            events: Vec::new(),
+        };
+        runner.run_due(StepTrigger::Scheduled).await?;
+        let StepRunner {
+            mut process,
+            events,
+            ..
+        } = runner;
+        process.due_at = due_at(&process);
+        tx.update_process(&process, Some(claim.lease)).await?;
+        tx.append_events(caller.organization_id, &events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// When the engine next has work for a process: its next step while it runs (ACTIVE or
+/// ESCALATED), or the end of a wait for a charge's outcome.
+fn due_at(p: &Process) -> Option<DateTime<Utc>> {
+    if !matches!(p.state, ProcessState::Active | ProcessState::Escalated) {
+        return None;
+    }
+    if p.waiting_step_run_id.is_some() {
+        return Some(match p.next_step_at {
+            Some(next) => next,
+            None => p.last_step_at.unwrap_or(p.updated_at) + OUTCOME_WAIT,
+        });
+    }
+    p.next_step_at
+}
+
+/// Whether the last charge of a step before action `index` ran: conditions after it apply.
+fn charge_before(policy: &Policy, step_index: usize, index: usize) -> bool {
+    policy.definition.steps[step_index].actions[..index]
+        .iter()
+        .any(|a| a.action_type.charges())
+}
+
+/// Everything one process's step needs, inside its transaction.
+struct StepRunner<'a> {
+    services: &'a Services,
+    tx: &'a Tx,
+    caller: Caller,
+    policy: &'a Policy,
+    customer: &'a Customer,
+    organization: &'a Organization,
+    /// The rows of the invoices the process holds (kept current as actions change them).
+    invoices: Vec<Invoice>,
+    /// Everything the process booked so far (including this step's bookings).
+    booked: Vec<Charge>,
+    /// Payments of the invoices, loaded when interest needs them.
+    payments: Option<HashMap<Uuid, Vec<DatedPayment>>>,
+    now: DateTime<Utc>,
+    process: Process,
+    events: Vec<NewEvent>,
+}
+
+/// Whether a step's actions all ran or some wait for a charge's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Done,
+    Waiting,
+}
+
+impl StepRunner<'_> {
+    /// Does what is due: brings the process in line with its invoices, finishes a step that
+    /// waited for a charge, and runs the step whose time has come (the latest one, when
+    /// several are: the earlier ones are recorded as superseded).
+    async fn run_due(&mut self, trigger: StepTrigger) -> Result<(), Error> {
+        let previous = self.process.state;
+        match reconcile(&mut self.process, &self.invoices, self.customer, self.now) {
+            Reconciled::Unchanged => {}
+            Reconciled::Resolved => {
+                let amount = self.amount_due()?;
+                self.events
+                    .extend(resolution_events(&self.process, previous, amount, self.now));
+                return Ok(());
+            }
+            Reconciled::Paused(reason) => {
+                let amount = self.amount_due()?;
+                self.events.push(
+                    ProcessChange::new(EventType::ProcessPaused, Some(previous), amount)
+                        .note(reason.as_str().to_lowercase())
+                        .event(&self.process, self.now),
+                );
+                return Ok(());
+            }
+            Reconciled::Resumed => {}
+        }
+        if let Some(run_id) = self.process.waiting_step_run_id
+            && self.continue_waiting(run_id).await? == Progress::Waiting
+        {
+            return Ok(());
+        }
+        if !matches!(
+            self.process.state,
+            ProcessState::Active | ProcessState::Escalated
+        ) {
+            return Ok(());
+        }
+        let policy = self.policy;
+        let steps = &policy.definition.steps;
+        let Some(next_at) = self.process.next_step_at else {
+            return Ok(());
+        };
+        let Some(due) = due_step(
+            steps,
+            self.process.current_step_index,
+            next_at,
+            self.process.anchor_date,
+            self.customer.details.timezone,
+            self.now,
+        ) else {
+            return Ok(());
+        };
+        for index in &due.superseded {
+            self.record_superseded(*index, due.run).await?;
+        }
+        self.run_step(due.run, trigger).await
+    }
+
+    fn amount_due(&self) -> Result<crate::domain::money::Money, Error> {
+        amount_due(&self.process, &self.invoices)
+    }
+
+    /// The invoices the process duns now: held, open, something due, not disputed or
+    /// blocked on their own.
+    fn dunned(&self) -> Vec<Invoice> {
+        self.invoices
+            .iter()
+            .filter(|i| self.process.holds(i.id) && i.state == InvoiceState::Open)
+            .filter(|i| i.amount_due_minor() > 0 && !i.disputed && !i.dunning_blocked)
+            .cloned()
+            .collect()
+    }
+
+    async fn record_superseded(&mut self, index: usize, by: usize) -> Result<(), Error> {
+        let step = &self.policy.definition.steps[index];
+        let detail = format!(
+            "superseded by step {} ({})",
+            by + 1,
+            self.policy.definition.steps[by].name
+        );
+        let run = StepRun {
+            id: Uuid::now_v7(),
+            organization_id: self.caller.organization_id,
+            process_id: self.process.id,
+            step_index: index,
+            attempt: self.process.attempt,
+            step_name: step.name.clone(),
+            policy_version: self.policy.version,
+            trigger: StepTrigger::Scheduled,
+            executed_at: self.now,
+            outcomes: step
+                .actions
+                .iter()
+                .map(|a| ActionOutcome::new(a.action_type, OutcomeStatus::Skipped, &detail))
+                .collect(),
+            waiting_from: None,
+            payment_request_id: None,
+            payment_failed: false,
+        };
+        self.tx.insert_step_run(&run).await
+    }
+
+    /// Runs step `index` from its first action and schedules the following one from now.
+    async fn run_step(&mut self, index: usize, trigger: StepTrigger) -> Result<(), Error> {
+        let policy = self.policy;
+        let steps = &policy.definition.steps;
+        let step = &steps[index];
+        let tz = self.customer.details.timezone;
+        self.process.current_step_index = index + 1;
+        self.process.last_step_at = Some(self.now);
+        self.process.next_step_at = steps
+            .get(index + 1)
+            .map(|next| step_time(next, self.process.anchor_date, tz, self.now));
+        self.process.updated_at = self.now;
+        let mut run = StepRun {
+            id: Uuid::now_v7(),
+            organization_id: self.caller.organization_id,
+            process_id: self.process.id,
+            step_index: index,
+            attempt: self.process.attempt,
+            step_name: step.name.clone(),
+            policy_version: self.policy.version,
+            trigger,
+            executed_at: self.now,
+            outcomes: step
+                .actions
+                .iter()
+                .map(|a| ActionOutcome::new(a.action_type, OutcomeStatus::Skipped, "not run"))
+                .collect(),
+            waiting_from: None,
+            payment_request_id: None,
+            payment_failed: false,
+        };
+        let progress = self.run_actions(&mut run, 0).await?;
+        self.tx.insert_step_run(&run).await?;
+        self.step_executed(&run, progress)
+    }
+
+    /// The event of a step run, and EXHAUSTED after the last step's actions all ran.
+    fn step_executed(&mut self, run: &StepRun, progress: Progress) -> Result<(), Error> {
+        let amount = self.amount_due()?;
+        let name = self.policy.definition.steps[run.step_index].name.clone();
+        self.events.push(
+            ProcessChange::new(
+                EventType::ProcessStepExecuted,
+                Some(self.process.state),
+                amount,
+            )
+            .step(run, &name)
+            .event(&self.process, self.now),
+        );
+        let steps = self.policy.definition.steps.len();
+        if progress == Progress::Done
+            && self.process.state == ProcessState::Active
+            && self.process.current_step_index >= steps
+        {
+            self.process.state = ProcessState::Exhausted;
+            self.process.next_step_at = None;
+            self.process.updated_at = self.now;
+            self.events.push(
+                ProcessChange::new(
+                    EventType::ProcessExhausted,
+                    Some(ProcessState::Active),
+                    amount,
+                )
+                .event(&self.process, self.now),
+            );
+        }
+        Ok(())
+    }
+
+    /// Finishes the step run that waits for a charge's outcome, if the outcome is known or
+    /// the wait is over.
+    async fn continue_waiting(&mut self, run_id: Uuid) -> Result<Progress, Error> {
+        let mut run = self
+            .tx
+            .find_step_run(run_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("step run {run_id} is missing")))?;
+        let from = run.waiting_from.unwrap_or(run.outcomes.len());
+        let request = match run.payment_request_id {
+            Some(id) => {
+                self.tx
+                    .find_payment_request(self.caller.organization_id, id, false)
+                    .await?
+            }
+            None => None,
+        };
+        let outcome = request.as_ref().and_then(charge_outcome);
+        let charge_index = from.saturating_sub(1);
+        match outcome {
+            Some(Ok(())) => {
+                run.payment_failed = false;
+                run.outcomes[charge_index].status = OutcomeStatus::Succeeded;
+                run.outcomes[charge_index].detail = "paid".into();
+            }
+            Some(Err(why)) => {
+                run.payment_failed = true;
+                run.outcomes[charge_index].status = OutcomeStatus::Failed;
+                run.outcomes[charge_index].detail = why;
+                if request
+                    .as_ref()
+                    .and_then(|r| r.last_decline.as_ref())
+                    .is_some_and(|d| d.hard)
+                {
+                    self.process.payment_retries_blocked = true;
+                }
+            }
+            None => {
+                let deadline = due_at(&self.process);
+                if deadline.is_some_and(|d| d > self.now) {
+                    return Ok(Progress::Waiting);
+                }
+                for outcome in &mut run.outcomes[from..] {
+                    outcome.status = OutcomeStatus::Skipped;
+                    outcome.detail = "payment outcome unknown".into();
+                }
+                run.waiting_from = None;
+                self.process.waiting_step_run_id = None;
+                self.tx.update_step_run(&run).await?;
+                return self.finish_continued(&run, Progress::Done);
+            }
+        }
+        run.waiting_from = None;
+        self.process.waiting_step_run_id = None;
+        let progress = self.run_actions(&mut run, from).await?;
+        self.tx.update_step_run(&run).await?;
+        self.finish_continued(&run, progress)
+    }
+
+    fn finish_continued(&mut self, run: &StepRun, progress: Progress) -> Result<Progress, Error> {
+        self.process.updated_at = self.now;
+        self.step_executed(run, progress)?;
+        Ok(progress)
+    }
+
+    /// Runs the actions of `run`'s step from `from` on, in order, until one waits for a
+    /// charge's outcome or the process ends.
+    async fn run_actions(&mut self, run: &mut StepRun, from: usize) -> Result<Progress, Error> {
+        let policy = self.policy;
+        let actions = &policy.definition.steps[run.step_index].actions;
+        for index in from..actions.len() {
+            if !self.process.state.is_open() {
+                run.outcomes[index].detail = "the process ended".into();
+                continue;
+            }
+            let action = &actions[index];
+            let failed =
+                charge_before(self.policy, run.step_index, index).then_some(run.payment_failed);
+            if let Err(why) = condition_met(action, failed) {
+                run.outcomes[index] =
+                    ActionOutcome::new(action.action_type, OutcomeStatus::Skipped, why);
+                continue;
+            }
+            let dunned = self.dunned();
+            if matches!(action.action_type, ActionType::AccrueInterest) && self.payments.is_none() {
+                let ids: Vec<Uuid> = dunned.iter().map(|i| i.id).collect();
+                self.payments = Some(
+                    self.tx
+                        .dated_payments(&ids, self.customer.details.timezone)
+                        .await?,
+                );
+            }
+            let empty = HashMap::new();
+            let facts = StepFacts {
+                invoices: &dunned,
+                payments: self.payments.as_ref().unwrap_or(&empty),
+                booked: &self.booked,
+                step_index: run.step_index,
+                local_date: self
+                    .now
+                    .with_timezone(&self.customer.details.timezone)
+                    .date_naive(),
+                has_sales_rep: !self.customer.details.sales_rep_email.is_empty(),
+                has_agency_email: !self.policy.definition.collection_agency_email.is_empty(),
+                cannot_charge: self.cannot_charge(&dunned),
+                payment_retries_blocked: self.process.payment_retries_blocked,
+            };
+            let plan = plan_action(action, &facts);
+            let outcome = match plan {
+                PlannedAction::Skip {
+                    detail,
+                    failed_charge,
+                } => {
+                    if failed_charge {
+                        run.payment_failed = true;
+                    }
+                    ActionOutcome::new(action.action_type, OutcomeStatus::Skipped, detail)
+                }
+                PlannedAction::Email(kind) => {
+                    self.email(action.action_type, kind, &dunned, run).await?
+                }
+                PlannedAction::Book(charges) => self.book(action.action_type, charges, run).await?,
+                PlannedAction::Charge => {
+                    let (outcome, chargeable) =
+                        self.charge(action.action_type, index, &dunned, run).await?;
+                    run.outcomes[index] = outcome;
+                    if run.payment_request_id.is_none() || !chargeable {
+                        run.payment_failed = true;
+                        continue;
+                    }
+                    if index + 1 < actions.len() {
+                        run.waiting_from = Some(index + 1);
+                        self.process.waiting_step_run_id = Some(run.id);
+                        return Ok(Progress::Waiting);
+                    }
+                    continue;
+                }
+                PlannedAction::RequestSuspension => {
+                    self.process.suspension_requested = true;
+                    let amount = self.amount_due()?;
+                    self.events.push(
+                        ProcessChange::new(
+                            EventType::SuspensionRequested,
+                            Some(self.process.state),
+                            amount,
+                        )
+                        .note(format!("requested by step {}", run.step_index + 1))
+                        .event(&self.process, self.now),
+                    );
+                    ActionOutcome::new(
+                        action.action_type,
+                        OutcomeStatus::Succeeded,
+                        "suspension requested",
+                    )
+                }
+                PlannedAction::Escalate => {
+                    let outcome = self
+                        .email(
+                            action.action_type,
+                            TemplateKind::CollectionAgencyHandover,
+                            &dunned,
+                            run,
+                        )
+                        .await?;
+                    let previous = self.process.state;
+                    self.process.state = ProcessState::Escalated;
+                    self.process.updated_at = self.now;
+                    let amount = self.amount_due()?;
+                    let mut change =
+                        ProcessChange::new(EventType::ProcessEscalated, Some(previous), amount)
+                            .note("escalated by the policy");
+                    change.notification_id = outcome.notification_id;
+                    self.events.push(change.event(&self.process, self.now));
+                    outcome
+                }
+                PlannedAction::WriteOff => self.write_off(action.action_type, &dunned).await?,
+            };
+            run.outcomes[index] = outcome;
+        }
+        Ok(Progress::Done)
+    }
+
+    /// Why the customer cannot be charged for `dunned` now, if it cannot.
+    fn cannot_charge(&self, dunned: &[Invoice]) -> Option<&'static str> {
+        if self.customer.details.payment_method.is_none() {
+            return Some("the customer has no payment method");
+        }
+        let due: i64 = dunned
+            .iter()
+            .filter(|i| i.is_overdue(self.now))
+            .map(Invoice::amount_due_minor)
+            .sum();
+        let minimum = self
+            .organization
+            .settings
+            .payment_provider
+            .minimum_charge_minor
+            .get(&self.process.currency)
+            .copied()
+            .unwrap_or(0);
+        (due < minimum).then_some("the amount is below the provider's minimum charge")
+    }
+
+    /// Queues an email about the dunned invoices; a suppressed one (nobody to send it to)
+    /// is SKIPPED, a template that does not render FAILED.
+    async fn email(
+        &mut self,
+        action_type: ActionType,
+        kind: TemplateKind,
+        dunned: &[Invoice],
+        run: &StepRun,
+    ) -> Result<ActionOutcome, Error> {
+        let definition = &self.policy.definition;
+        let request = EmailRequest {
+            kind,
+            customer: CustomerRef::Id(self.customer.id),
+            invoice_external_ids: dunned.iter().map(|i| i.external_id.clone()).collect(),
+            currency: Some(self.process.currency),
+            locale: None,
+            payment_link: String::new(),
+            process_id: Some(self.process.id),
+            payment_request_id: None,
+            extra_bcc: definition.bcc_emails.clone(),
+            collection_agency_email: definition.collection_agency_email.clone(),
+            charges: self
+                .booked
+                .iter()
+                .map(|c| BookedCharge {
+                    kind: c.kind,
+                    invoice_external_id: c.invoice_external_id.clone(),
+                    amount: crate::domain::money::Money::new(c.currency, c.amount_minor),
+                })
+                .collect(),
+        };
+        let notification = match self
+            .services
+            .queue_email(self.tx, self.caller, &request)
+            .await
+        {
+            Ok(n) => n,
+            Err(Error::FailedPrecondition { message, .. }) => {
+                return Ok(ActionOutcome::new(
+                    action_type,
+                    OutcomeStatus::Failed,
+                    message,
+                ));
+            }
+            Err(other) => return Err(other),
+        };
+        let mut outcome = if notification.state == NotificationState::Suppressed {
+            ActionOutcome::new(
+                action_type,
+                OutcomeStatus::Skipped,
+                notification.suppressed_reason.clone(),
+            )
+        } else {
+            ActionOutcome::new(
+                action_type,
+                OutcomeStatus::Pending,
+                format!("{} queued", kind.as_str().to_lowercase()),
+            )
+        };
+        outcome.notification_id = Some(notification.id);
+        if action_type == ActionType::NotifySales {
+            let amount = self.amount_due()?;
+            let mut change =
+                ProcessChange::new(EventType::SalesInformed, Some(self.process.state), amount)
+                    .step(run, &self.policy.definition.steps[run.step_index].name);
+            change.sales_rep_email = self.customer.details.sales_rep_email.clone();
+            change.notification_id = Some(notification.id);
+            self.events.push(change.event(&self.process, self.now));
+        }
+        Ok(outcome)
+    }
+
+    /// Books fees or interest, each an event for the billing system.
+    async fn book(
+        &mut self,
+        action_type: ActionType,
+        planned: Vec<PlannedCharge>,
+        run: &StepRun,
+    ) -> Result<ActionOutcome, Error> {
+        let charges: Vec<Charge> = planned
+            .into_iter()
+            .map(|c| Charge {
+                id: Uuid::now_v7(),
+                organization_id: self.caller.organization_id,
+                process_id: self.process.id,
+                step_run_id: run.id,
+                invoice_id: c.invoice_id,
+                invoice_external_id: c.invoice_external_id,
+                kind: c.kind,
+                amount_minor: c.amount_minor,
+                currency: self.process.currency,
+                step_index: run.step_index,
+                booked_at: self.now,
+                interest_period: c.interest_period,
+                annual_rate_percent: c.annual_rate_percent,
+            })
+            .collect();
+        self.tx.insert_charges(&charges).await?;
+        let total: i64 = charges.iter().map(|c| c.amount_minor).sum();
+        for c in &charges {
+            self.events.push(charge_event(&self.process, c, self.now));
+        }
+        let detail = match (charges.len(), action_type) {
+            (0, ActionType::ApplyFee) => "no fee to book".to_owned(),
+            (0, _) => "no interest to book".to_owned(),
+            (n, _) => format!(
+                "{} booked on {n} invoice{}",
+                self.process.currency.format(total),
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        self.booked.extend(charges);
+        let mut outcome = ActionOutcome::new(action_type, OutcomeStatus::Succeeded, detail);
+        outcome.charge_minor = Some(total);
+        Ok(outcome)
+    }
+
+    /// Opens the step's payment request for the overdue dunned invoices (charged by the
+    /// payment worker with an idempotency key derived from it; a RETRY_PAYMENT one never
+    /// emails a link). Returns the outcome and whether a charge will be attempted.
+    async fn charge(
+        &mut self,
+        action_type: ActionType,
+        index: usize,
+        dunned: &[Invoice],
+        run: &mut StepRun,
+    ) -> Result<(ActionOutcome, bool), Error> {
+        let overdue: Vec<Uuid> = dunned
+            .iter()
+            .filter(|i| i.is_overdue(self.now))
+            .map(|i| i.id)
+            .collect();
+        if overdue.is_empty() {
+            return Ok((
+                ActionOutcome::new(
+                    action_type,
+                    OutcomeStatus::Skipped,
+                    "nothing is overdue yet",
+                ),
+                false,
+            ));
+        }
+        let locked = self
+            .tx
+            .find_invoices_by_ids(self.caller.organization_id, &overdue, true)
+            .await?;
+        // One request per action of a step run: a second execution of the step would collide
+        // on this id.
+        let id = Uuid::new_v5(&run.id, format!("charge:{index}").as_bytes());
+        let charges_only = action_type == ActionType::RetryPayment;
+        let (request, events) = self
+            .services
+            .insert_payment_request_for(
+                self.tx,
+                self.caller,
+                self.customer,
+                NewRequestFor {
+                    id,
+                    currency: self.process.currency,
+                    invoices: &locked,
+                    process_id: Some(self.process.id),
+                    charges_only,
+                },
+                self.now,
+            )
+            .await?;
+        self.events.extend(events);
+        run.payment_request_id = Some(request.id);
+        let cannot = self.cannot_charge(dunned);
+        let detail = match cannot {
+            None => format!("charging {}", request.currency.format(request.amount_minor)),
+            Some(why) => format!("payment link emailed: {why}"),
+        };
+        let mut outcome = ActionOutcome::new(action_type, OutcomeStatus::Pending, detail);
+        outcome.payment_request_id = Some(request.id);
+        Ok((outcome, cannot.is_none()))
+    }
+
+    /// Writes the dunned invoices off; the process then resolves.
+    async fn write_off(
+        &mut self,
+        action_type: ActionType,
+        dunned: &[Invoice],
+    ) -> Result<ActionOutcome, Error> {
+        let ids: Vec<Uuid> = dunned.iter().map(|i| i.id).collect();
+        let mut locked = self
+            .tx
+            .find_invoices_by_ids(self.caller.organization_id, &ids, true)
+            .await?;
+        locked.retain(|i| i.state == InvoiceState::Open);
+        let mut total = 0i64;
+        for invoice in &mut locked {
+            total += invoice.amount_due_minor();
+            invoice
+                .write_off(self.now)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let mut event = NewEvent::invoice(
+                EventType::InvoiceWrittenOff,
+                invoice,
+                &self.customer.external_id,
+                self.now,
+            )
+            .with_reason("written off by the dunning policy");
+            event.process_id = Some(self.process.id);
+            self.events.push(event);
+        }
+        self.tx.save_invoices(&[], &locked).await?;
+        let requests = self
+            .services
+            .reconcile_payment_requests(self.tx, self.caller, &locked)
+            .await?;
+        self.events.extend(requests);
+        for updated in &locked {
+            if let Some(row) = self.invoices.iter_mut().find(|i| i.id == updated.id) {
+                *row = updated.clone();
+            }
+        }
+        let previous = self.process.state;
+        if reconcile(&mut self.process, &self.invoices, self.customer, self.now)
+            == Reconciled::Resolved
+        {
+            let amount = self.amount_due()?;
+            self.events
+                .extend(resolution_events(&self.process, previous, amount, self.now));
+        }
+        Ok(ActionOutcome::new(
+            action_type,
+            OutcomeStatus::Succeeded,
+            format!(
+                "{} written off on {} invoice{}",
+                self.process.currency.format(total),
+                locked.len(),
+                if locked.len() == 1 { "" } else { "s" }
+            ),
+        ))
+    }
+}
+
+/// `fee.booked` or `interest.booked`.
+fn charge_event(p: &Process, c: &Charge, now: DateTime<Utc>) -> NewEvent {
+    let (from, to) = c
+        .interest_period
+        .map_or((String::new(), String::new()), |(f, t)| {
+            (f.to_string(), t.to_string())
+        });
+    NewEvent {
+        event_type: match c.kind {
+            ChargeKind::Fee => EventType::FeeBooked,
+            ChargeKind::Interest => EventType::InterestBooked,
+        },
+        occurred_at: now,
+        customer_id: Some(p.customer_id),
+        customer_external_id: p.customer_external_id.clone(),
+        invoice_id: Some(c.invoice_id),
+        invoice_external_id: c.invoice_external_id.clone(),
+        process_id: Some(p.id),
+        payload: EventPayload::Charge {
+            charge_id: c.id.to_string(),
+            charge_kind: c.kind.as_str().to_owned(),
+            invoice_external_id: c.invoice_external_id.clone(),
+            amount: c.currency.format(c.amount_minor),
+            currency_code: c.currency.code().to_owned(),
+            step_index: c.step_index as i32,
+            interest_from_date: from,
+            interest_to_date: to,
+            annual_rate_percent: c
+                .annual_rate_percent
+                .map(|r| r.normalize().to_string())
+                .unwrap_or_default(),
+        },
+    }
+}
