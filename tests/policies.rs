@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::policy::{amount, plain, reminder, step};
 use common::{TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{self, ActionCondition, ActionType, PolicyScope, StepAnchor, TemplateKind};
 use prost_types::FieldMask;
@@ -12,42 +13,6 @@ fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask {
         paths: paths.iter().map(|p| p.to_string()).collect(),
     })
-}
-
-fn amount(currency: &str, amount: &str) -> proto::CurrencyAmount {
-    proto::CurrencyAmount {
-        currency_code: currency.into(),
-        amount: amount.into(),
-    }
-}
-
-fn reminder(kind: TemplateKind) -> proto::Action {
-    proto::Action {
-        r#type: ActionType::SendReminder as i32,
-        template_kind: kind as i32,
-        ..Default::default()
-    }
-}
-
-fn plain(t: ActionType) -> proto::Action {
-    proto::Action {
-        r#type: t as i32,
-        ..Default::default()
-    }
-}
-
-fn step(
-    name: &str,
-    delay_days: i32,
-    anchor: StepAnchor,
-    actions: Vec<proto::Action>,
-) -> proto::Step {
-    proto::Step {
-        name: name.into(),
-        delay_days,
-        anchor: anchor as i32,
-        actions,
-    }
 }
 
 /// A policy using every kind of setting.

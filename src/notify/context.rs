@@ -224,7 +224,16 @@ pub fn sample_context(locale: &str) -> EmailContext {
             currency_code: "EUR".into(),
             amount: "40.00".into(),
         }],
-        totals_with_charges: Vec::new(),
+        totals_with_charges: vec![
+            AmountVars {
+                currency_code: "EUR".to_string(),
+                amount: "1440.50".to_string(),
+            },
+            AmountVars {
+                currency_code: "USD".to_string(),
+                amount: "89.90".to_string(),
+            },
+        ],
         payment_link: "https://pay.northwind.example/r/pr_7Hq2".to_string(),
         sales_rep_email: "jane.doe@northwind.example".to_string(),
         history: vec![

@@ -334,8 +334,9 @@ impl<C: ConnectionTrait> Conn<C> {
             .returning_col(id)
             .to_owned();
         let rows = self.conn.query_all(&statement).await.map_err(db_error)?;
+        let id_column = sea_orm::IdenStatic::as_str(&id);
         rows.iter()
-            .map(|row| row.try_get::<uuid::Uuid>("", "id").map_err(db_error))
+            .map(|row| row.try_get::<uuid::Uuid>("", id_column).map_err(db_error))
             .collect()
     }
 }

@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -72,7 +72,7 @@ impl<C: ConnectionTrait> Conn<C> {
     ) -> Result<(), Error> {
         let model = to_model(p);
         let mut update = process::Entity::update_many()
-            .set(model.into_active_model())
+            .set(model.into_active_model().reset_all())
             .filter(process::Column::Id.eq(p.id));
         if let Some(lease) = claimed_due_at {
             update = update.filter(process::Column::DueAt.eq(to_micros(lease)));
@@ -331,7 +331,7 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 
     pub async fn update_step_run(&self, run: &StepRun) -> Result<(), Error> {
-        step_run::Entity::update(step_run_model(run)?.into_active_model())
+        step_run::Entity::update(step_run_model(run)?.into_active_model().reset_all())
             .exec(&self.conn)
             .await
             .map_err(db_error)?;

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod payments;
+pub mod policy;
 pub mod smtp;
 
 use chrono::{DateTime, Utc};
@@ -328,6 +329,22 @@ impl TestServer {
             .deliver_due_webhooks(server.webhook_sender())
             .await
             .unwrap()
+    }
+
+    /// Runs the dunning engine's rounds (dunning checks, then due steps) until nothing is left
+    /// due at the clock's current time; returns the rounds' work.
+    pub async fn run_engine(&self) -> usize {
+        let services = self.server().services();
+        let mut total = 0;
+        for _ in 0..20 {
+            let looked_at = services.start_due_processes().await.unwrap();
+            let stepped = services.run_due_steps().await.unwrap();
+            if looked_at + stepped == 0 {
+                return total;
+            }
+            total += looked_at + stepped;
+        }
+        panic!("the engine still had work after 20 rounds");
     }
 
     /// Runs the overdue scanner once, as its background task would.

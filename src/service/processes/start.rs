@@ -134,7 +134,6 @@ impl Services {
                 .invoices
                 .push(invoice);
         }
-
         let mut events = Vec::new();
         let mut started = 0usize;
         for (key, candidate) in candidates {

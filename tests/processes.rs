@@ -1,0 +1,802 @@
+//! The dunning engine through the gRPC API with the manual clock: processes start by
+//! themselves, run every action of their policy exactly as configured, and follow what happens
+//! to their invoices. Emails are counted at a real SMTP server, charges at a real HTTP
+//! payments service.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::payments::{self, PaymentsServer};
+use common::policy::{fixed_fee, interest, on_failure, plain, reminder, step};
+use common::smtp::SmtpServer;
+use common::{TestServer, customer, invoice};
+use dunning::proto::{
+    self, ActionOutcomeStatus, ActionType, PolicyScope, ProcessState, StepAnchor, TemplateKind,
+};
+
+async fn create_policy(s: &TestServer, policy: proto::Policy) {
+    s.dunning()
+        .create_policy(proto::CreatePolicyRequest {
+            policy: Some(policy),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn use_default_policy(s: &TestServer, code: &str) {
+    s.organizations()
+        .update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(proto::Organization {
+                default_policy_code: code.into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["default_policy_code".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+async fn use_http_provider(s: &TestServer, url: &str) {
+    s.organizations()
+        .update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(proto::Organization {
+                payment_provider: Some(proto::PaymentProviderSettings {
+                    provider: "http".into(),
+                    http_url: url.into(),
+                    http_secret: payments::SECRET.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["payment_provider".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+async fn create_customer(s: &TestServer, c: proto::Customer) {
+    s.customers()
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(c),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn upsert(s: &TestServer, inv: proto::Invoice) {
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(inv) })
+        .await
+        .unwrap();
+}
+
+fn invoice_of(ext: &str, customer: &str, total: &str, currency: &str, due: &str) -> proto::Invoice {
+    proto::Invoice {
+        total_amount: total.into(),
+        currency_code: currency.into(),
+        due_date: due.into(),
+        issue_date: "2026-09-01".into(),
+        collection_method: proto::CollectionMethod::Automatic as i32,
+        ..invoice(ext, customer)
+    }
+}
+
+async fn pay(s: &TestServer, invoice: &str, id: &str, amount: &str) {
+    s.invoices()
+        .record_payment(proto::RecordPaymentRequest {
+            invoice: Some(proto::record_payment_request::Invoice::InvoiceExternalId(
+                invoice.into(),
+            )),
+            payment_external_id: id.into(),
+            amount: amount.into(),
+            currency_code: "EUR".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+async fn processes(s: &TestServer, customer: &str) -> Vec<proto::Process> {
+    s.dunning()
+        .list_processes(proto::ListProcessesRequest {
+            customer_external_id: customer.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .processes
+}
+
+async fn only_process(s: &TestServer, customer: &str) -> proto::Process {
+    let listed = processes(s, customer).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    s.dunning()
+        .get_process(proto::GetProcessRequest {
+            id: listed[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap()
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+/// Moves the clock to noon of each day up to `until` and does every day what the background
+/// jobs would: engine rounds, charges, engine again (charge outcomes), outbox delivery.
+async fn live_until(s: &TestServer, until: DateTime<Utc>) {
+    use dunning::clock::Clock;
+    while s.clock.now() < until {
+        s.clock.advance(Duration::days(1));
+        run_everything(s).await;
+    }
+}
+
+async fn run_everything(s: &TestServer) {
+    for _ in 0..5 {
+        let work = s.run_engine().await + s.process_payments().await + s.deliver().await;
+        if work == 0 {
+            return;
+        }
+    }
+}
+
+/// The process events of the log, with the step index of step events.
+async fn process_events(s: &TestServer) -> Vec<String> {
+    s.events()
+        .await
+        .into_iter()
+        .filter(|e| {
+            [
+                "process.",
+                "fee.",
+                "interest.",
+                "sales.",
+                "suspension.",
+                "invoice.written_off",
+            ]
+            .iter()
+            .any(|p| e.r#type.starts_with(p))
+        })
+        .map(|e| match &e.payload {
+            Some(proto::event::Payload::Process(p)) if e.r#type == "process.step_executed" => {
+                format!("{} {}", e.r#type, p.step_index)
+            }
+            Some(proto::event::Payload::Charge(c)) => format!("{} {}", e.r#type, c.amount),
+            _ => e.r#type.clone(),
+        })
+        .collect()
+}
+
+fn statuses(run: &proto::StepRun) -> Vec<(i32, i32)> {
+    run.action_outcomes
+        .iter()
+        .map(|o| (o.action_type, o.status))
+        .collect()
+}
+
+const SUCCEEDED: i32 = ActionOutcomeStatus::Succeeded as i32;
+const PENDING: i32 = ActionOutcomeStatus::Pending as i32;
+const FAILED: i32 = ActionOutcomeStatus::Failed as i32;
+const SKIPPED: i32 = ActionOutcomeStatus::Skipped as i32;
+
+/// The policy of the 120-day scenarios: a pre-due heads-up, a friendly reminder, a payment
+/// retry whose failure sends the firm reminder and books a fee, interest with the final
+/// notice and a suspension request, the agency, and the write-off.
+fn ladder(code: &str, scope: PolicyScope) -> proto::Policy {
+    proto::Policy {
+        code: code.into(),
+        name: "Standard".into(),
+        scope: scope as i32,
+        bcc_emails: vec!["audit@acme.test".into()],
+        collection_agency_email: "cases@agency.test".into(),
+        steps: vec![
+            step(
+                "Heads-up",
+                -3,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::PreDueReminder)],
+            ),
+            step(
+                "Friendly",
+                1,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FriendlyReminder)],
+            ),
+            step(
+                "Retry",
+                7,
+                StepAnchor::DueDate,
+                vec![
+                    plain(ActionType::RetryPayment),
+                    on_failure(reminder(TemplateKind::FirmReminder)),
+                    on_failure(fixed_fee("EUR", "40")),
+                    plain(ActionType::NotifySales),
+                ],
+            ),
+            step(
+                "Interest",
+                14,
+                StepAnchor::PreviousStep,
+                vec![
+                    interest("8"),
+                    reminder(TemplateKind::FinalNotice),
+                    plain(ActionType::RequestSuspension),
+                ],
+            ),
+            step(
+                "Agency",
+                30,
+                StepAnchor::PreviousStep,
+                vec![plain(ActionType::Escalate)],
+            ),
+            step(
+                "Write-off",
+                60,
+                StepAnchor::PreviousStep,
+                vec![plain(ActionType::WriteOff)],
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
+/// 120 days of one invoice under an INVOICE-scope policy: every step at its time, every
+/// email exactly once, the decline running the failure actions, fee and interest to the cent,
+/// the events in order, and the write-off resolving the process.
+async fn invoice_scope_runs_the_whole_ladder(s: &TestServer, smtp: &SmtpServer) {
+    let psp = PaymentsServer::start().await;
+    psp.set_mode(payments::Mode::Decline {
+        code: "insufficient_funds".into(),
+        hard: false,
+    });
+    use_http_provider(s, &psp.url).await;
+    create_policy(s, ladder("std", PolicyScope::Invoice)).await;
+    use_default_policy(s, "std").await;
+    create_customer(
+        s,
+        proto::Customer {
+            sales_rep_email: "rep@acme.test".into(),
+            payment_method: Some(proto::PaymentMethod {
+                provider: "http".into(),
+                token: "pm_1".into(),
+            }),
+            ..customer("cus_a")
+        },
+    )
+    .await;
+    upsert(
+        s,
+        invoice_of("inv_1", "cus_a", "1000.00", "EUR", "2026-11-30"),
+    )
+    .await;
+
+    // Nothing before the heads-up's day (Nov 27, local midnight).
+    run_everything(s).await;
+    assert!(processes(s, "cus_a").await.is_empty());
+    live_until(s, at("2026-11-27T12:00:00Z")).await;
+    let p = only_process(s, "cus_a").await;
+    assert_eq!(p.state, ProcessState::Active as i32);
+    assert_eq!(p.current_step_index, 1);
+    assert_eq!(smtp.received().len(), 1);
+
+    live_until(s, at("2027-03-24T12:00:00Z")).await;
+    let mails = smtp.received();
+    let subjects: Vec<(Vec<String>, String)> = mails
+        .iter()
+        .map(|m| (m.rcpt_to.clone(), m.header("Subject").unwrap_or_default()))
+        .collect();
+    assert_eq!(mails.len(), 6, "{subjects:#?}");
+    // The outbox sends a day's emails concurrently: compare them as a set.
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let customer_and_bcc = || vec!["audit@acme.test".to_string(), "cus_a@example.com".into()];
+    let mut got: Vec<Vec<String>> = mails.iter().map(|m| sorted(m.rcpt_to.clone())).collect();
+    got.sort();
+    let mut expected = vec![
+        customer_and_bcc(),
+        customer_and_bcc(),
+        customer_and_bcc(),
+        vec!["audit@acme.test".into(), "rep@acme.test".into()],
+        customer_and_bcc(),
+        vec!["audit@acme.test".into(), "cases@agency.test".into()],
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "{subjects:#?}");
+    // The final notice lists the fee and the interest booked before it, and the total.
+    let final_notice = mails
+        .iter()
+        .find(|m| {
+            m.header("Subject")
+                .unwrap_or_default()
+                .starts_with("Final notice")
+        })
+        .expect("final notice sent");
+    let text = &final_notice.data;
+    assert!(text.contains("40.00"), "{text}");
+    assert!(text.contains("4.60"), "{text}");
+    assert!(text.contains("1,044.60"), "{text}");
+
+    // One charge attempt, declined: the failure actions ran.
+    assert_eq!(psp.requests().len(), 1);
+    assert_eq!(psp.charges_made(), 0);
+
+    let p = only_process(s, "cus_a").await;
+    assert_eq!(p.state, ProcessState::Resolved as i32, "{p:#?}");
+    assert_eq!(p.history.len(), 6);
+    let steps: Vec<i32> = p.history.iter().map(|r| r.step_index).collect();
+    assert_eq!(steps, vec![0, 1, 2, 3, 4, 5]);
+    let times: Vec<DateTime<Utc>> = p
+        .history
+        .iter()
+        .map(|r| {
+            let t = r.executed_time.as_ref().unwrap();
+            DateTime::from_timestamp(t.seconds, t.nanos as u32).unwrap()
+        })
+        .collect();
+    // Due-date steps on their day's first tick; previous-step steps counted from the run
+    // before them.
+    assert_eq!(
+        times,
+        vec![
+            at("2026-11-27T12:00:00Z"),
+            at("2026-12-01T12:00:00Z"),
+            at("2026-12-07T12:00:00Z"),
+            at("2026-12-21T12:00:00Z"),
+            at("2027-01-20T12:00:00Z"),
+            at("2027-03-21T12:00:00Z"),
+        ]
+    );
+    assert_eq!(
+        statuses(&p.history[2]),
+        vec![
+            (ActionType::RetryPayment as i32, FAILED),
+            (ActionType::SendReminder as i32, PENDING),
+            (ActionType::ApplyFee as i32, SUCCEEDED),
+            (ActionType::NotifySales as i32, PENDING),
+        ]
+    );
+    assert_eq!(p.history[2].action_outcomes[2].charge_amount, "40.00");
+    assert_eq!(p.history[3].action_outcomes[0].charge_amount, "4.60");
+    let charges: Vec<(i32, String, String, String)> = p
+        .charges
+        .iter()
+        .map(|c| {
+            (
+                c.kind,
+                c.amount.clone(),
+                c.interest_from_date.clone(),
+                c.interest_to_date.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        charges,
+        vec![
+            (
+                proto::ChargeKind::Fee as i32,
+                "40.00".into(),
+                String::new(),
+                String::new()
+            ),
+            (
+                proto::ChargeKind::Interest as i32,
+                "4.60".into(),
+                "2026-12-01".into(),
+                "2026-12-21".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        process_events(s).await,
+        vec![
+            "process.started",
+            "process.step_executed 0",
+            "process.step_executed 1",
+            "process.step_executed 2",
+            "fee.booked 40.00",
+            "sales.informed",
+            "process.step_executed 2",
+            "interest.booked 4.60",
+            "suspension.requested",
+            "process.step_executed 3",
+            "process.escalated",
+            "process.step_executed 4",
+            "invoice.written_off",
+            "process.resolved",
+            "suspension.lift_requested",
+            "process.step_executed 5",
+        ]
+    );
+}
+
+/// A customer's balance: invoices that become overdue later join the running process, the
+/// reminders list them all, and a payment that settles everything resolves the process in
+/// its own transaction (no later step runs).
+async fn customer_balance_joins_and_resolves_on_payment(s: &TestServer, smtp: &SmtpServer) {
+    create_policy(
+        s,
+        proto::Policy {
+            code: "bal".into(),
+            name: "Balance".into(),
+            scope: PolicyScope::CustomerBalance as i32,
+            steps: vec![
+                step(
+                    "Friendly",
+                    1,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FriendlyReminder)],
+                ),
+                step(
+                    "Firm",
+                    10,
+                    StepAnchor::PreviousStep,
+                    vec![reminder(TemplateKind::FirmReminder)],
+                ),
+                step(
+                    "Final",
+                    10,
+                    StepAnchor::PreviousStep,
+                    vec![reminder(TemplateKind::FinalNotice)],
+                ),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    use_default_policy(s, "bal").await;
+    create_customer(s, customer("cus_b")).await;
+    upsert(
+        s,
+        invoice_of("inv_1", "cus_b", "100.00", "EUR", "2026-11-24"),
+    )
+    .await;
+    upsert(
+        s,
+        invoice_of("inv_2", "cus_b", "50.00", "EUR", "2026-11-28"),
+    )
+    .await;
+    live_until(s, at("2026-11-25T12:00:00Z")).await;
+    let p = only_process(s, "cus_b").await;
+    assert_eq!(p.invoice_external_ids, vec!["inv_1"]);
+    assert_eq!(p.amount_due, "100.00");
+    assert_eq!(smtp.received().len(), 1);
+
+    // inv_2 is overdue from Nov 29 and joins before the firm reminder (Dec 5).
+    live_until(s, at("2026-12-05T12:00:00Z")).await;
+    let p = only_process(s, "cus_b").await;
+    assert_eq!(p.invoice_external_ids, vec!["inv_1", "inv_2"]);
+    assert_eq!(p.amount_due, "150.00");
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 2);
+    assert!(mails[1].data.contains("150.00"), "{}", mails[1].data);
+
+    // Paid in full between two steps: resolved at once, nothing more is sent.
+    pay(s, "inv_1", "pay_1", "100.00").await;
+    let p = only_process(s, "cus_b").await;
+    assert_eq!(p.state, ProcessState::Active as i32);
+    pay(s, "inv_2", "pay_2", "50.00").await;
+    let p = only_process(s, "cus_b").await;
+    assert_eq!(p.state, ProcessState::Resolved as i32);
+    assert!(p.end_time.is_some());
+    live_until(s, at("2027-01-05T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 2);
+    let types = process_events(s).await;
+    assert_eq!(
+        types,
+        vec![
+            "process.started",
+            "process.step_executed 0",
+            "process.invoice_joined",
+            "process.step_executed 1",
+            "process.resolved",
+        ]
+    );
+}
+
+/// A process started on a long-overdue invoice runs only the latest due step; the earlier
+/// ones are recorded as superseded and send nothing.
+async fn catch_up_runs_only_the_latest_due_step(s: &TestServer, smtp: &SmtpServer) {
+    create_policy(
+        s,
+        proto::Policy {
+            code: "std".into(),
+            name: "Standard".into(),
+            scope: PolicyScope::Invoice as i32,
+            steps: vec![
+                step(
+                    "D1",
+                    1,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FriendlyReminder)],
+                ),
+                step(
+                    "D15",
+                    15,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FirmReminder)],
+                ),
+                step(
+                    "D45",
+                    45,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FinalNotice)],
+                ),
+                step(
+                    "D90",
+                    90,
+                    StepAnchor::DueDate,
+                    vec![plain(ActionType::Escalate)],
+                ),
+            ],
+            collection_agency_email: "cases@agency.test".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    use_default_policy(s, "std").await;
+    create_customer(s, customer("cus_c")).await;
+    // Due 60 days before the test's start.
+    upsert(
+        s,
+        invoice_of("inv_old", "cus_c", "80.00", "EUR", "2026-09-25"),
+    )
+    .await;
+    run_everything(s).await;
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0]
+            .header("Subject")
+            .unwrap()
+            .to_lowercase()
+            .contains("final"),
+        "{:?}",
+        mails[0].header("Subject")
+    );
+    let p = only_process(s, "cus_c").await;
+    assert_eq!(p.current_step_index, 3);
+    let skipped: Vec<(i32, i32, String)> = p
+        .history
+        .iter()
+        .map(|r| {
+            (
+                r.step_index,
+                r.action_outcomes[0].status,
+                r.action_outcomes[0].detail.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            (0, SKIPPED, "superseded by step 3 (D45)".into()),
+            (1, SKIPPED, "superseded by step 3 (D45)".into()),
+            (2, PENDING, "final_notice queued".into()),
+        ]
+    );
+    // The next step keeps its date: day 90 after the due date.
+    assert_eq!(
+        p.next_step_time.unwrap().seconds,
+        at("2026-12-24T00:00:00Z").timestamp()
+    );
+}
+
+/// Thresholds per currency: below the EUR threshold nothing starts; at it, it starts; a
+/// currency without a threshold starts with any amount due.
+async fn thresholds_per_currency(s: &TestServer, _smtp: &SmtpServer) {
+    create_policy(
+        s,
+        proto::Policy {
+            code: "thr".into(),
+            name: "Threshold".into(),
+            scope: PolicyScope::Invoice as i32,
+            thresholds: vec![common::policy::amount("EUR", "50")],
+            steps: vec![step(
+                "D1",
+                1,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FriendlyReminder)],
+            )],
+            ..Default::default()
+        },
+    )
+    .await;
+    use_default_policy(s, "thr").await;
+    create_customer(s, customer("cus_t")).await;
+    upsert(
+        s,
+        invoice_of("below", "cus_t", "49.99", "EUR", "2026-11-10"),
+    )
+    .await;
+    upsert(s, invoice_of("at", "cus_t", "50.00", "EUR", "2026-11-10")).await;
+    upsert(s, invoice_of("usd", "cus_t", "0.01", "USD", "2026-11-10")).await;
+    run_everything(s).await;
+    let mut covered: Vec<String> = processes(s, "cus_t")
+        .await
+        .into_iter()
+        .flat_map(|p| p.invoice_external_ids)
+        .collect();
+    covered.sort();
+    assert_eq!(covered, vec!["at", "usd"]);
+}
+
+/// A dispute pauses the process; clearing it resumes it and the missed step runs at once.
+async fn dispute_pauses_and_clearing_resumes(s: &TestServer, smtp: &SmtpServer) {
+    create_policy(s, ladder("std", PolicyScope::Invoice)).await;
+    use_default_policy(s, "std").await;
+    create_customer(s, customer("cus_d")).await;
+    upsert(
+        s,
+        invoice_of("inv_d", "cus_d", "10.00", "EUR", "2026-11-30"),
+    )
+    .await;
+    live_until(s, at("2026-11-28T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 1);
+    let flag = |disputed: bool| proto::UpdateInvoiceRequest {
+        invoice: Some(proto::Invoice {
+            external_id: "inv_d".into(),
+            disputed,
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["disputed".into()],
+        }),
+    };
+    s.invoices().update_invoice(flag(true)).await.unwrap();
+    let p = only_process(s, "cus_d").await;
+    assert_eq!(p.state, ProcessState::Paused as i32);
+    assert_eq!(p.pause_reason, proto::PauseReason::Dispute as i32);
+    live_until(s, at("2026-12-03T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 1, "nothing is sent while disputed");
+    s.invoices().update_invoice(flag(false)).await.unwrap();
+    run_everything(s).await;
+    let p = only_process(s, "cus_d").await;
+    assert_eq!(p.state, ProcessState::Active as i32);
+    assert_eq!(
+        p.current_step_index, 2,
+        "the friendly reminder ran on resume"
+    );
+    assert_eq!(smtp.received().len(), 2);
+}
+
+/// A payment that arrives after the engine claimed a due step but before it ran: the step
+/// does not run, nothing is sent.
+async fn payment_between_claim_and_commit(s: &TestServer, smtp: &SmtpServer) {
+    create_policy(s, ladder("std", PolicyScope::Invoice)).await;
+    use_default_policy(s, "std").await;
+    create_customer(s, customer("cus_e")).await;
+    upsert(
+        s,
+        invoice_of("inv_e", "cus_e", "10.00", "EUR", "2026-11-30"),
+    )
+    .await;
+    live_until(s, at("2026-11-27T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 1);
+    s.clock.set(at("2026-12-01T12:00:00Z"));
+    let services = s.server().services();
+    let claims = services.claim_due_processes(10).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    pay(s, "inv_e", "pay_e", "10.00").await;
+    assert!(!services.run_claimed_process(&claims[0]).await.unwrap());
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 1);
+    let p = only_process(s, "cus_e").await;
+    assert_eq!(p.state, ProcessState::Resolved as i32);
+    assert_eq!(p.history.len(), 1);
+}
+
+/// A hard decline blocks later retries until the customer's payment method changes; a
+/// success skips the failure actions.
+async fn hard_decline_blocks_retries_until_the_method_changes(s: &TestServer, smtp: &SmtpServer) {
+    let psp = PaymentsServer::start().await;
+    psp.set_mode(payments::Mode::Decline {
+        code: "stolen_card".into(),
+        hard: true,
+    });
+    use_http_provider(s, &psp.url).await;
+    let retry = |name: &str, delay| {
+        step(
+            name,
+            delay,
+            StepAnchor::DueDate,
+            vec![
+                plain(ActionType::RetryPayment),
+                on_failure(reminder(TemplateKind::FirmReminder)),
+            ],
+        )
+    };
+    create_policy(
+        s,
+        proto::Policy {
+            code: "retry".into(),
+            name: "Retries".into(),
+            scope: PolicyScope::Invoice as i32,
+            steps: vec![retry("R1", 1), retry("R2", 5), retry("R3", 9)],
+            ..Default::default()
+        },
+    )
+    .await;
+    use_default_policy(s, "retry").await;
+    let method = |token: &str| proto::PaymentMethod {
+        provider: "http".into(),
+        token: token.into(),
+    };
+    create_customer(
+        s,
+        proto::Customer {
+            payment_method: Some(method("pm_stolen")),
+            ..customer("cus_h")
+        },
+    )
+    .await;
+    upsert(
+        s,
+        invoice_of("inv_h", "cus_h", "25.00", "EUR", "2026-11-24"),
+    )
+    .await;
+    live_until(s, at("2026-11-25T12:00:00Z")).await;
+    assert_eq!(psp.requests().len(), 1);
+    let p = only_process(s, "cus_h").await;
+    assert!(p.payment_retries_blocked);
+    assert_eq!(
+        statuses(&p.history[0])[0],
+        (ActionType::RetryPayment as i32, FAILED)
+    );
+    // R2: blocked, no charge attempted; the failure reminder still goes out.
+    live_until(s, at("2026-11-29T12:00:00Z")).await;
+    assert_eq!(psp.requests().len(), 1);
+    let p = only_process(s, "cus_h").await;
+    assert_eq!(
+        statuses(&p.history[1]),
+        vec![
+            (ActionType::RetryPayment as i32, SKIPPED),
+            (ActionType::SendReminder as i32, PENDING),
+        ]
+    );
+    // A new payment method lifts the block; R3 charges it and succeeds.
+    s.customers()
+        .update_customer(proto::UpdateCustomerRequest {
+            customer: Some(proto::Customer {
+                external_id: "cus_h".into(),
+                payment_method: Some(method("pm_new")),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["payment_method".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    assert!(!only_process(s, "cus_h").await.payment_retries_blocked);
+    psp.set_mode(payments::Mode::Succeed);
+    live_until(s, at("2026-12-03T12:00:00Z")).await;
+    assert_eq!(psp.requests().len(), 2);
+    assert_eq!(psp.charges_made(), 1);
+    let p = only_process(s, "cus_h").await;
+    assert_eq!(p.state, ProcessState::Resolved as i32);
+    // Two firm reminders (after R1 and R2), none after the success.
+    assert_eq!(smtp.received().len(), 2);
+}
+
+on_both_backends_with_smtp!(
+    invoice_scope_runs_the_whole_ladder,
+    customer_balance_joins_and_resolves_on_payment,
+    catch_up_runs_only_the_latest_due_step,
+    thresholds_per_currency,
+    dispute_pauses_and_clearing_resumes,
+    payment_between_claim_and_commit,
+    hard_decline_blocks_retries_until_the_method_changes,
+);
