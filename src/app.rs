@@ -83,7 +83,7 @@ pub async fn start(
     options: StartOptions,
 ) -> Result<RunningServer, Error> {
     let store = Store::connect(&config.database_url).await?;
-    let services = Services::new(store, clock);
+    let services = Services::new(store, clock).with_claim_lease(config.claim_lease);
     let mailer = mailer(config)?;
     let providers = Providers::new(config.payment_timeout).map_err(Error::Unavailable)?;
     let webhooks = WebhookSender::new(

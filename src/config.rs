@@ -42,6 +42,11 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// Failed webhook attempts in a row after which an endpoint is disabled.
     pub webhook_failures_before_disable: i32,
+    /// How long a replica holds the work it claimed (a due step, a customer to look at, an
+    /// email being sent). A replica that dies mid-work leaves it to another after this, so it
+    /// must exceed the longest step or SMTP conversation.
+    #[serde(with = "seconds")]
+    pub claim_lease: Duration,
 }
 
 impl Default for Config {
@@ -58,6 +63,7 @@ impl Default for Config {
             payment_timeout: Duration::from_secs(15),
             webhook_timeout: Duration::from_secs(10),
             webhook_failures_before_disable: 50,
+            claim_lease: Duration::from_secs(300),
         }
     }
 }
@@ -176,6 +182,18 @@ impl Config {
                 .ok_or_else(|| {
                     ConfigError(format!(
                         "DUNNING_WEBHOOK_FAILURES_BEFORE_DISABLE={v}: expected 1 to 10000"
+                    ))
+                })?;
+        }
+        if let Some(v) = var("DUNNING_CLAIM_LEASE_SECONDS") {
+            self.claim_lease = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=3600).contains(n))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "DUNNING_CLAIM_LEASE_SECONDS={v}: expected 1 to 3600"
                     ))
                 })?;
         }

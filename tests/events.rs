@@ -300,35 +300,9 @@ async fn events_cross_replicas_on_postgres() {
 /// second, woken by LISTEN/NOTIFY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_server_processes_on_postgres() {
-    use tokio::io::AsyncBufReadExt;
     let s = TestServer::start(Backend::Postgres).await;
-    let outbox = std::env::temp_dir().join(format!("dunning-process-{}", uuid::Uuid::new_v4()));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dunning"))
-        .arg("serve")
-        .env("DUNNING_DATABASE_URL", s.database_url())
-        .env("DUNNING_GRPC_ADDR", "127.0.0.1:0")
-        .env("DUNNING_METRICS_ADDR", "127.0.0.1:0")
-        .env("DUNNING_OUTBOX_DIR", &outbox)
-        .env("DUNNING_LOG_FORMAT", "json")
-        .env("DUNNING_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("dunning serve starts");
-    // The process logs the address it bound once it serves.
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(addr) = log["fields"]["grpc_addr"].as_str() {
-                return addr.to_owned();
-            }
-        }
-        panic!("dunning serve exited");
-    })
-    .await
-    .expect("the server process serves");
+    let mut child = common::spawn_serve(s.database_url(), &[]).await;
+    let addr = child.addr.clone();
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -351,7 +325,6 @@ async fn events_cross_server_processes_on_postgres() {
         assert_eq!(event.sequence, expected);
     }
     drop(stream);
-    child.kill().await.unwrap();
-    let _ = std::fs::remove_dir_all(outbox);
+    child.kill().await;
     s.stop().await;
 }

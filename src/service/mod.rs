@@ -41,6 +41,9 @@ pub struct Services {
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
     /// The live fan-out of the event log to this process's subscribers.
     feed: Arc<crate::events::feed::EventFeed>,
+    /// How long claimed work (a due step, a customer to look at, an email being sent) stays
+    /// with this replica before another may take it.
+    claim_lease: chrono::Duration,
 }
 
 impl Services {
@@ -55,7 +58,14 @@ impl Services {
             engine_signal: Arc::new(tokio::sync::Notify::new()),
             feed,
             shutdown,
+            claim_lease: chrono::Duration::minutes(5),
         }
+    }
+
+    /// Sets how long claimed work stays with this replica.
+    pub fn with_claim_lease(mut self, lease: std::time::Duration) -> Self {
+        self.claim_lease = chrono::Duration::from_std(lease).unwrap_or(self.claim_lease);
+        self
     }
 
     /// Ends every event stream with UNAVAILABLE (the server is going away).

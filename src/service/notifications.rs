@@ -23,14 +23,11 @@ use crate::notify::templates::{
 };
 use crate::notify::transport::{Mailer, SendError};
 use crate::storage::{Conn, Connection};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// How long a claimed notification is reserved for the worker sending it. A worker that dies
-/// mid-send leaves the notification to be retried after this, with the same Message-ID.
-const SEND_LEASE: Duration = Duration::minutes(5);
 /// Notifications claimed per delivery round.
 const DELIVERY_BATCH: u64 = 200;
 
@@ -420,7 +417,7 @@ impl Services {
         let ids: Vec<Uuid> = due.iter().map(|n| n.id).collect();
         let won = self
             .store
-            .claim_notifications(&ids, now, now + SEND_LEASE)
+            .claim_notifications(&ids, now, now + self.claim_lease)
             .await?;
         let won: std::collections::HashSet<Uuid> = won.into_iter().collect();
         let claimed: Vec<Notification> = due.into_iter().filter(|n| won.contains(&n.id)).collect();

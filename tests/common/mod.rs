@@ -500,3 +500,73 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A `dunning serve` OS process.
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    /// Its gRPC address, as it logged it.
+    pub addr: String,
+    outbox: std::path::PathBuf,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.outbox);
+    }
+}
+
+impl ServeProcess {
+    /// Kills the process without warning (SIGKILL): nothing it held is released.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill");
+    }
+}
+
+/// Starts `dunning serve` on `database_url` with extra `DUNNING_*` settings; returns once it
+/// serves (it logs its address). Its log keeps being read, so it never blocks on a full pipe.
+pub async fn spawn_serve(database_url: &str, settings: &[(&str, String)]) -> ServeProcess {
+    use tokio::io::AsyncBufReadExt;
+    let outbox = std::env::temp_dir().join(format!("dunning-process-{}", uuid::Uuid::new_v4()));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dunning"));
+    command
+        .arg("serve")
+        .env("DUNNING_DATABASE_URL", database_url)
+        .env("DUNNING_GRPC_ADDR", "127.0.0.1:0")
+        .env("DUNNING_METRICS_ADDR", "127.0.0.1:0")
+        .env("DUNNING_OUTBOX_DIR", &outbox)
+        .env("DUNNING_LOG_FORMAT", "json")
+        .env("DUNNING_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("dunning serve starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(addr) = log["fields"]["grpc_addr"].as_str() {
+                return addr.to_owned();
+            }
+        }
+        panic!("dunning serve exited");
+    })
+    .await
+    .expect("the server process serves");
+    // DUNNING_TEST_SERVE_LOG=1 shows the process's log in the test's output.
+    let show = std::env::var_os("DUNNING_TEST_SERVE_LOG").is_some();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if show {
+                eprintln!("[serve] {line}");
+            }
+        }
+    });
+    ServeProcess {
+        child,
+        addr,
+        outbox,
+    }
+}

@@ -14,14 +14,12 @@ use crate::domain::process::state::{Process, ProcessInvoice, ProcessState};
 use crate::domain::process::{check_dunnable, resolve_policy_code, scope_key};
 use crate::error::Error;
 use crate::service::{Caller, Services};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// Customers looked at per round.
 const CHECK_BATCH: u64 = 200;
-/// How long a claimed look is reserved for the replica doing it.
-const CHECK_LEASE: Duration = Duration::seconds(60);
 
 /// Invoices of one scope key that may start a process together.
 struct Candidate<'a> {
@@ -37,7 +35,7 @@ impl Services {
         if due.is_empty() {
             return Ok(0);
         }
-        let lease = now + CHECK_LEASE;
+        let lease = now + self.claim_lease;
         let ids: Vec<Uuid> = due.iter().map(|(_, c)| *c).collect();
         let claimed = self.store.claim_dunning_checks(&ids, now, lease).await?;
         for (organization_id, customer_id) in due {

@@ -32,9 +32,6 @@ use uuid::Uuid;
 
 /// Processes claimed per round.
 const STEP_BATCH: u64 = 100;
-/// How long a claimed process is reserved for the replica running its step. A replica that
-/// dies mid-step leaves it to be claimed again after this.
-const STEP_LEASE: Duration = Duration::seconds(60);
 /// How long the actions after a charge in a policy's last step wait for its outcome before
 /// they are skipped (a later step's time ends the wait otherwise).
 const OUTCOME_WAIT: Duration = Duration::days(3);
@@ -70,7 +67,9 @@ impl Services {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let lease = now + STEP_LEASE;
+        // Whole microseconds, as stored: the claim is recognised by this exact value.
+        let lease = now + self.claim_lease;
+        let lease = DateTime::from_timestamp_micros(lease.timestamp_micros()).unwrap_or(lease);
         let ids: Vec<Uuid> = due.iter().map(|(_, id)| *id).collect();
         let claimed = self.store.claim_processes(&ids, now, lease).await?;
         Ok(due
