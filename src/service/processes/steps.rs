@@ -50,13 +50,53 @@ impl Services {
     /// Returns how many it claimed.
     pub async fn run_due_steps(&self) -> Result<usize, Error> {
         let claims = self.claim_due_processes(STEP_BATCH).await?;
-        for claim in &claims {
-            if let Err(e) = self.run_claimed_process(claim).await {
-                // The lease expires and the step is tried again, by this replica or another.
-                tracing::warn!(process = %claim.process_id, error = %e, "dunning step failed");
+        self.run_claimed_processes(&claims).await?;
+        Ok(claims.len())
+    }
+
+    /// Runs claimed processes in one transaction (one commit, one hold of the organization's
+    /// event sequence, for the whole batch). If any of them fails, the batch rolls back and
+    /// each runs in its own transaction, so that one bad process does not hold up the others.
+    /// Returns how many ran.
+    pub async fn run_claimed_processes(&self, claims: &[ClaimedProcess]) -> Result<usize, Error> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.store.begin().await?;
+        let mut ran = 0;
+        let mut failed = None;
+        for claim in claims {
+            match self.run_claimed_in(&tx, claim).await {
+                Ok(true) => ran += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
-        Ok(claims.len())
+        match failed {
+            None => {
+                tx.commit().await?;
+                return Ok(ran);
+            }
+            Some(e) => {
+                tracing::debug!(error = %e, "a step of the batch failed; running them one by one");
+                drop(tx);
+            }
+        }
+        let mut ran = 0;
+        for claim in claims {
+            match self.run_claimed_process(claim).await {
+                Ok(true) => ran += 1,
+                Ok(false) => {}
+                // The lease expires and the step is tried again, by this replica or another.
+                Err(e) => {
+                    tracing::warn!(process = %claim.process_id, error = %e, "dunning step failed")
+                }
+            }
+        }
+        Ok(ran)
     }
 
     /// Claims up to `limit` due processes (the first half of a round; tests call the halves
@@ -86,10 +126,19 @@ impl Services {
     /// Runs what is due for a claimed process in one transaction. Returns false when the
     /// claim was lost meanwhile (nothing was done).
     pub async fn run_claimed_process(&self, claim: &ClaimedProcess) -> Result<bool, Error> {
+        let tx = self.store.begin().await?;
+        let ran = self.run_claimed_in(&tx, claim).await?;
+        if ran {
+            tx.commit().await?;
+        }
+        Ok(ran)
+    }
+
+    /// Runs what is due for a claimed process in the caller's transaction.
+    async fn run_claimed_in(&self, tx: &Tx, claim: &ClaimedProcess) -> Result<bool, Error> {
         let caller = Caller {
             organization_id: claim.organization_id,
         };
-        let tx = self.store.begin().await?;
         let Some(p) = tx
             .find_process(caller.organization_id, claim.process_id, true)
             .await?
@@ -117,14 +166,14 @@ impl Services {
             .find_customer(caller.organization_id, p.customer_id)
             .await?
             .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
-        let organization = crate::service::organizations::load_organization(&tx, caller).await?;
+        let organization = crate::service::organizations::load_organization(tx, caller).await?;
         let invoices = tx
             .find_invoices_by_ids(caller.organization_id, &p.open_invoice_ids(), false)
             .await?;
         let booked = tx.charges_of(p.id).await?;
         let mut runner = StepRunner {
             services: self,
-            tx: &tx,
+            tx,
             caller,
             policy: &policy,
             customer: &customer,
@@ -145,7 +194,6 @@ impl Services {
         process.due_at = due_at(&process);
         tx.update_process(&process, Some(claim.lease)).await?;
         tx.append_events(caller.organization_id, &events).await?;
-        tx.commit().await?;
         Ok(true)
     }
 }
