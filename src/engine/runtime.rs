@@ -34,6 +34,12 @@ pub trait Job: Send + Sync + 'static {
     fn tick(&self) -> Duration {
         Duration::from_secs(1)
     }
+
+    /// How long to wait after a round that found nothing: the tick, or less when the job
+    /// knows work falls due sooner.
+    async fn idle_wait(&self) -> Duration {
+        self.tick()
+    }
 }
 
 /// The wait after `failures` failed rounds in a row.
@@ -64,7 +70,7 @@ pub fn spawn(
                 }
                 Ok(_) => {
                     failures = 0;
-                    job.tick()
+                    job.idle_wait().await
                 }
                 Err(e) => {
                     failures += 1;

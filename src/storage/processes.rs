@@ -285,6 +285,32 @@ impl<C: ConnectionTrait> Conn<C> {
             .map_err(db_error)
     }
 
+    /// The earliest time the engine has work: the next due step or the next look at a
+    /// customer (both an index's first entry).
+    pub async fn next_engine_work_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let step: Option<i64> = process::Entity::find()
+            .select_only()
+            .column(process::Column::DueAt)
+            .filter(process::Column::DueAt.is_not_null())
+            .order_by_asc(process::Column::DueAt)
+            .limit(1)
+            .into_tuple::<Option<i64>>()
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .flatten();
+        let check: Option<i64> = dunning_check::Entity::find()
+            .select_only()
+            .column(dunning_check::Column::CheckAt)
+            .order_by_asc(dunning_check::Column::CheckAt)
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?;
+        Ok([step, check].into_iter().flatten().min().map(from_micros))
+    }
+
     /// Claims due processes (see [`Conn::claim_due`]): their `due_at` becomes `lease_until`.
     pub async fn claim_processes(
         &self,

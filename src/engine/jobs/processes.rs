@@ -5,6 +5,7 @@
 use crate::engine::runtime::Job;
 use crate::error::Error;
 use crate::service::Services;
+use std::time::Duration;
 
 pub struct DunningEngine {
     pub services: Services,
@@ -24,5 +25,15 @@ impl Job for DunningEngine {
 
     async fn woken(&self) {
         self.services.engine_changed().await
+    }
+
+    /// Until the next step falls due when that is within the tick, so that a step runs on
+    /// time rather than up to a tick late; never longer than the tick (the clock may move).
+    async fn idle_wait(&self) -> Duration {
+        let tick = self.tick();
+        match self.services.engine_work_due_in().await {
+            Ok(Some(wait)) => wait.min(tick),
+            _ => tick,
+        }
     }
 }

@@ -30,8 +30,10 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// Processes claimed per round.
+/// Processes claimed and run in one transaction per round. SQLite has one connection, which
+/// the API waits for while a batch runs: smaller batches keep its latency low.
 const STEP_BATCH: u64 = 100;
+const SQLITE_STEP_BATCH: u64 = 20;
 /// How long the actions after a charge in a policy's last step wait for its outcome before
 /// they are skipped (a later step's time ends the wait otherwise).
 const OUTCOME_WAIT: Duration = Duration::days(3);
@@ -49,7 +51,11 @@ impl Services {
     /// One round of the step runner: claims due processes and runs what is due for each.
     /// Returns how many it claimed.
     pub async fn run_due_steps(&self) -> Result<usize, Error> {
-        let claims = self.claim_due_processes(STEP_BATCH).await?;
+        let batch = match self.store.backend() {
+            crate::storage::Backend::Postgres => STEP_BATCH,
+            crate::storage::Backend::Sqlite => SQLITE_STEP_BATCH,
+        };
+        let claims = self.claim_due_processes(batch).await?;
         self.run_claimed_processes(&claims).await?;
         Ok(claims.len())
     }
@@ -65,11 +71,30 @@ impl Services {
         let tx = self.store.begin().await?;
         let mut ran = 0;
         let mut failed = None;
+        // Appended once for the batch, by organization in claim order.
+        let mut events: Vec<(Uuid, Vec<NewEvent>)> = Vec::new();
         for claim in claims {
             match self.run_claimed_in(&tx, claim).await {
-                Ok(true) => ran += 1,
-                Ok(false) => {}
+                Ok(Some(appended)) => {
+                    ran += 1;
+                    match events
+                        .iter_mut()
+                        .find(|(org, _)| *org == claim.organization_id)
+                    {
+                        Some((_, list)) => list.extend(appended),
+                        None => events.push((claim.organization_id, appended)),
+                    }
+                }
+                Ok(None) => {}
                 Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if failed.is_none() {
+            for (organization_id, list) in &events {
+                if let Err(e) = tx.append_events(*organization_id, list).await {
                     failed = Some(e);
                     break;
                 }
@@ -97,6 +122,13 @@ impl Services {
             }
         }
         Ok(ran)
+    }
+
+    /// How long until the engine's next work falls due (a step or a look at a customer);
+    /// zero when some is due now, `None` when nothing is scheduled.
+    pub async fn engine_work_due_in(&self) -> Result<Option<std::time::Duration>, Error> {
+        let next = self.store.next_engine_work_at().await?;
+        Ok(next.map(|at| (at - self.now()).to_std().unwrap_or_default()))
     }
 
     /// Claims up to `limit` due processes (the first half of a round; tests call the halves
@@ -127,15 +159,21 @@ impl Services {
     /// claim was lost meanwhile (nothing was done).
     pub async fn run_claimed_process(&self, claim: &ClaimedProcess) -> Result<bool, Error> {
         let tx = self.store.begin().await?;
-        let ran = self.run_claimed_in(&tx, claim).await?;
-        if ran {
-            tx.commit().await?;
-        }
-        Ok(ran)
+        let Some(events) = self.run_claimed_in(&tx, claim).await? else {
+            return Ok(false);
+        };
+        tx.append_events(claim.organization_id, &events).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Runs what is due for a claimed process in the caller's transaction.
-    async fn run_claimed_in(&self, tx: &Tx, claim: &ClaimedProcess) -> Result<bool, Error> {
+    /// Runs what is due for a claimed process in the caller's transaction; returns the events
+    /// to append, or `None` when the claim was lost.
+    async fn run_claimed_in(
+        &self,
+        tx: &Tx,
+        claim: &ClaimedProcess,
+    ) -> Result<Option<Vec<NewEvent>>, Error> {
         let caller = Caller {
             organization_id: claim.organization_id,
         };
@@ -143,10 +181,10 @@ impl Services {
             .find_process(caller.organization_id, claim.process_id, true)
             .await?
         else {
-            return Ok(false);
+            return Ok(None);
         };
         if p.due_at != Some(claim.lease) {
-            return Ok(false);
+            return Ok(None);
         }
         let policy = tx
             .find_policy(
@@ -193,8 +231,7 @@ impl Services {
         } = runner;
         process.due_at = due_at(&process);
         tx.update_process(&process, Some(claim.lease)).await?;
-        tx.append_events(caller.organization_id, &events).await?;
-        Ok(true)
+        Ok(Some(events))
     }
 }
 
