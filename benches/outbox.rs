@@ -90,6 +90,7 @@ async fn run(label: &str, database_url: String) {
         extra_bcc: vec![],
         collection_agency_email: String::new(),
         charges: Vec::new(),
+        attachments: Vec::new(),
     };
     let queued_at = Instant::now();
     for _ in 0..MESSAGES {

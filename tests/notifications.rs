@@ -47,6 +47,7 @@ fn email(kind: TemplateKind, customer: &str, invoices: &[&str]) -> EmailRequest 
         extra_bcc: vec!["audit@acme.test".into()],
         collection_agency_email: String::new(),
         charges: Vec::new(),
+        attachments: Vec::new(),
     }
 }
 

@@ -325,6 +325,18 @@ async fn invoice_scope_runs_the_whole_ladder(s: &TestServer, smtp: &SmtpServer) 
         })
         .expect("final notice sent");
     let text = &final_notice.data;
+    // The agency gets the statement: the invoice with its fee and interest, and the history.
+    let handover = mails
+        .iter()
+        .find(|m| m.rcpt_to.contains(&"cases@agency.test".to_string()))
+        .expect("agency email");
+    assert!(
+        handover
+            .data
+            .contains("Content-Disposition: attachment; filename=\"statement-cus_a.csv\""),
+        "{}",
+        handover.data
+    );
     assert!(text.contains("40.00"), "{text}");
     assert!(text.contains("4.60"), "{text}");
     assert!(text.contains("1,044.60"), "{text}");
@@ -791,6 +803,459 @@ async fn hard_decline_blocks_retries_until_the_method_changes(s: &TestServer, sm
     assert_eq!(smtp.received().len(), 2);
 }
 
+fn two_reminders(code: &str, kind: TemplateKind) -> proto::Policy {
+    proto::Policy {
+        code: code.into(),
+        name: format!("Policy {code}"),
+        scope: PolicyScope::Invoice as i32,
+        steps: vec![
+            step("First", 1, StepAnchor::DueDate, vec![reminder(kind)]),
+            step("Later", 60, StepAnchor::DueDate, vec![reminder(kind)]),
+        ],
+        ..Default::default()
+    }
+}
+
+async fn update_customer(s: &TestServer, c: proto::Customer, paths: &[&str]) {
+    s.customers()
+        .update_customer(proto::UpdateCustomerRequest {
+            customer: Some(c),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+/// The invoice's policy before the customer's before the organization's; manual invoices only
+/// with `include_manual_invoices`; a customer's exclusion pauses its processes and lifting it
+/// resumes them; deleting a customer cancels them.
+async fn precedence_manual_invoices_exclusion_and_deletion(s: &TestServer, _smtp: &SmtpServer) {
+    for (code, kind) in [
+        ("org", TemplateKind::FriendlyReminder),
+        ("cus", TemplateKind::FirmReminder),
+        ("inv", TemplateKind::FinalNotice),
+    ] {
+        create_policy(s, two_reminders(code, kind)).await;
+    }
+    use_default_policy(s, "org").await;
+    create_customer(
+        s,
+        proto::Customer {
+            policy_code: "cus".into(),
+            ..customer("cus_p")
+        },
+    )
+    .await;
+    create_customer(s, customer("cus_q")).await;
+    upsert(
+        s,
+        proto::Invoice {
+            policy_code: "inv".into(),
+            ..invoice_of("p_own", "cus_p", "10.00", "EUR", "2026-11-10")
+        },
+    )
+    .await;
+    upsert(
+        s,
+        invoice_of("p_plain", "cus_p", "10.00", "EUR", "2026-11-10"),
+    )
+    .await;
+    upsert(
+        s,
+        invoice_of("q_plain", "cus_q", "10.00", "EUR", "2026-11-10"),
+    )
+    .await;
+    upsert(
+        s,
+        proto::Invoice {
+            collection_method: proto::CollectionMethod::Manual as i32,
+            ..invoice_of("q_manual", "cus_q", "10.00", "EUR", "2026-11-10")
+        },
+    )
+    .await;
+    run_everything(s).await;
+    let mut followed: Vec<(String, String)> = processes(s, "cus_p")
+        .await
+        .into_iter()
+        .chain(processes(s, "cus_q").await)
+        .map(|p| (p.invoice_external_ids[0].clone(), p.policy_code))
+        .collect();
+    followed.sort();
+    assert_eq!(
+        followed,
+        vec![
+            ("p_own".to_string(), "inv".to_string()),
+            ("p_plain".into(), "cus".into()),
+            ("q_plain".into(), "org".into()),
+        ]
+    );
+
+    let excluded = |on: bool| proto::Customer {
+        external_id: "cus_p".into(),
+        dunning_excluded: on,
+        ..Default::default()
+    };
+    update_customer(s, excluded(true), &["dunning_excluded"]).await;
+    for p in processes(s, "cus_p").await {
+        assert_eq!(p.state, ProcessState::Paused as i32);
+        assert_eq!(p.pause_reason, proto::PauseReason::CustomerExcluded as i32);
+    }
+    update_customer(s, excluded(false), &["dunning_excluded"]).await;
+    for p in processes(s, "cus_p").await {
+        assert_eq!(p.state, ProcessState::Active as i32, "{p:?}");
+    }
+
+    s.customers()
+        .delete_customer(proto::DeleteCustomerRequest {
+            customer: Some(proto::delete_customer_request::Customer::ExternalId(
+                "cus_q".into(),
+            )),
+        })
+        .await
+        .unwrap();
+    let q = processes(s, "cus_q").await;
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].state, ProcessState::Cancelled as i32);
+    assert_eq!(q[0].note, "the customer was deleted");
+}
+
+/// A policy edited while a process runs: the process keeps its version; a process started
+/// after the edit follows the new one.
+async fn editing_a_policy_keeps_running_processes_on_their_version(
+    s: &TestServer,
+    smtp: &SmtpServer,
+) {
+    let two_steps = |second: TemplateKind| proto::Policy {
+        code: "std".into(),
+        name: "Standard".into(),
+        scope: PolicyScope::Invoice as i32,
+        steps: vec![
+            step(
+                "D1",
+                1,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FriendlyReminder)],
+            ),
+            step("D10", 10, StepAnchor::DueDate, vec![reminder(second)]),
+        ],
+        ..Default::default()
+    };
+    create_policy(s, two_steps(TemplateKind::FirmReminder)).await;
+    use_default_policy(s, "std").await;
+    create_customer(s, customer("cus_v")).await;
+    upsert(s, invoice_of("old", "cus_v", "10.00", "EUR", "2026-11-23")).await;
+    live_until(s, at("2026-11-25T12:00:00Z")).await;
+    s.dunning()
+        .update_policy(proto::UpdatePolicyRequest {
+            policy: Some(two_steps(TemplateKind::FinalNotice)),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["steps".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    upsert(s, invoice_of("new", "cus_v", "10.00", "EUR", "2026-11-23")).await;
+    live_until(s, at("2026-12-04T12:00:00Z")).await;
+    let mut versions: Vec<(String, i32)> = processes(s, "cus_v")
+        .await
+        .into_iter()
+        .map(|p| (p.invoice_external_ids[0].clone(), p.policy_version))
+        .collect();
+    versions.sort();
+    assert_eq!(versions, vec![("new".to_string(), 2), ("old".into(), 1)]);
+    let mut subjects: Vec<String> = smtp
+        .received()
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.starts_with("Second reminder: invoice N-old")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.starts_with("Final notice: invoice N-new")),
+        "{subjects:?}"
+    );
+}
+
+/// A charge whose outcome is still unknown when the next step is due: the actions waiting for
+/// it are skipped ("payment outcome unknown") and the next step runs.
+async fn an_unknown_charge_outcome_gives_way_to_the_next_step(s: &TestServer, smtp: &SmtpServer) {
+    let psp = PaymentsServer::start().await;
+    psp.set_mode(payments::Mode::Pending);
+    use_http_provider(s, &psp.url).await;
+    create_policy(
+        s,
+        proto::Policy {
+            code: "retry".into(),
+            name: "Retry".into(),
+            scope: PolicyScope::Invoice as i32,
+            steps: vec![
+                step(
+                    "R1",
+                    1,
+                    StepAnchor::DueDate,
+                    vec![
+                        plain(ActionType::RetryPayment),
+                        on_failure(reminder(TemplateKind::FirmReminder)),
+                    ],
+                ),
+                step(
+                    "N",
+                    5,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FinalNotice)],
+                ),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    use_default_policy(s, "retry").await;
+    create_customer(
+        s,
+        proto::Customer {
+            payment_method: Some(proto::PaymentMethod {
+                provider: "http".into(),
+                token: "pm_slow".into(),
+            }),
+            ..customer("cus_u")
+        },
+    )
+    .await;
+    upsert(
+        s,
+        invoice_of("inv_u", "cus_u", "30.00", "EUR", "2026-11-24"),
+    )
+    .await;
+    live_until(s, at("2026-11-27T12:00:00Z")).await;
+    let p = only_process(s, "cus_u").await;
+    assert_eq!(
+        statuses(&p.history[0]),
+        vec![
+            (ActionType::RetryPayment as i32, PENDING),
+            (ActionType::SendReminder as i32, SKIPPED),
+        ]
+    );
+    assert!(smtp.received().is_empty());
+    live_until(s, at("2026-11-29T12:00:00Z")).await;
+    let p = only_process(s, "cus_u").await;
+    assert_eq!(p.history.len(), 2);
+    assert_eq!(
+        p.history[0].action_outcomes[1].detail,
+        "payment outcome unknown"
+    );
+    assert_eq!(p.history[1].action_outcomes[0].status, PENDING);
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0]
+            .header("Subject")
+            .unwrap()
+            .starts_with("Final notice")
+    );
+}
+
+/// Interest day by day on each day's amount due: a partial payment lowers it from its date,
+/// the statutory rate changes at the half-year, and a second booking adds only what accrued
+/// since, so the bookings add up to the rounded exact total.
+async fn interest_follows_payments_and_the_statutory_half_year(s: &TestServer, _smtp: &SmtpServer) {
+    let statutory = proto::Action {
+        r#type: ActionType::AccrueInterest as i32,
+        interest: Some(proto::InterestSettings {
+            statutory: true,
+            statutory_margin_percent: "9".into(),
+            day_count: proto::DayCount::Act365 as i32,
+            reference_rates: vec![
+                proto::ReferenceRate {
+                    period_start_date: "2026-01-01".into(),
+                    rate_percent: "2".into(),
+                },
+                proto::ReferenceRate {
+                    period_start_date: "2026-07-01".into(),
+                    rate_percent: "3".into(),
+                },
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    create_policy(
+        s,
+        proto::Policy {
+            code: "int".into(),
+            name: "Interest".into(),
+            scope: PolicyScope::Invoice as i32,
+            steps: vec![
+                step("I1", 150, StepAnchor::DueDate, vec![statutory.clone()]),
+                step("I2", 30, StepAnchor::PreviousStep, vec![statutory]),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    use_default_policy(s, "int").await;
+    create_customer(s, customer("cus_i")).await;
+    upsert(
+        s,
+        proto::Invoice {
+            issue_date: "2026-06-01".into(),
+            ..invoice_of("inv_i", "cus_i", "1000.00", "EUR", "2026-06-20")
+        },
+    )
+    .await;
+    s.invoices()
+        .record_payment(proto::RecordPaymentRequest {
+            invoice: Some(proto::record_payment_request::Invoice::InvoiceExternalId(
+                "inv_i".into(),
+            )),
+            payment_external_id: "partial".into(),
+            amount: "400.00".into(),
+            currency_code: "EUR".into(),
+            paid_time: Some(prost_types::Timestamp {
+                seconds: at("2026-06-30T10:00:00Z").timestamp(),
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    run_everything(s).await;
+    live_until(s, at("2026-12-24T12:00:00Z")).await;
+    let p = only_process(s, "cus_i").await;
+    let charges: Vec<(String, String, String, String)> = p
+        .charges
+        .iter()
+        .map(|c| {
+            (
+                c.amount.clone(),
+                c.interest_from_date.clone(),
+                c.interest_to_date.clone(),
+                c.annual_rate_percent.clone(),
+            )
+        })
+        .collect();
+    // Jun 21-29 on 1,000.00 and Jun 30 on 600.00 at 2 + 9 %, Jul 1 - Nov 24 on 600.00 at
+    // 3 + 9 %: (990 + 66 + 10,584) / 365 = 31.8904... Then Nov 25 - Dec 24: 2,160 / 365 more;
+    // the total 13,800 / 365 = 37.808... rounds to 37.81, so 5.92 is booked.
+    assert_eq!(
+        charges,
+        vec![
+            (
+                "31.89".to_string(),
+                "2026-06-21".into(),
+                "2026-11-24".into(),
+                "12".into()
+            ),
+            (
+                "5.92".to_string(),
+                "2026-11-25".into(),
+                "2026-12-24".into(),
+                "12".into()
+            ),
+        ]
+    );
+}
+
+/// A customer's balance over 120 days with every action: a payment request that cannot be
+/// charged (no payment method) runs the failure actions, fees per invoice, interest, sales,
+/// suspension, agency, and the write-off of every invoice.
+async fn customer_balance_runs_every_action(s: &TestServer, smtp: &SmtpServer) {
+    let mut policy = ladder("bal", PolicyScope::CustomerBalance);
+    policy.steps[2].actions[0] = plain(ActionType::RequestPayment);
+    create_policy(s, policy).await;
+    use_default_policy(s, "bal").await;
+    create_customer(
+        s,
+        proto::Customer {
+            sales_rep_email: "rep@acme.test".into(),
+            ..customer("cus_all")
+        },
+    )
+    .await;
+    upsert(s, invoice_of("a", "cus_all", "300.00", "EUR", "2026-11-30")).await;
+    upsert(s, invoice_of("b", "cus_all", "200.00", "EUR", "2026-12-02")).await;
+    live_until(s, at("2027-03-24T12:00:00Z")).await;
+    let p = only_process(s, "cus_all").await;
+    assert_eq!(p.invoice_external_ids, vec!["a", "b"]);
+    assert_eq!(p.state, ProcessState::Resolved as i32, "{p:#?}");
+    assert_eq!(
+        statuses(&p.history[2]),
+        vec![
+            (ActionType::RequestPayment as i32, PENDING),
+            (ActionType::SendReminder as i32, PENDING),
+            (ActionType::ApplyFee as i32, SUCCEEDED),
+            (ActionType::NotifySales as i32, PENDING),
+        ]
+    );
+    let fees: Vec<(String, String)> = p
+        .charges
+        .iter()
+        .filter(|c| c.kind == proto::ChargeKind::Fee as i32)
+        .map(|c| (c.invoice_external_id.clone(), c.amount.clone()))
+        .collect();
+    assert_eq!(
+        fees,
+        vec![
+            ("a".to_string(), "40.00".to_string()),
+            ("b".into(), "40.00".into())
+        ]
+    );
+    // Interest through Dec 21: a from Dec 1 (21 days on 300), b from Dec 3 (19 days on 200).
+    let interest: Vec<(String, String)> = p
+        .charges
+        .iter()
+        .filter(|c| c.kind == proto::ChargeKind::Interest as i32)
+        .map(|c| (c.invoice_external_id.clone(), c.amount.clone()))
+        .collect();
+    assert_eq!(
+        interest,
+        vec![
+            ("a".to_string(), "1.38".to_string()),
+            ("b".into(), "0.83".into())
+        ]
+    );
+    // Pre-due, friendly, payment link, firm, sales, final, agency.
+    let mails = smtp.received();
+    assert_eq!(
+        mails.len(),
+        7,
+        "{:#?}",
+        mails
+            .iter()
+            .map(|m| m.header("Subject"))
+            .collect::<Vec<_>>()
+    );
+    for ext in ["a", "b"] {
+        assert_eq!(
+            invoice_state(s, ext).await,
+            proto::InvoiceState::WrittenOff as i32
+        );
+    }
+}
+
+async fn invoice_state(s: &TestServer, ext: &str) -> i32 {
+    let i = s
+        .invoices()
+        .get_invoice(proto::GetInvoiceRequest {
+            invoice: Some(proto::get_invoice_request::Invoice::ExternalId(ext.into())),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invoice
+        .unwrap();
+    i.state
+}
+
 on_both_backends_with_smtp!(
     invoice_scope_runs_the_whole_ladder,
     customer_balance_joins_and_resolves_on_payment,
@@ -799,4 +1264,9 @@ on_both_backends_with_smtp!(
     dispute_pauses_and_clearing_resumes,
     payment_between_claim_and_commit,
     hard_decline_blocks_retries_until_the_method_changes,
+    precedence_manual_invoices_exclusion_and_deletion,
+    editing_a_policy_keeps_running_processes_on_their_version,
+    an_unknown_charge_outcome_gives_way_to_the_next_step,
+    interest_follows_payments_and_the_statutory_half_year,
+    customer_balance_runs_every_action,
 );

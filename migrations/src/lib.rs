@@ -9,6 +9,7 @@ mod m20261124_000003_payment_requests;
 mod m20261124_000004_webhooks;
 mod m20261202_000001_policies;
 mod m20261203_000001_processes;
+mod m20261203_000002_notification_attachments;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_webhooks::Migration),
             Box::new(m20261202_000001_policies::Migration),
             Box::new(m20261203_000001_processes::Migration),
+            Box::new(m20261203_000002_notification_attachments::Migration),
         ]
     }
 }

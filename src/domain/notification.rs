@@ -94,6 +94,8 @@ pub struct Notification {
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
+    /// Files sent with the email (the agency hand-over's statement).
+    pub attachments: Vec<Attachment>,
     pub message_id: String,
     pub attempts: i32,
     pub last_error: String,
@@ -104,6 +106,15 @@ pub struct Notification {
     pub sent_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A file sent with an email.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    /// MIME type, e.g. `text/csv; charset=utf-8`.
+    pub content_type: String,
+    pub content: String,
 }
 
 impl Notification {
@@ -122,6 +133,7 @@ impl Notification {
         self.subject.clear();
         self.text_body.clear();
         self.html_body.clear();
+        self.attachments.clear();
         self.updated_at = now;
     }
 }

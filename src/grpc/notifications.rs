@@ -152,6 +152,7 @@ pub async fn preview(
         extra_bcc: Vec::new(),
         collection_agency_email: String::new(),
         charges: Vec::new(),
+        attachments: Vec::new(),
     };
     let composed = api.services.preview_email(caller, &email).await?;
     let sender = &composed.organization.settings.sender;

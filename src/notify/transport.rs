@@ -68,6 +68,20 @@ pub fn build_message(n: &Notification) -> Result<Message, SendError> {
     } else {
         MultiPart::alternative_plain_html(n.text_body.clone(), n.html_body.clone())
     };
+    let body = if n.attachments.is_empty() {
+        body
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for a in &n.attachments {
+            let content_type = lettre::message::header::ContentType::parse(&a.content_type)
+                .map_err(|e| invalid(&format!("attachment `{}`", a.filename), &e))?;
+            mixed = mixed.singlepart(
+                lettre::message::Attachment::new(a.filename.clone())
+                    .body(a.content.clone(), content_type),
+            );
+        }
+        mixed
+    };
     builder.multipart(body).map_err(|e| invalid("message", &e))
 }
 

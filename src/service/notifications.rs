@@ -10,8 +10,8 @@ use crate::domain::invoice::Invoice;
 use crate::domain::money::{Currency, Money};
 use crate::domain::notification::StoredTemplate;
 use crate::domain::notification::{
-    MAX_ATTEMPTS, Notification, NotificationState, Recipients, message_id, next_send_time,
-    retry_delay,
+    Attachment, MAX_ATTEMPTS, Notification, NotificationState, Recipients, message_id,
+    next_send_time, retry_delay,
 };
 use crate::domain::organization::Organization;
 use crate::domain::query::{InvoiceFilter, NotificationFilter};
@@ -51,6 +51,8 @@ pub struct EmailRequest {
     pub collection_agency_email: String,
     /// Fees and interest the dunning process booked so far (shown with the total).
     pub charges: Vec<BookedCharge>,
+    /// Files to send with the email.
+    pub attachments: Vec<Attachment>,
 }
 
 /// A fee or interest amount an email lists.
@@ -357,6 +359,7 @@ impl Services {
             subject: composed.rendered.subject.clone(),
             text_body: composed.rendered.text_body.clone(),
             html_body: composed.rendered.html_body.clone(),
+            attachments: request.attachments.clone(),
             message_id: message_id(id, &org.settings.sender.from_email),
             attempts: 0,
             last_error: String::new(),

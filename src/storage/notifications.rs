@@ -255,6 +255,7 @@ fn to_model(n: &Notification) -> notification::Model {
         subject: n.subject.clone(),
         text_body: n.text_body.clone(),
         html_body: n.html_body.clone(),
+        attachments: serde_json::to_string(&n.attachments).unwrap_or_else(|_| "[]".into()),
         message_id: n.message_id.clone(),
         attempts: n.attempts,
         last_error: n.last_error.clone(),
@@ -294,6 +295,8 @@ fn from_model(m: notification::Model) -> Result<Notification, Error> {
         subject: m.subject,
         text_body: m.text_body,
         html_body: m.html_body,
+        attachments: serde_json::from_str(&m.attachments)
+            .map_err(|e| corrupt("notification attachments", e))?,
         message_id: m.message_id,
         attempts: m.attempts,
         last_error: m.last_error,

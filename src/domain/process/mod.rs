@@ -4,6 +4,7 @@
 pub mod plan;
 pub mod schedule;
 pub mod state;
+pub mod statement;
 
 use super::customer::Customer;
 use super::invoice::{CollectionMethod, Invoice, InvoiceState};

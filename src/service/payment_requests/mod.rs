@@ -610,6 +610,7 @@ impl Services {
             extra_bcc: Vec::new(),
             collection_agency_email: String::new(),
             charges: Vec::new(),
+            attachments: Vec::new(),
         };
         match self.queue_email(tx, caller, &email).await {
             Ok(notification) => {

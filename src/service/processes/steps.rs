@@ -9,7 +9,7 @@ use crate::domain::charges::DatedPayment;
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
-use crate::domain::notification::NotificationState;
+use crate::domain::notification::{Attachment, NotificationState};
 use crate::domain::organization::Organization;
 use crate::domain::policy::{ActionType, Policy};
 use crate::domain::process::plan::{
@@ -19,6 +19,7 @@ use crate::domain::process::schedule::{due_step, step_time};
 use crate::domain::process::state::{
     ActionOutcome, Charge, ChargeKind, OutcomeStatus, Process, ProcessState, StepRun, StepTrigger,
 };
+use crate::domain::process::statement::escalation_csv;
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
@@ -609,12 +610,20 @@ impl StepRunner<'_> {
                     )
                 }
                 PlannedAction::Escalate => {
+                    let mut history = self.tx.step_runs_of(self.process.id).await?;
+                    history.push(run.clone());
+                    let statement = Attachment {
+                        filename: format!("statement-{}.csv", self.process.customer_external_id),
+                        content_type: "text/csv; charset=utf-8".into(),
+                        content: escalation_csv(&dunned, &self.booked, &history),
+                    };
                     let outcome = self
-                        .email(
+                        .email_with(
                             action.action_type,
                             TemplateKind::CollectionAgencyHandover,
                             &dunned,
                             run,
+                            vec![statement],
                         )
                         .await?;
                     let previous = self.process.state;
@@ -665,6 +674,18 @@ impl StepRunner<'_> {
         dunned: &[Invoice],
         run: &StepRun,
     ) -> Result<ActionOutcome, Error> {
+        self.email_with(action_type, kind, dunned, run, Vec::new())
+            .await
+    }
+
+    async fn email_with(
+        &mut self,
+        action_type: ActionType,
+        kind: TemplateKind,
+        dunned: &[Invoice],
+        run: &StepRun,
+        attachments: Vec<Attachment>,
+    ) -> Result<ActionOutcome, Error> {
         let definition = &self.policy.definition;
         let request = EmailRequest {
             kind,
@@ -686,6 +707,7 @@ impl StepRunner<'_> {
                     amount: crate::domain::money::Money::new(c.currency, c.amount_minor),
                 })
                 .collect(),
+            attachments,
         };
         let notification = match self
             .services

@@ -23,6 +23,8 @@ pub struct Model {
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
+    /// `Attachment`s as JSON.
+    pub attachments: String,
     pub message_id: String,
     pub attempts: i32,
     pub last_error: String,
