@@ -108,6 +108,11 @@ fn notification_event(event_type: EventType, n: &Notification, at: DateTime<Utc>
     }
 }
 
+/// Template sources already looked up, by organization, kind and requested locale: (source,
+/// locale used, whether it is the organization's override).
+pub(crate) type TemplateCache =
+    std::collections::HashMap<(Uuid, TemplateKind, String), (TemplateSource, String, bool)>;
+
 /// The template to use: the organization's override for the exact locale, then for its
 /// language, then the built-in one.
 async fn template_for<C: Connection>(
@@ -254,6 +259,24 @@ impl Services {
                 ),
             ));
         }
+        self.compose_from(conn, caller, request, org, customer, invoices, None)
+            .await
+    }
+
+    /// Renders an email from what the caller already read (the engine has the organization,
+    /// customer and invoices of a step at hand); `templates` keeps the template sources a
+    /// batch of emails looked up.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn compose_from<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        request: &EmailRequest,
+        org: Organization,
+        customer: Customer,
+        mut invoices: Vec<Invoice>,
+        templates: Option<&mut TemplateCache>,
+    ) -> Result<ComposedEmail, Error> {
         invoices.sort_by(|a, b| {
             a.due_date
                 .cmp(&b.due_date)
@@ -263,8 +286,19 @@ impl Services {
             .locale
             .clone()
             .unwrap_or_else(|| customer.details.locale.clone());
-        let (source, used_locale, overridden) =
-            template_for(conn, caller.organization_id, request.kind, &locale).await?;
+        let key = (caller.organization_id, request.kind, locale.clone());
+        let (source, used_locale, overridden) = match templates {
+            Some(cache) => match cache.get(&key) {
+                Some(found) => found.clone(),
+                None => {
+                    let found =
+                        template_for(conn, caller.organization_id, request.kind, &locale).await?;
+                    cache.insert(key, found.clone());
+                    found
+                }
+            },
+            None => template_for(conn, caller.organization_id, request.kind, &locale).await?,
+        };
         let context = email_context(
             &org,
             &customer,
@@ -334,6 +368,17 @@ impl Services {
         request: &EmailRequest,
     ) -> Result<Notification, Error> {
         let composed = self.compose(conn, caller, request).await?;
+        self.queue_composed(conn, caller, request, composed).await
+    }
+
+    /// Puts a composed email in the outbox in the caller's transaction (see `queue_email`).
+    pub(crate) async fn queue_composed<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        request: &EmailRequest,
+        composed: ComposedEmail,
+    ) -> Result<Notification, Error> {
         let org = &composed.organization;
         let now = self.now();
         let id = Uuid::now_v7();

@@ -23,7 +23,7 @@ use crate::domain::process::statement::escalation_csv;
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
-use crate::service::notifications::{BookedCharge, EmailRequest};
+use crate::service::notifications::{BookedCharge, EmailRequest, TemplateCache};
 use crate::service::payment_requests::{NewRequestFor, charge_outcome};
 use crate::service::{Caller, CustomerRef, Services};
 use crate::storage::Tx;
@@ -38,6 +38,15 @@ const SQLITE_STEP_BATCH: u64 = 20;
 /// How long the actions after a charge in a policy's last step wait for its outcome before
 /// they are skipped (a later step's time ends the wait otherwise).
 const OUTCOME_WAIT: Duration = Duration::days(3);
+
+/// What the steps of one batch share, read once per batch: policy versions (immutable),
+/// organizations and template sources.
+#[derive(Default)]
+struct BatchCache {
+    policies: HashMap<(Uuid, String, i32), Policy>,
+    organizations: HashMap<Uuid, Organization>,
+    templates: TemplateCache,
+}
 
 /// A process this replica holds the lease of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +83,9 @@ impl Services {
         let mut failed = None;
         // Appended once for the batch, by organization in claim order.
         let mut events: Vec<(Uuid, Vec<NewEvent>)> = Vec::new();
+        let mut cache = BatchCache::default();
         for claim in claims {
-            match self.run_claimed_in(&tx, claim).await {
+            match self.run_claimed_in(&tx, claim, &mut cache).await {
                 Ok(Some(appended)) => {
                     ran += 1;
                     match events
@@ -160,7 +170,10 @@ impl Services {
     /// claim was lost meanwhile (nothing was done).
     pub async fn run_claimed_process(&self, claim: &ClaimedProcess) -> Result<bool, Error> {
         let tx = self.store.begin().await?;
-        let Some(events) = self.run_claimed_in(&tx, claim).await? else {
+        let Some(events) = self
+            .run_claimed_in(&tx, claim, &mut BatchCache::default())
+            .await?
+        else {
             return Ok(false);
         };
         tx.append_events(claim.organization_id, &events).await?;
@@ -174,6 +187,7 @@ impl Services {
         &self,
         tx: &Tx,
         claim: &ClaimedProcess,
+        cache: &mut BatchCache,
     ) -> Result<Option<Vec<NewEvent>>, Error> {
         let caller = Caller {
             organization_id: claim.organization_id,
@@ -187,25 +201,45 @@ impl Services {
         if p.due_at != Some(claim.lease) {
             return Ok(None);
         }
-        let policy = tx
-            .find_policy(
-                caller.organization_id,
-                &p.policy_code,
-                Some(p.policy_version),
-                false,
-            )
-            .await?
-            .ok_or_else(|| {
-                Error::Internal(format!(
-                    "process {} follows missing policy {} v{}",
-                    p.id, p.policy_code, p.policy_version
-                ))
-            })?;
+        let BatchCache {
+            policies,
+            organizations,
+            templates,
+        } = cache;
+        let policy_key = (
+            caller.organization_id,
+            p.policy_code.clone(),
+            p.policy_version,
+        );
+        if !policies.contains_key(&policy_key) {
+            let found = tx
+                .find_policy(
+                    caller.organization_id,
+                    &p.policy_code,
+                    Some(p.policy_version),
+                    false,
+                )
+                .await?
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "process {} follows missing policy {} v{}",
+                        p.id, p.policy_code, p.policy_version
+                    ))
+                })?;
+            policies.insert(policy_key.clone(), found);
+        }
+        let policy = &policies[&policy_key];
+        let organization = match organizations.entry(caller.organization_id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(crate::service::organizations::load_organization(tx, caller).await?)
+            }
+        };
+        let organization = &*organization;
         let customer = tx
             .find_customer(caller.organization_id, p.customer_id)
             .await?
             .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
-        let organization = crate::service::organizations::load_organization(tx, caller).await?;
         let invoices = tx
             .find_invoices_by_ids(caller.organization_id, &p.open_invoice_ids(), false)
             .await?;
@@ -214,9 +248,10 @@ impl Services {
             services: self,
             tx,
             caller,
-            policy: &policy,
+            policy,
             customer: &customer,
-            organization: &organization,
+            organization,
+            templates,
             invoices,
             booked,
             payments: None,
@@ -266,6 +301,7 @@ struct StepRunner<'a> {
     policy: &'a Policy,
     customer: &'a Customer,
     organization: &'a Organization,
+    templates: &'a mut TemplateCache,
     /// The rows of the invoices the process holds (kept current as actions change them).
     invoices: Vec<Invoice>,
     /// Everything the process booked so far (including this step's bookings).
@@ -709,11 +745,27 @@ impl StepRunner<'_> {
                 .collect(),
             attachments,
         };
-        let notification = match self
+        let composed = self
             .services
-            .queue_email(self.tx, self.caller, &request)
-            .await
-        {
+            .compose_from(
+                self.tx,
+                self.caller,
+                &request,
+                self.organization.clone(),
+                self.customer.clone(),
+                dunned.to_vec(),
+                Some(&mut *self.templates),
+            )
+            .await;
+        let queued = match composed {
+            Ok(composed) => {
+                self.services
+                    .queue_composed(self.tx, self.caller, &request, composed)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let notification = match queued {
             Ok(n) => n,
             Err(Error::FailedPrecondition { message, .. }) => {
                 return Ok(ActionOutcome::new(
