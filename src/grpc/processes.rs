@@ -98,11 +98,7 @@ fn step_run_to_proto(run: &StepRun, currency: crate::domain::money::Currency) ->
 }
 
 fn charge_to_proto(c: &Charge) -> proto::Charge {
-    let (from, to) = c
-        .interest_period
-        .map_or((String::new(), String::new()), |(f, t)| {
-            (f.to_string(), t.to_string())
-        });
+    let (from, to) = c.period_dates();
     proto::Charge {
         id: c.id.to_string(),
         kind: charge_kind_to_proto(c.kind) as i32,
@@ -114,10 +110,7 @@ fn charge_to_proto(c: &Charge) -> proto::Charge {
         step_index: c.step_index as i32,
         interest_from_date: from,
         interest_to_date: to,
-        annual_rate_percent: c
-            .annual_rate_percent
-            .map(|r| r.normalize().to_string())
-            .unwrap_or_default(),
+        annual_rate_percent: c.rate_text(),
     }
 }
 

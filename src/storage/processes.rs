@@ -741,11 +741,7 @@ fn step_run_from_model(m: step_run::Model) -> Result<StepRun, Error> {
 }
 
 fn charge_model(c: &Charge) -> charge::Model {
-    let (from, to) = c
-        .interest_period
-        .map_or((String::new(), String::new()), |(f, t)| {
-            (f.to_string(), t.to_string())
-        });
+    let (from, to) = c.period_dates();
     charge::Model {
         id: c.id,
         organization_id: c.organization_id,
@@ -760,10 +756,7 @@ fn charge_model(c: &Charge) -> charge::Model {
         booked_at: to_micros(c.booked_at),
         interest_from: from,
         interest_to: to,
-        annual_rate_percent: c
-            .annual_rate_percent
-            .map(|r| r.normalize().to_string())
-            .unwrap_or_default(),
+        annual_rate_percent: c.rate_text(),
     }
 }
 

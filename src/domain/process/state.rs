@@ -312,3 +312,20 @@ pub struct Charge {
     pub interest_period: Option<(NaiveDate, NaiveDate)>,
     pub annual_rate_percent: Option<rust_decimal::Decimal>,
 }
+
+impl Charge {
+    /// The interest period as `YYYY-MM-DD` dates; empty for a fee.
+    pub fn period_dates(&self) -> (String, String) {
+        self.interest_period
+            .map_or((String::new(), String::new()), |(from, to)| {
+                (from.to_string(), to.to_string())
+            })
+    }
+
+    /// The annual rate as a plain decimal string (`"12"`, `"9.12"`); empty for a fee.
+    pub fn rate_text(&self) -> String {
+        self.annual_rate_percent
+            .map(|r| r.normalize().to_string())
+            .unwrap_or_default()
+    }
+}

@@ -289,7 +289,7 @@ impl Services {
             .find_process(caller.organization_id, id, false)
             .await?
             .ok_or_else(|| process_not_found(id))?;
-        self.process_view(p, true).await
+        self.process_view(p).await
     }
 
     /// A page of processes, newest first (each without its history; GetProcess has it).
@@ -320,39 +320,54 @@ impl Services {
             .list_processes(caller.organization_id, &filter, after, page.fetch_limit())
             .await?;
         let (rows, token) = page.finish(rows, &filter, |p| p.id.to_string());
-        let mut views = Vec::with_capacity(rows.len());
-        for p in rows {
-            views.push(self.process_view(p, false).await?);
-        }
+        // The invoices of the whole page in one read.
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .flat_map(|p| p.invoices.iter().map(|i| i.invoice_id))
+            .collect();
+        let invoices = self
+            .store
+            .find_invoices_by_ids(caller.organization_id, &ids, false)
+            .await?;
+        let views = rows
+            .into_iter()
+            .map(|p| {
+                let amount_due = open_amount_due(&p, &invoices)?;
+                Ok(ProcessView {
+                    process: p,
+                    history: Vec::new(),
+                    charges: Vec::new(),
+                    amount_due,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
         Ok((views, token))
     }
 
-    async fn process_view(&self, p: Process, with_history: bool) -> Result<ProcessView, Error> {
+    async fn process_view(&self, p: Process) -> Result<ProcessView, Error> {
         let ids: Vec<Uuid> = p.invoices.iter().map(|i| i.invoice_id).collect();
         let invoices = self
             .store
             .find_invoices_by_ids(p.organization_id, &ids, false)
             .await?;
-        let amount = Money::sum(
-            p.currency,
-            invoices
-                .iter()
-                .filter(|i| i.state == InvoiceState::Open && i.currency == p.currency)
-                .map(Invoice::amount_due),
-        )?;
-        let (history, charges) = if with_history {
-            (
-                self.store.step_runs_of(p.id).await?,
-                self.store.charges_of(p.id).await?,
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
         Ok(ProcessView {
+            amount_due: open_amount_due(&p, &invoices)?,
+            history: self.store.step_runs_of(p.id).await?,
+            charges: self.store.charges_of(p.id).await?,
             process: p,
-            history,
-            charges,
-            amount_due: amount,
         })
     }
+}
+
+/// What is still due on the process's invoices that are OPEN (also after the process ended:
+/// a cancelled process's invoices stay unpaid).
+fn open_amount_due(p: &Process, invoices: &[Invoice]) -> Result<Money, Error> {
+    let covered = |id: Uuid| p.invoices.iter().any(|i| i.invoice_id == id);
+    Ok(Money::sum(
+        p.currency,
+        invoices
+            .iter()
+            .filter(|i| covered(i.id) && i.state == InvoiceState::Open && i.currency == p.currency)
+            .map(Invoice::amount_due),
+    )?)
 }

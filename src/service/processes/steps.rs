@@ -393,47 +393,19 @@ impl StepRunner<'_> {
     }
 
     async fn record_superseded(&mut self, index: usize, by: usize) -> Result<(), Error> {
-        let step = &self.policy.definition.steps[index];
         let detail = format!(
             "superseded by step {} ({})",
             by + 1,
             self.policy.definition.steps[by].name
         );
-        let run = StepRun {
-            id: Uuid::now_v7(),
-            organization_id: self.caller.organization_id,
-            process_id: self.process.id,
-            step_index: index,
-            attempt: self.process.attempt,
-            step_name: step.name.clone(),
-            policy_version: self.policy.version,
-            trigger: StepTrigger::Scheduled,
-            executed_at: self.now,
-            outcomes: step
-                .actions
-                .iter()
-                .map(|a| ActionOutcome::new(a.action_type, OutcomeStatus::Skipped, &detail))
-                .collect(),
-            waiting_from: None,
-            payment_request_id: None,
-            payment_failed: false,
-        };
+        let run = self.new_run(index, StepTrigger::Scheduled, &detail);
         self.tx.insert_step_run(&run).await
     }
 
-    /// Runs step `index` from its first action and schedules the following one from now.
-    async fn run_step(&mut self, index: usize, trigger: StepTrigger) -> Result<(), Error> {
-        let policy = self.policy;
-        let steps = &policy.definition.steps;
-        let step = &steps[index];
-        let tz = self.customer.details.timezone;
-        self.process.current_step_index = index + 1;
-        self.process.last_step_at = Some(self.now);
-        self.process.next_step_at = steps
-            .get(index + 1)
-            .map(|next| step_time(next, self.process.anchor_date, tz, self.now));
-        self.process.updated_at = self.now;
-        let mut run = StepRun {
+    /// A run of step `index` now, every action SKIPPED with `detail` until it runs.
+    fn new_run(&self, index: usize, trigger: StepTrigger, detail: &str) -> StepRun {
+        let step = &self.policy.definition.steps[index];
+        StepRun {
             id: Uuid::now_v7(),
             organization_id: self.caller.organization_id,
             process_id: self.process.id,
@@ -446,12 +418,26 @@ impl StepRunner<'_> {
             outcomes: step
                 .actions
                 .iter()
-                .map(|a| ActionOutcome::new(a.action_type, OutcomeStatus::Skipped, "not run"))
+                .map(|a| ActionOutcome::new(a.action_type, OutcomeStatus::Skipped, detail))
                 .collect(),
             waiting_from: None,
             payment_request_id: None,
             payment_failed: false,
-        };
+        }
+    }
+
+    /// Runs step `index` from its first action and schedules the following one from now.
+    async fn run_step(&mut self, index: usize, trigger: StepTrigger) -> Result<(), Error> {
+        let policy = self.policy;
+        let steps = &policy.definition.steps;
+        let tz = self.customer.details.timezone;
+        self.process.current_step_index = index + 1;
+        self.process.last_step_at = Some(self.now);
+        self.process.next_step_at = steps
+            .get(index + 1)
+            .map(|next| step_time(next, self.process.anchor_date, tz, self.now));
+        self.process.updated_at = self.now;
+        let mut run = self.new_run(index, trigger, "not run");
         let progress = self.run_actions(&mut run, 0).await?;
         self.tx.insert_step_run(&run).await?;
         self.step_executed(&run, progress)
@@ -970,11 +956,7 @@ impl StepRunner<'_> {
 
 /// `fee.booked` or `interest.booked`.
 fn charge_event(p: &Process, c: &Charge, now: DateTime<Utc>) -> NewEvent {
-    let (from, to) = c
-        .interest_period
-        .map_or((String::new(), String::new()), |(f, t)| {
-            (f.to_string(), t.to_string())
-        });
+    let (from, to) = c.period_dates();
     NewEvent {
         event_type: match c.kind {
             ChargeKind::Fee => EventType::FeeBooked,
@@ -995,10 +977,7 @@ fn charge_event(p: &Process, c: &Charge, now: DateTime<Utc>) -> NewEvent {
             step_index: c.step_index as i32,
             interest_from_date: from,
             interest_to_date: to,
-            annual_rate_percent: c
-                .annual_rate_percent
-                .map(|r| r.normalize().to_string())
-                .unwrap_or_default(),
+            annual_rate_percent: c.rate_text(),
         },
     }
 }
