@@ -370,7 +370,8 @@ async fn run(label: &str, database_url: String) {
     let setup_time = setup_started.elapsed();
 
     let start_started = Instant::now();
-    let starter = services.clone();
+    let jobs = server.jobs().clone();
+    let starter = jobs.clone();
     drain(1, move || {
         let s = starter.clone();
         async move { s.start_due_processes().await.unwrap() }
@@ -388,7 +389,7 @@ async fn run(label: &str, database_url: String) {
     ));
     let burst_start = Utc::now();
     let started = Instant::now();
-    let runner = services.clone();
+    let runner = jobs.clone();
     drain(workers, move || {
         let s = runner.clone();
         async move { s.run_due_steps().await.unwrap() }
@@ -427,9 +428,7 @@ async fn run(label: &str, database_url: String) {
     .await;
     let (stop_engine, stopped) = tokio::sync::watch::channel(false);
     let engine = runtime::spawn(
-        Arc::new(DunningEngine {
-            services: services.clone(),
-        }),
+        Arc::new(DunningEngine { jobs: jobs.clone() }),
         Arc::new(dunning::metrics::Metrics::default()),
         stopped,
     );

@@ -101,7 +101,8 @@ async fn run(label: &str, database_url: String) {
     let started = Instant::now();
     let mut attempts = 0;
     while attempts < MESSAGES {
-        attempts += services
+        attempts += server
+            .jobs()
             .deliver_due_notifications(server.mailer())
             .await
             .unwrap();

@@ -10,7 +10,7 @@ use crate::events::webhooks::WebhookSender;
 use crate::metrics::Metrics;
 use crate::notify::transport::{FileMailer, Mailer, SmtpMailer};
 use crate::payments::Providers;
-use crate::service::Services;
+use crate::service::{Jobs, LiveEvents, Services, Wiring};
 use crate::storage::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +26,8 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     services: Services,
+    jobs: Jobs,
+    live: LiveEvents,
     mailer: Arc<dyn Mailer>,
     providers: Providers,
     webhooks: WebhookSender,
@@ -37,6 +39,11 @@ pub struct RunningServer {
 impl RunningServer {
     pub fn services(&self) -> &Services {
         &self.services
+    }
+
+    /// The background jobs (tests step them by hand).
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
     }
 
     /// The transport the outbox delivers through.
@@ -56,7 +63,7 @@ impl RunningServer {
 
     /// Stops accepting requests, lets in-flight requests finish, stops background tasks.
     pub async fn shutdown(self) {
-        self.services.begin_shutdown();
+        self.live.begin_shutdown();
         let _ = self.stop.send(true);
         let _ = self.server.await;
         for task in self.background {
@@ -83,7 +90,11 @@ pub async fn start(
     options: StartOptions,
 ) -> Result<RunningServer, Error> {
     let store = Store::connect(&config.database_url).await?;
-    let services = Services::new(store, clock).with_claim_lease(config.claim_lease);
+    let Wiring {
+        services,
+        jobs,
+        live,
+    } = Wiring::with_claim_lease(store, clock, config.claim_lease);
     let mailer = mailer(config)?;
     let providers = Providers::new(config.payment_timeout).map_err(Error::Unavailable)?;
     let webhooks = WebhookSender::new(
@@ -121,24 +132,22 @@ pub async fn start(
     }));
     if options.background_tasks {
         let jobs: [Arc<dyn Job>; 5] = [
-            Arc::new(jobs::DunningEngine {
-                services: services.clone(),
-            }),
+            Arc::new(jobs::DunningEngine { jobs: jobs.clone() }),
             Arc::new(jobs::OverdueScanner {
-                services: services.clone(),
+                jobs: jobs.clone(),
                 metrics: metrics.clone(),
                 interval: config.overdue_scan_interval,
             }),
             Arc::new(jobs::OutboxDelivery {
-                services: services.clone(),
+                jobs: jobs.clone(),
                 mailer: mailer.clone(),
             }),
             Arc::new(jobs::PaymentRequests {
-                services: services.clone(),
+                jobs: jobs.clone(),
                 providers: providers.clone(),
             }),
             Arc::new(jobs::WebhookDeliveries {
-                services: services.clone(),
+                jobs: jobs.clone(),
                 sender: webhooks.clone(),
             }),
         ];
@@ -147,7 +156,7 @@ pub async fn start(
         }
     }
 
-    let routes = crate::grpc::routes(services.clone()).await;
+    let routes = crate::grpc::routes(services.clone(), live.clone()).await;
     let request_metrics = metrics.clone();
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
@@ -164,6 +173,8 @@ pub async fn start(
         grpc_addr,
         metrics_addr,
         services,
+        jobs,
+        live,
         mailer,
         providers,
         webhooks,

@@ -698,11 +698,11 @@ async fn payment_between_claim_and_commit(s: &TestServer, smtp: &SmtpServer) {
     live_until(s, at("2026-11-27T12:00:00Z")).await;
     assert_eq!(smtp.received().len(), 1);
     s.clock.set(at("2026-12-01T12:00:00Z"));
-    let services = s.server().services();
-    let claims = services.claim_due_processes(10).await.unwrap();
+    let jobs = s.server().jobs();
+    let claims = jobs.claim_due_processes(10).await.unwrap();
     assert_eq!(claims.len(), 1);
     pay(s, "inv_e", "pay_e", "10.00").await;
-    assert!(!services.run_claimed_process(&claims[0]).await.unwrap());
+    assert!(!jobs.run_claimed_process(&claims[0]).await.unwrap());
     run_everything(s).await;
     assert_eq!(smtp.received().len(), 1);
     let p = only_process(s, "cus_e").await;

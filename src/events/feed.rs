@@ -5,7 +5,7 @@
 //! subscriber of that organization; a commit costs one query however many subscribers there
 //! are. The broadcast is bounded and never blocks the tail: a subscriber that falls behind
 //! loses its place in the broadcast and fills the gap from the table (see
-//! `Services::watch_events`), so nothing is dropped and writers never wait.
+//! `LiveEvents::watch_events`), so nothing is dropped and writers never wait.
 
 use crate::domain::event::Event;
 use crate::domain::query::EventFilter;

@@ -1,6 +1,6 @@
 //! Sending one event to one webhook endpoint: the JSON body, the signature headers and the
 //! POST. What to send when, and what an outcome changes, is decided by
-//! `Services::deliver_due_webhooks`.
+//! `Jobs::deliver_due_webhooks`.
 
 use crate::domain::event::Event;
 use crate::domain::signature;

@@ -119,7 +119,7 @@ service_with_later_rpcs! {
                 })
                 .await?;
             let start = (!req.from_now).then_some(req.after_sequence);
-            let items = self.services.watch_events(caller, filter, start).await?;
+            let items = self.live.watch_events(caller, filter, start).await?;
             let stream = ReceiverStream::new(items).map(|item| match item {
                 Ok(WatchItem::Event(event)) => Ok(proto::WatchEventsResponse {
                     event: Some(event_to_proto(&event)),

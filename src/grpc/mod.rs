@@ -17,7 +17,7 @@ mod webhooks;
 
 use crate::error::Error;
 use crate::proto;
-use crate::service::{Caller, Services};
+use crate::service::{Caller, LiveEvents, Services};
 use tonic::Request;
 use tonic::service::Routes;
 
@@ -34,6 +34,7 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Api {
     services: Services,
+    live: LiveEvents,
 }
 
 /// Resolves the `authorization: Bearer <key>` metadata to the caller's organization.
@@ -61,7 +62,7 @@ pub(crate) async fn authenticate<T>(
 }
 
 /// Every service of the API plus health and reflection (which need no key).
-pub async fn routes(services: Services) -> Routes {
+pub async fn routes(services: Services, live: LiveEvents) -> Routes {
     use proto::{
         customer_service_server::CustomerServiceServer,
         dunning_service_server::DunningServiceServer, invoice_service_server::InvoiceServiceServer,
@@ -69,7 +70,7 @@ pub async fn routes(services: Services) -> Routes {
         payment_request_service_server::PaymentRequestServiceServer,
         webhook_service_server::WebhookServiceServer,
     };
-    let api = Api { services };
+    let api = Api { services, live };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<OrganizationServiceServer<Api>>().await;
     health.set_serving::<CustomerServiceServer<Api>>().await;

@@ -2,12 +2,15 @@
 
 use super::paging::PageRequest;
 use super::{Caller, Services};
+use crate::clock::Clock;
 use crate::domain::event::Event;
 use crate::domain::query::EventFilter;
 use crate::error::Error;
+use crate::events::feed::EventFeed;
+use crate::storage::Store;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
 impl Services {
@@ -55,7 +58,8 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// One subscriber: where it is in the organization's log, and where its items go.
 struct Subscriber {
-    services: Services,
+    store: Store,
+    clock: Arc<dyn Clock>,
     organization_id: Uuid,
     filter: EventFilter,
     /// Every event of the organization up to here was considered (sent if it matched).
@@ -91,7 +95,6 @@ impl Subscriber {
     async fn replay_through(&mut self, up_to: i64) -> Result<(), Stop> {
         while self.cursor < up_to {
             let events = self
-                .services
                 .store
                 .list_events(
                     self.organization_id,
@@ -145,7 +148,7 @@ impl Subscriber {
                 _ = stopped(&mut shutdown) => return self.shutting_down().await,
                 _ = self.sender.closed() => return Err(Stop::Gone),
                 _ = tokio::time::sleep_until(self.last_sent + HEARTBEAT) => {
-                    let now = self.services.now();
+                    let now = self.clock.now();
                     self.send(Ok(WatchItem::Heartbeat(now))).await?;
                     continue;
                 }
@@ -169,7 +172,35 @@ impl Subscriber {
     }
 }
 
-impl Services {
+/// The live side: event streams fed by this process's fan-out of the log, ended when the
+/// server shuts down.
+#[derive(Clone)]
+pub struct LiveEvents {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    /// Set when the server shuts down: event streams end so clients can resume elsewhere.
+    shutdown: Arc<watch::Sender<bool>>,
+    /// The live fan-out of the event log to this process's subscribers.
+    feed: Arc<EventFeed>,
+}
+
+impl LiveEvents {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        let shutdown = Arc::new(watch::channel(false).0);
+        let feed = EventFeed::new(store.clone(), shutdown.subscribe());
+        Self {
+            store,
+            clock,
+            shutdown,
+            feed,
+        }
+    }
+
+    /// Ends every event stream with UNAVAILABLE (the server is going away).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
     /// Follows the event log from `after_sequence` (or from the latest event if `None`):
     /// replays what is stored, then delivers new events as they are committed, in sequence
     /// order, without loss or duplicates. Ends with UNAVAILABLE when the server shuts down; a
@@ -187,7 +218,8 @@ impl Services {
         let start = after_sequence.unwrap_or(head);
         let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
         let subscriber = Subscriber {
-            services: self.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
             organization_id,
             filter,
             cursor: start,

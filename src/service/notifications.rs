@@ -3,7 +3,7 @@
 
 use super::customers::load_customer;
 use super::paging::PageRequest;
-use super::{Caller, CustomerRef, Services};
+use super::{Caller, Core, CustomerRef, Jobs, Services};
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::Invoice;
@@ -212,7 +212,7 @@ fn email_context(
     })
 }
 
-impl Services {
+impl Core {
     /// Renders an email for a customer exactly as it would be sent.
     async fn compose<C: Connection>(
         &self,
@@ -349,15 +349,6 @@ impl Services {
         })
     }
 
-    /// What an email would look like, without sending anything.
-    pub async fn preview_email(
-        &self,
-        caller: Caller,
-        request: &EmailRequest,
-    ) -> Result<ComposedEmail, Error> {
-        self.compose(&self.store, caller, request).await
-    }
-
     /// Puts an email in the outbox in the caller's transaction: QUEUED for the next moment
     /// inside the customer's sending window, or SUPPRESSED (with an event) when there is nobody
     /// to send it to.
@@ -436,8 +427,70 @@ impl Services {
         }
         conn.insert_notification(&n).await?;
         conn.append_events(caller.organization_id, &events).await?;
-        conn.wake_after_commit(&self.outbox_signal);
+        conn.wake_after_commit(&self.wake.outbox);
         Ok(n)
+    }
+
+    /// A deleted customer's notifications: queued ones are suppressed (with their events,
+    /// returned for the caller's transaction) and all lose recipients and content.
+    pub(crate) async fn forget_notifications<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        customer: &Customer,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewEvent>, Error> {
+        let mut events = Vec::new();
+        for mut n in conn
+            .notifications_of_customer(customer.organization_id, customer.id)
+            .await?
+        {
+            if n.state == NotificationState::Queued {
+                n.suppress("the customer was deleted", now);
+                events.push(notification_event(
+                    EventType::NotificationSuppressed,
+                    &n,
+                    now,
+                ));
+            }
+            n.erase_personal_data(now);
+            conn.update_notification(&n).await?;
+        }
+        Ok(events)
+    }
+
+    /// Suppresses a notification that is still waiting to be sent (what it asks for no longer
+    /// holds); returns the event to append, if it was suppressed.
+    pub(crate) async fn withdraw_notification<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        id: Uuid,
+        reason: &str,
+    ) -> Result<Option<NewEvent>, Error> {
+        let Some(mut n) = conn.find_notification(id).await? else {
+            return Ok(None);
+        };
+        if n.state != NotificationState::Queued {
+            return Ok(None);
+        }
+        let now = self.now();
+        n.suppress(reason, now);
+        conn.update_notification(&n).await?;
+        Ok(Some(notification_event(
+            EventType::NotificationSuppressed,
+            &n,
+            now,
+        )))
+    }
+}
+
+impl Services {
+    /// What an email would look like, without sending anything.
+    pub async fn preview_email(
+        &self,
+        caller: Caller,
+        request: &EmailRequest,
+    ) -> Result<ComposedEmail, Error> {
+        self.compose(&self.store, caller, request).await
     }
 
     /// Queues an email about a customer's invoices in its own transaction.
@@ -452,6 +505,93 @@ impl Services {
         Ok(n)
     }
 
+    /// A page of notifications, newest first.
+    pub async fn list_notifications(
+        &self,
+        caller: Caller,
+        customer: Option<CustomerRef>,
+        mut filter: NotificationFilter,
+        page: &PageRequest,
+    ) -> Result<(Vec<Notification>, String), Error> {
+        if let Some(customer) = customer {
+            filter.customer_id = Some(load_customer(&self.store, caller, &customer).await?.id);
+        }
+        let before = page.after_id(&filter)?;
+        let rows = self
+            .store
+            .list_notifications(caller.organization_id, &filter, before, page.fetch_limit())
+            .await?;
+        Ok(page.finish(rows, &filter, |n| n.id.to_string()))
+    }
+
+    /// Stores an override after checking that it parses and renders.
+    pub async fn set_template(
+        &self,
+        caller: Caller,
+        kind: TemplateKind,
+        locale: &str,
+        source: TemplateSource,
+    ) -> Result<StoredTemplate, Error> {
+        templates::validate(&source).map_err(|e| Error::InvalidRequest {
+            reason: "TEMPLATE_INVALID",
+            field: format!("template_override.{}", e.part),
+            message: e.to_string(),
+        })?;
+        let stored = StoredTemplate {
+            kind: kind.as_str().to_owned(),
+            locale: locale.to_owned(),
+            subject: source.subject,
+            text_body: source.text_body,
+            html_body: source.html_body,
+            updated_at: self.now(),
+        };
+        self.store
+            .upsert_template(caller.organization_id, &stored)
+            .await?;
+        Ok(stored)
+    }
+
+    pub async fn get_template(
+        &self,
+        caller: Caller,
+        kind: TemplateKind,
+        locale: &str,
+    ) -> Result<StoredTemplate, Error> {
+        self.store
+            .find_template(caller.organization_id, kind.as_str(), locale)
+            .await?
+            .ok_or_else(|| template_not_found(kind, locale))
+    }
+
+    pub async fn list_templates(
+        &self,
+        caller: Caller,
+        kind: Option<TemplateKind>,
+    ) -> Result<Vec<StoredTemplate>, Error> {
+        self.store
+            .list_templates(caller.organization_id, kind.map(TemplateKind::as_str))
+            .await
+    }
+
+    pub async fn delete_template(
+        &self,
+        caller: Caller,
+        kind: TemplateKind,
+        locale: &str,
+    ) -> Result<(), Error> {
+        if self
+            .store
+            .delete_template(caller.organization_id, kind.as_str(), locale)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(template_not_found(kind, locale))
+        }
+    }
+}
+
+impl Jobs {
     /// Sends every notification whose attempt is due; returns how many attempts were made.
     /// Safe on several replicas at once: each notification is claimed before it is sent.
     /// Up to `mailer.concurrency()` messages are in flight; outcomes are recorded in batches,
@@ -574,143 +714,10 @@ impl Services {
             .await
             .map(|c| c.details.timezone)
             .unwrap_or(chrono_tz::UTC);
-        let quiet = self.get_organization(owner).await?.settings.quiet_hours;
+        let quiet = super::organizations::load_organization(&self.store, owner)
+            .await?
+            .settings
+            .quiet_hours;
         Ok(next_send_time(at, tz, &quiet))
-    }
-
-    /// A deleted customer's notifications: queued ones are suppressed (with their events,
-    /// returned for the caller's transaction) and all lose recipients and content.
-    pub(crate) async fn forget_notifications<C: Connection>(
-        &self,
-        conn: &Conn<C>,
-        customer: &Customer,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<NewEvent>, Error> {
-        let mut events = Vec::new();
-        for mut n in conn
-            .notifications_of_customer(customer.organization_id, customer.id)
-            .await?
-        {
-            if n.state == NotificationState::Queued {
-                n.suppress("the customer was deleted", now);
-                events.push(notification_event(
-                    EventType::NotificationSuppressed,
-                    &n,
-                    now,
-                ));
-            }
-            n.erase_personal_data(now);
-            conn.update_notification(&n).await?;
-        }
-        Ok(events)
-    }
-
-    /// Suppresses a notification that is still waiting to be sent (what it asks for no longer
-    /// holds); returns the event to append, if it was suppressed.
-    pub(crate) async fn withdraw_notification<C: Connection>(
-        &self,
-        conn: &Conn<C>,
-        id: Uuid,
-        reason: &str,
-    ) -> Result<Option<NewEvent>, Error> {
-        let Some(mut n) = conn.find_notification(id).await? else {
-            return Ok(None);
-        };
-        if n.state != NotificationState::Queued {
-            return Ok(None);
-        }
-        let now = self.now();
-        n.suppress(reason, now);
-        conn.update_notification(&n).await?;
-        Ok(Some(notification_event(
-            EventType::NotificationSuppressed,
-            &n,
-            now,
-        )))
-    }
-
-    /// A page of notifications, newest first.
-    pub async fn list_notifications(
-        &self,
-        caller: Caller,
-        customer: Option<CustomerRef>,
-        mut filter: NotificationFilter,
-        page: &PageRequest,
-    ) -> Result<(Vec<Notification>, String), Error> {
-        if let Some(customer) = customer {
-            filter.customer_id = Some(load_customer(&self.store, caller, &customer).await?.id);
-        }
-        let before = page.after_id(&filter)?;
-        let rows = self
-            .store
-            .list_notifications(caller.organization_id, &filter, before, page.fetch_limit())
-            .await?;
-        Ok(page.finish(rows, &filter, |n| n.id.to_string()))
-    }
-
-    /// Stores an override after checking that it parses and renders.
-    pub async fn set_template(
-        &self,
-        caller: Caller,
-        kind: TemplateKind,
-        locale: &str,
-        source: TemplateSource,
-    ) -> Result<StoredTemplate, Error> {
-        templates::validate(&source).map_err(|e| Error::InvalidRequest {
-            reason: "TEMPLATE_INVALID",
-            field: format!("template_override.{}", e.part),
-            message: e.to_string(),
-        })?;
-        let stored = StoredTemplate {
-            kind: kind.as_str().to_owned(),
-            locale: locale.to_owned(),
-            subject: source.subject,
-            text_body: source.text_body,
-            html_body: source.html_body,
-            updated_at: self.now(),
-        };
-        self.store
-            .upsert_template(caller.organization_id, &stored)
-            .await?;
-        Ok(stored)
-    }
-
-    pub async fn get_template(
-        &self,
-        caller: Caller,
-        kind: TemplateKind,
-        locale: &str,
-    ) -> Result<StoredTemplate, Error> {
-        self.store
-            .find_template(caller.organization_id, kind.as_str(), locale)
-            .await?
-            .ok_or_else(|| template_not_found(kind, locale))
-    }
-
-    pub async fn list_templates(
-        &self,
-        caller: Caller,
-        kind: Option<TemplateKind>,
-    ) -> Result<Vec<StoredTemplate>, Error> {
-        self.store
-            .list_templates(caller.organization_id, kind.map(TemplateKind::as_str))
-            .await
-    }
-
-    pub async fn delete_template(
-        &self,
-        caller: Caller,
-        kind: TemplateKind,
-        locale: &str,
-    ) -> Result<(), Error> {
-        if self
-            .store
-            .delete_template(caller.organization_id, kind.as_str(), locale)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(template_not_found(kind, locale))
-        }
     }
 }

@@ -63,7 +63,7 @@ impl Services {
                 // Every customer may now follow another policy.
                 tx.request_dunning_checks_of_organization(caller.organization_id, org.updated_at)
                     .await?;
-                tx.wake_after_commit(&self.engine_signal);
+                tx.wake_after_commit(&self.wake.engine);
             }
             tx.commit().await?;
         }

@@ -1,6 +1,6 @@
 //! Announcing invoices that became overdue: `invoice.overdue`, once per invoice.
 
-use super::Services;
+use super::Jobs;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::Invoice;
 use crate::error::Error;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// Invoices handled per transaction.
 const BATCH: u64 = 500;
 
-impl Services {
+impl Jobs {
     /// Appends `invoice.overdue` for every invoice that became overdue by now and was not
     /// announced yet. Safe to run on several replicas at once: the conditional update that
     /// marks an invoice lets exactly one of them announce it. Returns how many it announced.

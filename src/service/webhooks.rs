@@ -3,7 +3,7 @@
 
 use super::customers::request_id_conflict;
 use super::paging::{PageRequest, fingerprint};
-use super::{Caller, Services};
+use super::{Caller, Jobs, Services};
 use crate::domain::event::NewEvent;
 use crate::domain::query::{DeliveryFilter, EventFilter};
 use crate::domain::webhook::{DeliveryStatus, WebhookDelivery, WebhookEndpoint};
@@ -215,7 +215,9 @@ impl Services {
             .await?;
         Ok(page.finish(rows, filter, |d| d.id.to_string()))
     }
+}
 
+impl Jobs {
     /// One webhook round: turns newly appended events into deliveries for every enabled
     /// endpoint, then attempts every due delivery. Returns the work done (deliveries created
     /// plus attempts made). Safe on several replicas at once: cursors move by

@@ -305,7 +305,7 @@ impl TestServer {
     pub async fn deliver(&self) -> usize {
         let server = self.server();
         server
-            .services()
+            .jobs()
             .deliver_due_notifications(server.mailer())
             .await
             .unwrap()
@@ -315,7 +315,7 @@ impl TestServer {
     pub async fn process_payments(&self) -> usize {
         let server = self.server();
         server
-            .services()
+            .jobs()
             .process_due_payment_requests(server.payment_providers())
             .await
             .unwrap()
@@ -325,7 +325,7 @@ impl TestServer {
     pub async fn deliver_webhooks(&self) -> usize {
         let server = self.server();
         server
-            .services()
+            .jobs()
             .deliver_due_webhooks(server.webhook_sender())
             .await
             .unwrap()
@@ -334,11 +334,11 @@ impl TestServer {
     /// Runs the dunning engine's rounds (dunning checks, then due steps) until nothing is left
     /// due at the clock's current time; returns the rounds' work.
     pub async fn run_engine(&self) -> usize {
-        let services = self.server().services();
+        let jobs = self.server().jobs();
         let mut total = 0;
         for _ in 0..20 {
-            let looked_at = services.start_due_processes().await.unwrap();
-            let stepped = services.run_due_steps().await.unwrap();
+            let looked_at = jobs.start_due_processes().await.unwrap();
+            let stepped = jobs.run_due_steps().await.unwrap();
             if looked_at + stepped == 0 {
                 return total;
             }
@@ -350,7 +350,7 @@ impl TestServer {
     /// Runs the overdue scanner once, as its background task would.
     pub async fn announce_overdue(&self) -> usize {
         self.server()
-            .services()
+            .jobs()
             .announce_overdue_invoices()
             .await
             .unwrap()

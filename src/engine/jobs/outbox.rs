@@ -3,11 +3,11 @@
 use crate::engine::runtime::Job;
 use crate::error::Error;
 use crate::notify::transport::Mailer;
-use crate::service::Services;
+use crate::service::Jobs;
 use std::sync::Arc;
 
 pub struct OutboxDelivery {
-    pub services: Services,
+    pub jobs: Jobs,
     pub mailer: Arc<dyn Mailer>,
 }
 
@@ -18,10 +18,10 @@ impl Job for OutboxDelivery {
     }
 
     async fn round(&self) -> Result<usize, Error> {
-        self.services.deliver_due_notifications(&self.mailer).await
+        self.jobs.deliver_due_notifications(&self.mailer).await
     }
 
     async fn woken(&self) {
-        self.services.outbox_changed().await
+        self.jobs.outbox_changed().await
     }
 }

@@ -3,12 +3,12 @@
 use crate::engine::runtime::Job;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::service::Services;
+use crate::service::Jobs;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct OverdueScanner {
-    pub services: Services,
+    pub jobs: Jobs,
     pub metrics: Arc<Metrics>,
     /// How often to look: invoices become overdue with time, not with a commit.
     pub interval: Duration,
@@ -21,7 +21,7 @@ impl Job for OverdueScanner {
     }
 
     async fn round(&self) -> Result<usize, Error> {
-        match self.services.announce_overdue_invoices().await {
+        match self.jobs.announce_overdue_invoices().await {
             Ok(n) => {
                 if n > 0 {
                     self.metrics.count_overdue_announced(n);

@@ -3,10 +3,10 @@
 use crate::engine::runtime::Job;
 use crate::error::Error;
 use crate::payments::Providers;
-use crate::service::Services;
+use crate::service::Jobs;
 
 pub struct PaymentRequests {
-    pub services: Services,
+    pub jobs: Jobs,
     pub providers: Providers,
 }
 
@@ -17,12 +17,12 @@ impl Job for PaymentRequests {
     }
 
     async fn round(&self) -> Result<usize, Error> {
-        self.services
+        self.jobs
             .process_due_payment_requests(&self.providers)
             .await
     }
 
     async fn woken(&self) {
-        self.services.payment_requests_changed().await
+        self.jobs.payment_requests_changed().await
     }
 }

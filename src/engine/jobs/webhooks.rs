@@ -3,10 +3,10 @@
 use crate::engine::runtime::Job;
 use crate::error::Error;
 use crate::events::webhooks::WebhookSender;
-use crate::service::Services;
+use crate::service::Jobs;
 
 pub struct WebhookDeliveries {
-    pub services: Services,
+    pub jobs: Jobs,
     pub sender: WebhookSender,
 }
 
@@ -17,11 +17,11 @@ impl Job for WebhookDeliveries {
     }
 
     async fn round(&self) -> Result<usize, Error> {
-        self.services.deliver_due_webhooks(&self.sender).await
+        self.jobs.deliver_due_webhooks(&self.sender).await
     }
 
     /// Webhooks deliver events: any commit of events may bring work.
     async fn woken(&self) {
-        let _ = self.services.store().event_wakeups().changed().await;
+        let _ = self.jobs.store().event_wakeups().changed().await;
     }
 }

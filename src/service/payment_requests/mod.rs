@@ -13,7 +13,7 @@ use super::invoices::{InvoiceView, NewPayment, pay_invoice};
 use super::notifications::EmailRequest;
 use super::organizations::load_organization;
 use super::paging::{PageRequest, fingerprint};
-use super::{Caller, CustomerRef, InvoiceRef, Services};
+use super::{Caller, Core, CustomerRef, InvoiceRef, Services};
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
@@ -233,75 +233,6 @@ impl Services {
         Ok(request)
     }
 
-    /// Opens a payment request for `invoices` (locked by the caller) in the caller's
-    /// transaction, superseding open requests that cover any of them; wakes the payment
-    /// worker once committed. Returns the request and the events to append.
-    pub(crate) async fn insert_payment_request_for(
-        &self,
-        tx: &Tx,
-        caller: Caller,
-        customer: &Customer,
-        for_: NewRequestFor<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<(PaymentRequest, Vec<NewEvent>), Error> {
-        let invoices = for_.invoices;
-        let invoice_ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
-        let mut events = Vec::new();
-        for mut older in tx
-            .lock_open_payment_requests_covering(caller.organization_id, &invoice_ids)
-            .await?
-        {
-            older.supersede(for_.id, now).map_err(rule_error)?;
-            events.push(NewEvent::payment_request(
-                EventType::PaymentRequestSuperseded,
-                &older,
-                now,
-            ));
-            events.extend(self.save_request(tx, &older).await?);
-        }
-        let org = load_organization(tx, caller).await?;
-        let request = PaymentRequest {
-            id: for_.id,
-            organization_id: caller.organization_id,
-            customer_id: customer.id,
-            customer_external_id: customer.external_id.clone(),
-            currency: for_.currency,
-            amount_minor: Money::sum(for_.currency, invoices.iter().map(Invoice::amount_due))?
-                .minor(),
-            invoices: invoices
-                .iter()
-                .map(|i| CoveredInvoice {
-                    invoice_id: i.id,
-                    external_id: i.external_id.clone(),
-                })
-                .collect(),
-            status: PaymentRequestStatus::Pending,
-            payment_link: payment_link(&org.settings.payment_link_template, for_.id),
-            superseded_by: None,
-            last_decline: None,
-            attempt_count: 0,
-            provider_reference: String::new(),
-            charge_idempotency_key: String::new(),
-            charge_target: None,
-            email_notification_id: None,
-            process_id: for_.process_id,
-            charges_only: for_.charges_only,
-            cancel_reason: String::new(),
-            next_action_at: Some(now),
-            created_at: now,
-            updated_at: now,
-            settled_at: None,
-        };
-        tx.insert_payment_request(&request).await?;
-        events.push(NewEvent::payment_request(
-            EventType::PaymentRequestCreated,
-            &request,
-            now,
-        ));
-        tx.wake_after_commit(&self.payment_signal);
-        Ok((request, events))
-    }
-
     pub async fn get_payment_request(
         &self,
         caller: Caller,
@@ -450,6 +381,77 @@ impl Services {
         tx.commit().await?;
         Ok((request, self.views(caller, invoices).await?))
     }
+}
+
+impl Core {
+    /// Opens a payment request for `invoices` (locked by the caller) in the caller's
+    /// transaction, superseding open requests that cover any of them; wakes the payment
+    /// worker once committed. Returns the request and the events to append.
+    pub(crate) async fn insert_payment_request_for(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        customer: &Customer,
+        for_: NewRequestFor<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(PaymentRequest, Vec<NewEvent>), Error> {
+        let invoices = for_.invoices;
+        let invoice_ids: Vec<Uuid> = invoices.iter().map(|i| i.id).collect();
+        let mut events = Vec::new();
+        for mut older in tx
+            .lock_open_payment_requests_covering(caller.organization_id, &invoice_ids)
+            .await?
+        {
+            older.supersede(for_.id, now).map_err(rule_error)?;
+            events.push(NewEvent::payment_request(
+                EventType::PaymentRequestSuperseded,
+                &older,
+                now,
+            ));
+            events.extend(self.save_request(tx, &older).await?);
+        }
+        let org = load_organization(tx, caller).await?;
+        let request = PaymentRequest {
+            id: for_.id,
+            organization_id: caller.organization_id,
+            customer_id: customer.id,
+            customer_external_id: customer.external_id.clone(),
+            currency: for_.currency,
+            amount_minor: Money::sum(for_.currency, invoices.iter().map(Invoice::amount_due))?
+                .minor(),
+            invoices: invoices
+                .iter()
+                .map(|i| CoveredInvoice {
+                    invoice_id: i.id,
+                    external_id: i.external_id.clone(),
+                })
+                .collect(),
+            status: PaymentRequestStatus::Pending,
+            payment_link: payment_link(&org.settings.payment_link_template, for_.id),
+            superseded_by: None,
+            last_decline: None,
+            attempt_count: 0,
+            provider_reference: String::new(),
+            charge_idempotency_key: String::new(),
+            charge_target: None,
+            email_notification_id: None,
+            process_id: for_.process_id,
+            charges_only: for_.charges_only,
+            cancel_reason: String::new(),
+            next_action_at: Some(now),
+            created_at: now,
+            updated_at: now,
+            settled_at: None,
+        };
+        tx.insert_payment_request(&request).await?;
+        events.push(NewEvent::payment_request(
+            EventType::PaymentRequestCreated,
+            &request,
+            now,
+        ));
+        tx.wake_after_commit(&self.wake.payments);
+        Ok((request, events))
+    }
 
     /// Records the payment of every covered invoice's amount due and closes the request as
     /// SUCCEEDED. `provider` is set when the service's own charge succeeded.
@@ -568,7 +570,7 @@ impl Services {
             && charge_outcome(request).is_some()
         {
             conn.wake_waiting_process(process_id, self.now()).await?;
-            conn.wake_after_commit(&self.engine_signal);
+            conn.wake_after_commit(&self.wake.engine);
         }
         let mut events = Vec::new();
         if !request.status.is_open()

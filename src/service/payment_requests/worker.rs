@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::payments::{ChargeOutcome, ChargeRequest, PaymentProvider, Providers};
 use crate::service::customers::load_customer;
 use crate::service::organizations::load_organization;
-use crate::service::{Caller, CustomerRef, Services};
+use crate::service::{Caller, CustomerRef, Jobs};
 use chrono::Duration;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -23,12 +23,7 @@ const CHARGE_LEASE: Duration = Duration::minutes(10);
 const WORK_BATCH: u64 = 200;
 const WORK_CONCURRENCY: usize = 16;
 
-impl Services {
-    /// Completes when a payment request was created since the last call.
-    pub async fn payment_requests_changed(&self) {
-        self.payment_signal.notified().await;
-    }
-
+impl Jobs {
     /// Charges or emails every payment request with work due; returns how many were worked
     /// on. Safe on several replicas at once: each request is claimed before it is worked on.
     pub async fn process_due_payment_requests(

@@ -8,7 +8,7 @@ mod steps;
 pub use steps::ClaimedProcess;
 
 use super::paging::PageRequest;
-use super::{Caller, CustomerRef, InvoiceRef, Services};
+use super::{Caller, Core, CustomerRef, InvoiceRef, Services};
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
@@ -160,7 +160,7 @@ pub(crate) fn resolution_events(
     events
 }
 
-impl Services {
+impl Core {
     /// Called in the writer's transaction after invoices were saved: open processes holding
     /// them resolve, pause or resume as the invoices now say, and the engine is asked to look
     /// at their customers (an invoice may now start or join a process). Returns the events to
@@ -182,7 +182,7 @@ impl Services {
             conn.request_dunning_check(caller.organization_id, *customer_id, now)
                 .await?;
         }
-        conn.wake_after_commit(&self.engine_signal);
+        conn.wake_after_commit(&self.wake.engine);
         let ids: Vec<Uuid> = changed.iter().map(|i| i.id).collect();
         let processes = conn
             .open_processes_holding(caller.organization_id, &ids)
@@ -237,7 +237,7 @@ impl Services {
         if !customer.is_deleted() {
             conn.request_dunning_check(caller.organization_id, customer.id, now)
                 .await?;
-            conn.wake_after_commit(&self.engine_signal);
+            conn.wake_after_commit(&self.wake.engine);
         }
         Ok(events)
     }
@@ -265,7 +265,7 @@ impl Services {
         let amount = amount_due(&p, &invoices)?;
         conn.update_process(&p, None).await?;
         if p.due_at.is_some() {
-            conn.wake_after_commit(&self.engine_signal);
+            conn.wake_after_commit(&self.wake.engine);
         }
         Ok(match outcome {
             Reconciled::Resolved => resolution_events(&p, previous, amount, now),
@@ -281,7 +281,9 @@ impl Services {
             Reconciled::Unchanged => Vec::new(),
         })
     }
+}
 
+impl Services {
     /// A process with its full history.
     pub async fn get_process(&self, caller: Caller, id: Uuid) -> Result<ProcessView, Error> {
         let p = self

@@ -13,7 +13,7 @@ use crate::domain::process::schedule::{start_time, step_time};
 use crate::domain::process::state::{Process, ProcessInvoice, ProcessState};
 use crate::domain::process::{check_dunnable, resolve_policy_code, scope_key};
 use crate::error::Error;
-use crate::service::{Caller, Services};
+use crate::service::{Caller, Jobs};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -27,7 +27,7 @@ struct Candidate<'a> {
     invoices: Vec<&'a Invoice>,
 }
 
-impl Services {
+impl Jobs {
     /// One round of the starter: looks at due customers; returns how many it looked at.
     pub async fn start_due_processes(&self) -> Result<usize, Error> {
         let now = self.now();
@@ -204,7 +204,7 @@ impl Services {
         tx.commit().await?;
         if started > 0 {
             tracing::debug!(customer = %customer_id, started, "dunning processes started");
-            self.engine_signal.notify_one();
+            self.wake.engine.notify_one();
         }
         Ok(())
     }

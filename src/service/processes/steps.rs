@@ -25,7 +25,7 @@ use crate::domain::template::TemplateKind;
 use crate::error::Error;
 use crate::service::notifications::{BookedCharge, EmailRequest, TemplateCache};
 use crate::service::payment_requests::{NewRequestFor, charge_outcome};
-use crate::service::{Caller, CustomerRef, Services};
+use crate::service::{Caller, Core, CustomerRef, Jobs};
 use crate::storage::Tx;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ pub struct ClaimedProcess {
     pub lease: DateTime<Utc>,
 }
 
-impl Services {
+impl Jobs {
     /// One round of the step runner: claims due processes and runs what is due for each.
     /// Returns how many it claimed.
     pub async fn run_due_steps(&self) -> Result<usize, Error> {
@@ -245,7 +245,7 @@ impl Services {
             .await?;
         let booked = tx.charges_of(p.id).await?;
         let mut runner = StepRunner {
-            services: self,
+            core: self,
             tx,
             caller,
             policy,
@@ -295,7 +295,7 @@ fn charge_before(policy: &Policy, step_index: usize, index: usize) -> bool {
 
 /// Everything one process's step needs, inside its transaction.
 struct StepRunner<'a> {
-    services: &'a Services,
+    core: &'a Core,
     tx: &'a Tx,
     caller: Caller,
     policy: &'a Policy,
@@ -732,7 +732,7 @@ impl StepRunner<'_> {
             attachments,
         };
         let composed = self
-            .services
+            .core
             .compose_from(
                 self.tx,
                 self.caller,
@@ -745,7 +745,7 @@ impl StepRunner<'_> {
             .await;
         let queued = match composed {
             Ok(composed) => {
-                self.services
+                self.core
                     .queue_composed(self.tx, self.caller, &request, composed)
                     .await
             }
@@ -867,7 +867,7 @@ impl StepRunner<'_> {
         let id = Uuid::new_v5(&run.id, format!("charge:{index}").as_bytes());
         let charges_only = action_type == ActionType::RetryPayment;
         let (request, events) = self
-            .services
+            .core
             .insert_payment_request_for(
                 self.tx,
                 self.caller,
@@ -924,7 +924,7 @@ impl StepRunner<'_> {
         }
         self.tx.save_invoices(&[], &locked).await?;
         let requests = self
-            .services
+            .core
             .reconcile_payment_requests(self.tx, self.caller, &locked)
             .await?;
         self.events.extend(requests);
