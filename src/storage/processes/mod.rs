@@ -1,20 +1,17 @@
-//! Dunning processes, their invoices, step runs and charges, and the queue of customers the
-//! engine must look at.
+//! Dunning processes and their invoices: the rows, the index of due work and its claims.
 
-use super::entity::{charge, dunning_check, payment, process, process_invoice, step_run};
+mod checks;
+mod runs;
+
+use super::entity::{dunning_check, process, process_invoice};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
-use crate::domain::charges::DatedPayment;
 use crate::domain::money::Currency;
 use crate::domain::policy::PolicyScope;
-use crate::domain::process::state::{
-    ActionOutcome, Charge, ChargeKind, PauseReason, Process, ProcessInvoice, ProcessState, StepRun,
-    StepTrigger,
-};
+use crate::domain::process::state::{PauseReason, Process, ProcessInvoice, ProcessState};
 use crate::domain::query::ProcessFilter;
 use crate::error::Error;
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -346,104 +343,6 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(())
     }
 
-    /// Records a step run. The unique key (process, step, attempt) makes a second run of the
-    /// same step impossible, also when two replicas race: the loser gets ABORTED.
-    pub async fn insert_step_run(&self, run: &StepRun) -> Result<(), Error> {
-        step_run::Entity::insert(step_run_model(run)?.into_active_model())
-            .exec_without_returning(&self.conn)
-            .await
-            .map_err(lost_race)?;
-        Ok(())
-    }
-
-    pub async fn update_step_run(&self, run: &StepRun) -> Result<(), Error> {
-        step_run::Entity::update(step_run_model(run)?.into_active_model().reset_all())
-            .exec(&self.conn)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    pub async fn find_step_run(&self, id: Uuid) -> Result<Option<StepRun>, Error> {
-        step_run::Entity::find_by_id(id)
-            .one(&self.conn)
-            .await
-            .map_err(db_error)?
-            .map(step_run_from_model)
-            .transpose()
-    }
-
-    /// A process's step runs, oldest first.
-    pub async fn step_runs_of(&self, process_id: Uuid) -> Result<Vec<StepRun>, Error> {
-        step_run::Entity::find()
-            .filter(step_run::Column::ProcessId.eq(process_id))
-            .order_by_asc(step_run::Column::ExecutedAt)
-            .order_by_asc(step_run::Column::StepIndex)
-            .order_by_asc(step_run::Column::Attempt)
-            .all(&self.conn)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(step_run_from_model)
-            .collect()
-    }
-
-    /// Books charges. A fee booked twice for one (process, invoice, step) violates a unique
-    /// key: ABORTED, the step rolls back.
-    pub async fn insert_charges(&self, charges: &[Charge]) -> Result<(), Error> {
-        if charges.is_empty() {
-            return Ok(());
-        }
-        let models = charges.iter().map(|c| charge_model(c).into_active_model());
-        charge::Entity::insert_many(models)
-            .exec_without_returning(&self.conn)
-            .await
-            .map_err(lost_race)?;
-        Ok(())
-    }
-
-    /// A process's charges, oldest first.
-    pub async fn charges_of(&self, process_id: Uuid) -> Result<Vec<Charge>, Error> {
-        charge::Entity::find()
-            .filter(charge::Column::ProcessId.eq(process_id))
-            .order_by_asc(charge::Column::BookedAt)
-            .order_by_asc(charge::Column::Id)
-            .all(&self.conn)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(charge_from_model)
-            .collect()
-    }
-
-    /// The payments of these invoices by invoice, dated in the time zone `tz` (interest).
-    pub async fn dated_payments(
-        &self,
-        invoice_ids: &[Uuid],
-        tz: Tz,
-    ) -> Result<HashMap<Uuid, Vec<DatedPayment>>, Error> {
-        let mut out: HashMap<Uuid, Vec<DatedPayment>> = HashMap::new();
-        for chunk in invoice_ids.chunks(super::rows_per_statement(1)) {
-            let rows: Vec<(Uuid, i64, i64)> = payment::Entity::find()
-                .select_only()
-                .column(payment::Column::InvoiceId)
-                .column(payment::Column::AmountMinor)
-                .column(payment::Column::PaidAt)
-                .filter(payment::Column::InvoiceId.is_in(chunk.iter().copied()))
-                .into_tuple()
-                .all(&self.conn)
-                .await
-                .map_err(db_error)?;
-            for (invoice_id, amount_minor, paid_at) in rows {
-                out.entry(invoice_id).or_default().push(DatedPayment {
-                    date: from_micros(paid_at).with_timezone(&tz).date_naive(),
-                    amount_minor,
-                });
-            }
-        }
-        Ok(out)
-    }
-
     /// When each of these invoices last left a CANCELLED process (an operator stopped dunning
     /// them: no new process starts until the invoice changes after that).
     pub async fn cancellations_of(
@@ -484,123 +383,6 @@ impl<C: ConnectionTrait> Conn<C> {
             }
         }
         Ok(out)
-    }
-
-    /// Asks the engine to look at a customer's dunning at `at` (now, after a change).
-    pub async fn request_dunning_check(
-        &self,
-        organization_id: Uuid,
-        customer_id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        dunning_check::Entity::insert(
-            dunning_check::Model {
-                customer_id,
-                organization_id,
-                check_at: to_micros(at),
-            }
-            .into_active_model(),
-        )
-        .on_conflict(
-            OnConflict::column(dunning_check::Column::CustomerId)
-                .update_column(dunning_check::Column::CheckAt)
-                .to_owned(),
-        )
-        .exec_without_returning(&self.conn)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    /// Asks for a look at every customer of an organization (its default policy changed).
-    pub async fn request_dunning_checks_of_organization(
-        &self,
-        organization_id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        let (at_param, org_param) = match self.backend() {
-            super::Backend::Postgres => ("$1", "$2"),
-            super::Backend::Sqlite => ("?", "?"),
-        };
-        // `WHERE true` lets SQLite tell the upsert clause from a join condition.
-        let sql = format!(
-            "INSERT INTO dunning_checks (customer_id, organization_id, check_at) \
-             SELECT DISTINCT customer_id, organization_id, {at_param} FROM invoices \
-             WHERE organization_id = {org_param} AND state = 'OPEN' AND true \
-             ON CONFLICT (customer_id) DO UPDATE SET check_at = excluded.check_at"
-        );
-        let statement = sea_orm::Statement::from_sql_and_values(
-            self.conn.get_database_backend(),
-            sql,
-            [to_micros(at).into(), organization_id.into()],
-        );
-        self.conn.execute_raw(statement).await.map_err(db_error)?;
-        Ok(())
-    }
-
-    /// Customers (of any organization) due for a look at `now`, as (organization, customer).
-    pub async fn due_dunning_checks(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<(Uuid, Uuid)>, Error> {
-        dunning_check::Entity::find()
-            .select_only()
-            .column(dunning_check::Column::OrganizationId)
-            .column(dunning_check::Column::CustomerId)
-            .filter(dunning_check::Column::CheckAt.lte(to_micros(now)))
-            .order_by_asc(dunning_check::Column::CheckAt)
-            .limit(limit)
-            .into_tuple()
-            .all(&self.conn)
-            .await
-            .map_err(db_error)
-    }
-
-    /// Claims due checks (see [`Conn::claim_due`]).
-    pub async fn claim_dunning_checks(
-        &self,
-        customer_ids: &[Uuid],
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Uuid>, Error> {
-        self.claim_due::<dunning_check::Entity>(
-            dunning_check::Column::CustomerId,
-            dunning_check::Column::CheckAt,
-            customer_ids,
-            now,
-            lease_until,
-        )
-        .await
-    }
-
-    /// Settles a claimed check: the next look at `next`, or none. Only while the claim is
-    /// held: a change committed meanwhile moved `check_at` to its own time, and that look
-    /// must still happen.
-    pub async fn settle_dunning_check(
-        &self,
-        customer_id: Uuid,
-        claimed: DateTime<Utc>,
-        next: Option<DateTime<Utc>>,
-    ) -> Result<(), Error> {
-        let held = dunning_check::Column::CheckAt.eq(to_micros(claimed));
-        match next {
-            Some(at) => dunning_check::Entity::update_many()
-                .col_expr(dunning_check::Column::CheckAt, Expr::value(to_micros(at)))
-                .filter(dunning_check::Column::CustomerId.eq(customer_id))
-                .filter(held)
-                .exec(&self.conn)
-                .await
-                .map(|_| ()),
-            None => dunning_check::Entity::delete_many()
-                .filter(dunning_check::Column::CustomerId.eq(customer_id))
-                .filter(held)
-                .exec(&self.conn)
-                .await
-                .map(|_| ()),
-        }
-        .map_err(db_error)?;
-        Ok(())
     }
 }
 
@@ -698,95 +480,5 @@ fn from_model(m: process::Model, invoices: Vec<ProcessInvoice>) -> Result<Proces
         ended_at: m.ended_at.map(from_micros),
         updated_at: from_micros(m.updated_at),
         invoices,
-    })
-}
-
-fn step_run_model(run: &StepRun) -> Result<step_run::Model, Error> {
-    Ok(step_run::Model {
-        id: run.id,
-        organization_id: run.organization_id,
-        process_id: run.process_id,
-        step_index: run.step_index as i32,
-        attempt: run.attempt,
-        step_name: run.step_name.clone(),
-        policy_version: run.policy_version,
-        trigger: run.trigger.as_str().to_owned(),
-        executed_at: to_micros(run.executed_at),
-        outcomes: serde_json::to_string(&run.outcomes)
-            .map_err(|e| Error::Internal(format!("step outcomes: {e}")))?,
-        waiting_from: run.waiting_from.map(|i| i as i32),
-        payment_request_id: run.payment_request_id,
-        payment_failed: run.payment_failed,
-    })
-}
-
-fn step_run_from_model(m: step_run::Model) -> Result<StepRun, Error> {
-    let outcomes: Vec<ActionOutcome> =
-        serde_json::from_str(&m.outcomes).map_err(|e| corrupt("step outcomes", e))?;
-    Ok(StepRun {
-        id: m.id,
-        organization_id: m.organization_id,
-        process_id: m.process_id,
-        step_index: usize::try_from(m.step_index).unwrap_or(0),
-        attempt: m.attempt,
-        step_name: m.step_name,
-        policy_version: m.policy_version,
-        trigger: StepTrigger::parse(&m.trigger).ok_or_else(|| corrupt("trigger", &m.trigger))?,
-        executed_at: from_micros(m.executed_at),
-        outcomes,
-        waiting_from: m.waiting_from.and_then(|i| usize::try_from(i).ok()),
-        payment_request_id: m.payment_request_id,
-        payment_failed: m.payment_failed,
-    })
-}
-
-fn charge_model(c: &Charge) -> charge::Model {
-    let (from, to) = c.period_dates();
-    charge::Model {
-        id: c.id,
-        organization_id: c.organization_id,
-        process_id: c.process_id,
-        step_run_id: c.step_run_id,
-        invoice_id: c.invoice_id,
-        invoice_external_id: c.invoice_external_id.clone(),
-        kind: c.kind.as_str().to_owned(),
-        amount_minor: c.amount_minor,
-        currency_code: c.currency.code().to_owned(),
-        step_index: c.step_index as i32,
-        booked_at: to_micros(c.booked_at),
-        interest_from: from,
-        interest_to: to,
-        annual_rate_percent: c.rate_text(),
-    }
-}
-
-fn charge_from_model(m: charge::Model) -> Result<Charge, Error> {
-    let period = match (parse_date(&m.interest_from)?, parse_date(&m.interest_to)?) {
-        (Some(from), Some(to)) => Some((from, to)),
-        _ => None,
-    };
-    Ok(Charge {
-        id: m.id,
-        organization_id: m.organization_id,
-        process_id: m.process_id,
-        step_run_id: m.step_run_id,
-        invoice_id: m.invoice_id,
-        invoice_external_id: m.invoice_external_id,
-        kind: ChargeKind::parse(&m.kind).ok_or_else(|| corrupt("charge kind", &m.kind))?,
-        amount_minor: m.amount_minor,
-        currency: Currency::from_code(&m.currency_code)
-            .ok_or_else(|| corrupt("currency", &m.currency_code))?,
-        step_index: usize::try_from(m.step_index).unwrap_or(0),
-        booked_at: from_micros(m.booked_at),
-        interest_period: period,
-        annual_rate_percent: if m.annual_rate_percent.is_empty() {
-            None
-        } else {
-            Some(
-                m.annual_rate_percent
-                    .parse()
-                    .map_err(|e| corrupt("rate", e))?,
-            )
-        },
     })
 }

@@ -1,0 +1,338 @@
+//! What each action of a step does inside the step's transaction: emails through the outbox,
+//! charges booked, payment requests opened, invoices written off.
+
+use super::StepRunner;
+use crate::domain::event::{EventPayload, EventType, NewEvent};
+use crate::domain::invoice::{Invoice, InvoiceState};
+use crate::domain::notification::{Attachment, NotificationState};
+use crate::domain::policy::ActionType;
+use crate::domain::process::plan::PlannedCharge;
+use crate::domain::process::state::{
+    ActionOutcome, Charge, ChargeKind, OutcomeStatus, Process, StepRun,
+};
+use crate::domain::process::{Reconciled, reconcile};
+use crate::domain::template::TemplateKind;
+use crate::error::Error;
+use crate::service::CustomerRef;
+use crate::service::notifications::{BookedCharge, EmailRequest};
+use crate::service::payment_requests::NewRequestFor;
+use crate::service::processes::{ProcessChange, resolution_events};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+impl StepRunner<'_> {
+    /// Why the customer cannot be charged for `dunned` now, if it cannot.
+    pub(super) fn cannot_charge(&self, dunned: &[Invoice]) -> Option<&'static str> {
+        if self.customer.details.payment_method.is_none() {
+            return Some("the customer has no payment method");
+        }
+        let due: i64 = dunned
+            .iter()
+            .filter(|i| i.is_overdue(self.now))
+            .map(Invoice::amount_due_minor)
+            .sum();
+        let minimum = self
+            .organization
+            .settings
+            .payment_provider
+            .minimum_charge_minor
+            .get(&self.process.currency)
+            .copied()
+            .unwrap_or(0);
+        (due < minimum).then_some("the amount is below the provider's minimum charge")
+    }
+
+    /// Queues an email about the dunned invoices; a suppressed one (nobody to send it to)
+    /// is SKIPPED, a template that does not render FAILED.
+    pub(super) async fn email(
+        &mut self,
+        action_type: ActionType,
+        kind: TemplateKind,
+        dunned: &[Invoice],
+        run: &StepRun,
+    ) -> Result<ActionOutcome, Error> {
+        self.email_with(action_type, kind, dunned, run, Vec::new())
+            .await
+    }
+
+    pub(super) async fn email_with(
+        &mut self,
+        action_type: ActionType,
+        kind: TemplateKind,
+        dunned: &[Invoice],
+        run: &StepRun,
+        attachments: Vec<Attachment>,
+    ) -> Result<ActionOutcome, Error> {
+        let definition = &self.policy.definition;
+        let request = EmailRequest {
+            kind,
+            customer: CustomerRef::Id(self.customer.id),
+            invoice_external_ids: dunned.iter().map(|i| i.external_id.clone()).collect(),
+            currency: Some(self.process.currency),
+            locale: None,
+            payment_link: String::new(),
+            process_id: Some(self.process.id),
+            payment_request_id: None,
+            extra_bcc: definition.bcc_emails.clone(),
+            collection_agency_email: definition.collection_agency_email.clone(),
+            charges: self
+                .booked
+                .iter()
+                .map(|c| BookedCharge {
+                    kind: c.kind,
+                    invoice_external_id: c.invoice_external_id.clone(),
+                    amount: crate::domain::money::Money::new(c.currency, c.amount_minor),
+                })
+                .collect(),
+            attachments,
+        };
+        let composed = self
+            .core
+            .compose_from(
+                self.tx,
+                self.caller,
+                &request,
+                self.organization.clone(),
+                self.customer.clone(),
+                dunned.to_vec(),
+                Some(&mut *self.templates),
+            )
+            .await;
+        let queued = match composed {
+            Ok(composed) => {
+                self.core
+                    .queue_composed(self.tx, self.caller, &request, composed)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let notification = match queued {
+            Ok(n) => n,
+            Err(Error::FailedPrecondition { message, .. }) => {
+                return Ok(ActionOutcome::new(
+                    action_type,
+                    OutcomeStatus::Failed,
+                    message,
+                ));
+            }
+            Err(other) => return Err(other),
+        };
+        let mut outcome = if notification.state == NotificationState::Suppressed {
+            ActionOutcome::new(
+                action_type,
+                OutcomeStatus::Skipped,
+                notification.suppressed_reason.clone(),
+            )
+        } else {
+            ActionOutcome::new(
+                action_type,
+                OutcomeStatus::Pending,
+                format!("{} queued", kind.as_str().to_lowercase()),
+            )
+        };
+        outcome.notification_id = Some(notification.id);
+        if action_type == ActionType::NotifySales {
+            let amount = self.amount_due()?;
+            let mut change =
+                ProcessChange::new(EventType::SalesInformed, Some(self.process.state), amount)
+                    .step(run, &self.policy.definition.steps[run.step_index].name);
+            change.sales_rep_email = self.customer.details.sales_rep_email.clone();
+            change.notification_id = Some(notification.id);
+            self.events.push(change.event(&self.process, self.now));
+        }
+        Ok(outcome)
+    }
+
+    /// Books fees or interest, each an event for the billing system.
+    pub(super) async fn book(
+        &mut self,
+        action_type: ActionType,
+        planned: Vec<PlannedCharge>,
+        run: &StepRun,
+    ) -> Result<ActionOutcome, Error> {
+        let charges: Vec<Charge> = planned
+            .into_iter()
+            .map(|c| Charge {
+                id: Uuid::now_v7(),
+                organization_id: self.caller.organization_id,
+                process_id: self.process.id,
+                step_run_id: run.id,
+                invoice_id: c.invoice_id,
+                invoice_external_id: c.invoice_external_id,
+                kind: c.kind,
+                amount_minor: c.amount_minor,
+                currency: self.process.currency,
+                step_index: run.step_index,
+                booked_at: self.now,
+                interest_period: c.interest_period,
+                annual_rate_percent: c.annual_rate_percent,
+            })
+            .collect();
+        self.tx.insert_charges(&charges).await?;
+        let total: i64 = charges.iter().map(|c| c.amount_minor).sum();
+        for c in &charges {
+            self.events.push(charge_event(&self.process, c, self.now));
+        }
+        let detail = match (charges.len(), action_type) {
+            (0, ActionType::ApplyFee) => "no fee to book".to_owned(),
+            (0, _) => "no interest to book".to_owned(),
+            (n, _) => format!(
+                "{} booked on {n} invoice{}",
+                self.process.currency.format(total),
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        self.booked.extend(charges);
+        let mut outcome = ActionOutcome::new(action_type, OutcomeStatus::Succeeded, detail);
+        outcome.charge_minor = Some(total);
+        Ok(outcome)
+    }
+
+    /// Opens the step's payment request for the overdue dunned invoices (charged by the
+    /// payment worker with an idempotency key derived from it; a RETRY_PAYMENT one never
+    /// emails a link). Returns the outcome and whether a charge will be attempted.
+    pub(super) async fn charge(
+        &mut self,
+        action_type: ActionType,
+        index: usize,
+        dunned: &[Invoice],
+        run: &mut StepRun,
+    ) -> Result<(ActionOutcome, bool), Error> {
+        let overdue: Vec<Uuid> = dunned
+            .iter()
+            .filter(|i| i.is_overdue(self.now))
+            .map(|i| i.id)
+            .collect();
+        if overdue.is_empty() {
+            return Ok((
+                ActionOutcome::new(
+                    action_type,
+                    OutcomeStatus::Skipped,
+                    "nothing is overdue yet",
+                ),
+                false,
+            ));
+        }
+        let locked = self
+            .tx
+            .find_invoices_by_ids(self.caller.organization_id, &overdue, true)
+            .await?;
+        // One request per action of a step run: a second execution of the step would collide
+        // on this id.
+        let id = Uuid::new_v5(&run.id, format!("charge:{index}").as_bytes());
+        let charges_only = action_type == ActionType::RetryPayment;
+        let (request, events) = self
+            .core
+            .insert_payment_request_for(
+                self.tx,
+                self.caller,
+                self.customer,
+                NewRequestFor {
+                    id,
+                    currency: self.process.currency,
+                    invoices: &locked,
+                    process_id: Some(self.process.id),
+                    charges_only,
+                },
+                self.now,
+            )
+            .await?;
+        self.events.extend(events);
+        run.payment_request_id = Some(request.id);
+        let cannot = self.cannot_charge(dunned);
+        let detail = match cannot {
+            None => format!("charging {}", request.currency.format(request.amount_minor)),
+            Some(why) => format!("payment link emailed: {why}"),
+        };
+        let mut outcome = ActionOutcome::new(action_type, OutcomeStatus::Pending, detail);
+        outcome.payment_request_id = Some(request.id);
+        Ok((outcome, cannot.is_none()))
+    }
+
+    /// Writes the dunned invoices off; the process then resolves.
+    pub(super) async fn write_off(
+        &mut self,
+        action_type: ActionType,
+        dunned: &[Invoice],
+    ) -> Result<ActionOutcome, Error> {
+        let ids: Vec<Uuid> = dunned.iter().map(|i| i.id).collect();
+        let mut locked = self
+            .tx
+            .find_invoices_by_ids(self.caller.organization_id, &ids, true)
+            .await?;
+        locked.retain(|i| i.state == InvoiceState::Open);
+        let mut total = 0i64;
+        for invoice in &mut locked {
+            total += invoice.amount_due_minor();
+            invoice
+                .write_off(self.now)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let mut event = NewEvent::invoice(
+                EventType::InvoiceWrittenOff,
+                invoice,
+                &self.customer.external_id,
+                self.now,
+            )
+            .with_reason("written off by the dunning policy");
+            event.process_id = Some(self.process.id);
+            self.events.push(event);
+        }
+        self.tx.save_invoices(&[], &locked).await?;
+        let requests = self
+            .core
+            .reconcile_payment_requests(self.tx, self.caller, &locked)
+            .await?;
+        self.events.extend(requests);
+        for updated in &locked {
+            if let Some(row) = self.invoices.iter_mut().find(|i| i.id == updated.id) {
+                *row = updated.clone();
+            }
+        }
+        let previous = self.process.state;
+        if reconcile(&mut self.process, &self.invoices, self.customer, self.now)
+            == Reconciled::Resolved
+        {
+            let amount = self.amount_due()?;
+            self.events
+                .extend(resolution_events(&self.process, previous, amount, self.now));
+        }
+        Ok(ActionOutcome::new(
+            action_type,
+            OutcomeStatus::Succeeded,
+            format!(
+                "{} written off on {} invoice{}",
+                self.process.currency.format(total),
+                locked.len(),
+                if locked.len() == 1 { "" } else { "s" }
+            ),
+        ))
+    }
+}
+
+/// `fee.booked` or `interest.booked`.
+fn charge_event(p: &Process, c: &Charge, now: DateTime<Utc>) -> NewEvent {
+    let (from, to) = c.period_dates();
+    NewEvent {
+        event_type: match c.kind {
+            ChargeKind::Fee => EventType::FeeBooked,
+            ChargeKind::Interest => EventType::InterestBooked,
+        },
+        occurred_at: now,
+        customer_id: Some(p.customer_id),
+        customer_external_id: p.customer_external_id.clone(),
+        invoice_id: Some(c.invoice_id),
+        invoice_external_id: c.invoice_external_id.clone(),
+        process_id: Some(p.id),
+        payload: EventPayload::Charge {
+            charge_id: c.id.to_string(),
+            charge_kind: c.kind.as_str().to_owned(),
+            invoice_external_id: c.invoice_external_id.clone(),
+            amount: c.currency.format(c.amount_minor),
+            currency_code: c.currency.code().to_owned(),
+            step_index: c.step_index as i32,
+            interest_from_date: from,
+            interest_to_date: to,
+            annual_rate_percent: c.rate_text(),
+        },
+    }
+}
