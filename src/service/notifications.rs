@@ -370,6 +370,22 @@ impl Core {
         request: &EmailRequest,
         composed: ComposedEmail,
     ) -> Result<Notification, Error> {
+        let (n, events) = self.outbox_row(caller, request, composed);
+        conn.insert_notification(&n).await?;
+        conn.append_events(caller.organization_id, &events).await?;
+        conn.wake_after_commit(&self.wake.outbox);
+        Ok(n)
+    }
+
+    /// The outbox row of a composed email, and the event of its suppression when there is
+    /// nobody to send it to; writing them (and waking the outbox after commit) is the
+    /// caller's (the engine writes a batch's rows in one statement).
+    pub(crate) fn outbox_row(
+        &self,
+        caller: Caller,
+        request: &EmailRequest,
+        composed: ComposedEmail,
+    ) -> (Notification, Vec<NewEvent>) {
         let org = &composed.organization;
         let now = self.now();
         let id = Uuid::now_v7();
@@ -425,10 +441,13 @@ impl Core {
                 now,
             ));
         }
-        conn.insert_notification(&n).await?;
-        conn.append_events(caller.organization_id, &events).await?;
+        (n, events)
+    }
+
+    /// Wakes the outbox worker once the caller's transaction commits (after writing rows
+    /// from `outbox_row`).
+    pub(crate) fn wake_outbox_after_commit<C: Connection>(&self, conn: &Conn<C>) {
         conn.wake_after_commit(&self.wake.outbox);
-        Ok(n)
     }
 
     /// A deleted customer's notifications: queued ones are suppressed (with their events,

@@ -219,7 +219,7 @@ impl Core {
                 let amount = amount_due(&p, &invoices)?;
                 p.cancel(now);
                 p.note = "the customer was deleted".into();
-                conn.update_process(&p, None).await?;
+                conn.update_process(&p).await?;
                 events.push(
                     ProcessChange::new(EventType::ProcessCancelled, Some(previous), amount)
                         .note("the customer was deleted")
@@ -230,7 +230,7 @@ impl Core {
             if payment_method_changed && p.payment_retries_blocked {
                 p.payment_retries_blocked = false;
                 p.updated_at = now;
-                conn.update_process(&p, None).await?;
+                conn.update_process(&p).await?;
             }
             events.extend(self.reconcile_process(conn, caller, p, now).await?);
         }
@@ -263,7 +263,7 @@ impl Core {
             return Ok(Vec::new());
         }
         let amount = amount_due(&p, &invoices)?;
-        conn.update_process(&p, None).await?;
+        conn.update_process(&p).await?;
         if p.due_at.is_some() {
             conn.wake_after_commit(&self.wake.engine);
         }

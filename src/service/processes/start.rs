@@ -230,7 +230,7 @@ impl Jobs {
             .await?;
         process.invoices.extend(added);
         process.updated_at = now;
-        tx.update_process(process, None).await?;
+        tx.update_process(process).await?;
         let amount = amount_due(process, invoices)?;
         Ok(joining
             .iter()

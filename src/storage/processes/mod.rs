@@ -11,7 +11,7 @@ use crate::domain::process::state::{PauseReason, Process, ProcessInvoice, Proces
 use crate::domain::query::ProcessFilter;
 use crate::error::Error;
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -57,30 +57,15 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(())
     }
 
-    /// Saves a process's row (and, once it ended, releases its invoices). With
-    /// `claimed_due_at`, only while the claim is still held: the row's `due_at` is still the
-    /// lease the claim wrote; otherwise (a payment resolved it, an operator paused it, the
-    /// lease expired and another replica took it) nothing is written and this answers
-    /// ABORTED, so the caller's transaction rolls back.
-    pub async fn update_process(
-        &self,
-        p: &Process,
-        claimed_due_at: Option<DateTime<Utc>>,
-    ) -> Result<(), Error> {
+    /// Saves a process's row (and, once it ended, releases its invoices).
+    pub async fn update_process(&self, p: &Process) -> Result<(), Error> {
         let model = to_model(p);
-        let mut update = process::Entity::update_many()
+        process::Entity::update_many()
             .set(model.into_active_model().reset_all())
-            .filter(process::Column::Id.eq(p.id));
-        if let Some(lease) = claimed_due_at {
-            update = update.filter(process::Column::DueAt.eq(to_micros(lease)));
-        }
-        let result = update.exec(&self.conn).await.map_err(db_error)?;
-        if result.rows_affected != 1 {
-            return Err(Error::Aborted(format!(
-                "process {} changed while its step ran; the step was not recorded",
-                p.id
-            )));
-        }
+            .filter(process::Column::Id.eq(p.id))
+            .exec(&self.conn)
+            .await
+            .map_err(db_error)?;
         if !p.state.is_open() {
             process_invoice::Entity::update_many()
                 .col_expr(process_invoice::Column::IsOpen, Expr::value(false))
@@ -111,6 +96,71 @@ impl<C: ConnectionTrait> Conn<C> {
             return Ok(None);
         };
         Ok(self.with_process_invoices(vec![model]).await?.pop())
+    }
+
+    /// Processes by id, with their invoices; locked for the transaction when `lock`
+    /// (PostgreSQL). Missing ids are left out.
+    pub async fn find_processes(
+        &self,
+        organization_id: Uuid,
+        ids: &[Uuid],
+        lock: bool,
+    ) -> Result<Vec<Process>, Error> {
+        let mut models = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::rows_per_statement(1)) {
+            // By primary key only (the organization is checked below), so no planner can
+            // prefer scanning the organization's rows; id order locks in a stable order.
+            let query = process::Entity::find()
+                .filter(process::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(process::Column::Id);
+            models.extend(
+                self.for_update(query, lock)
+                    .all(&self.conn)
+                    .await
+                    .map_err(db_error)?
+                    .into_iter()
+                    .filter(|m| m.organization_id == organization_id),
+            );
+        }
+        self.with_process_invoices(models).await
+    }
+
+    /// Saves the rows of processes this transaction read under its lock with their claim
+    /// checked (`find_processes` with `lock`; SQLite has one writer): a multi-row upsert by
+    /// id, in bounded statements. Processes that ended release their invoices.
+    pub async fn save_locked_processes(&self, processes: &[Process]) -> Result<(), Error> {
+        use sea_orm::Iterable;
+        let columns = process::Column::iter().count();
+        let changed = process::Column::iter().filter(|c| {
+            !matches!(
+                c,
+                process::Column::Id | process::Column::OrganizationId | process::Column::StartedAt
+            )
+        });
+        let on_conflict = OnConflict::column(process::Column::Id)
+            .update_columns(changed)
+            .to_owned();
+        for chunk in processes.chunks(super::rows_per_statement(columns)) {
+            process::Entity::insert_many(chunk.iter().map(|p| to_model(p).into_active_model()))
+                .on_conflict(on_conflict.clone())
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(db_error)?;
+        }
+        let ended: Vec<Uuid> = processes
+            .iter()
+            .filter(|p| !p.state.is_open())
+            .map(|p| p.id)
+            .collect();
+        for chunk in ended.chunks(super::rows_per_statement(1)) {
+            process_invoice::Entity::update_many()
+                .col_expr(process_invoice::Column::IsOpen, Expr::value(false))
+                .filter(process_invoice::Column::ProcessId.is_in(chunk.iter().copied()))
+                .exec(&self.conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
     }
 
     /// The open processes holding any of `invoice_ids`, locked (PostgreSQL) in id order.

@@ -17,13 +17,22 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 impl<C: ConnectionTrait> Conn<C> {
-    /// Records a step run. The unique key (process, step, attempt) makes a second run of the
-    /// same step impossible, also when two replicas race: the loser gets ABORTED.
-    pub async fn insert_step_run(&self, run: &StepRun) -> Result<(), Error> {
-        step_run::Entity::insert(step_run_model(run)?.into_active_model())
-            .exec_without_returning(&self.conn)
-            .await
-            .map_err(lost_race)?;
+    /// Records step runs in bounded multi-row statements. The unique key (process, step,
+    /// attempt) makes a second run of the same step impossible, also when two replicas race:
+    /// the loser gets ABORTED.
+    pub async fn insert_step_runs(&self, runs: &[StepRun]) -> Result<(), Error> {
+        use sea_orm::Iterable;
+        let columns = step_run::Column::iter().count();
+        for chunk in runs.chunks(crate::storage::rows_per_statement(columns)) {
+            let models = chunk
+                .iter()
+                .map(|r| step_run_model(r).map(IntoActiveModel::into_active_model))
+                .collect::<Result<Vec<_>, Error>>()?;
+            step_run::Entity::insert_many(models)
+                .exec_without_returning(&self.conn)
+                .await
+                .map_err(lost_race)?;
+        }
         Ok(())
     }
 
@@ -85,6 +94,29 @@ impl<C: ConnectionTrait> Conn<C> {
             .into_iter()
             .map(charge_from_model)
             .collect()
+    }
+
+    /// The charges of these processes by process, oldest first.
+    pub async fn charges_of_processes(
+        &self,
+        process_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<Charge>>, Error> {
+        let mut out: HashMap<Uuid, Vec<Charge>> = HashMap::new();
+        for chunk in process_ids.chunks(crate::storage::rows_per_statement(1)) {
+            for m in charge::Entity::find()
+                .filter(charge::Column::ProcessId.is_in(chunk.iter().copied()))
+                .order_by_asc(charge::Column::BookedAt)
+                .order_by_asc(charge::Column::Id)
+                .all(&self.conn)
+                .await
+                .map_err(db_error)?
+            {
+                out.entry(m.process_id)
+                    .or_default()
+                    .push(charge_from_model(m)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The payments of these invoices by invoice, dated in the time zone `tz` (interest).

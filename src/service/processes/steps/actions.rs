@@ -98,16 +98,12 @@ impl StepRunner<'_> {
                 Some(&mut *self.templates),
             )
             .await;
-        let queued = match composed {
+        let notification = match composed {
             Ok(composed) => {
-                self.core
-                    .queue_composed(self.tx, self.caller, &request, composed)
-                    .await
+                let (row, events) = self.core.outbox_row(self.caller, &request, composed);
+                self.events.extend(events);
+                row
             }
-            Err(e) => Err(e),
-        };
-        let notification = match queued {
-            Ok(n) => n,
             Err(Error::FailedPrecondition { message, .. }) => {
                 return Ok(ActionOutcome::new(
                     action_type,
@@ -140,6 +136,7 @@ impl StepRunner<'_> {
             change.notification_id = Some(notification.id);
             self.events.push(change.event(&self.process, self.now));
         }
+        self.writes.notifications.push(notification);
         Ok(outcome)
     }
 
@@ -168,7 +165,6 @@ impl StepRunner<'_> {
                 annual_rate_percent: c.annual_rate_percent,
             })
             .collect();
-        self.tx.insert_charges(&charges).await?;
         let total: i64 = charges.iter().map(|c| c.amount_minor).sum();
         for c in &charges {
             self.events.push(charge_event(&self.process, c, self.now));
@@ -182,6 +178,7 @@ impl StepRunner<'_> {
                 if n == 1 { "" } else { "s" }
             ),
         };
+        self.writes.charges.extend(charges.iter().cloned());
         self.booked.extend(charges);
         let mut outcome = ActionOutcome::new(action_type, OutcomeStatus::Succeeded, detail);
         outcome.charge_minor = Some(total);

@@ -12,6 +12,7 @@ use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::notification::Attachment;
+use crate::domain::notification::Notification;
 use crate::domain::organization::Organization;
 use crate::domain::policy::{ActionType, Policy};
 use crate::domain::process::plan::{PlannedAction, StepFacts, condition_met, plan_action};
@@ -71,61 +72,28 @@ impl Jobs {
     }
 
     /// Runs claimed processes in one transaction (one commit, one hold of the organization's
-    /// event sequence, for the whole batch). If any of them fails, the batch rolls back and
-    /// each runs in its own transaction, so that one bad process does not hold up the others.
-    /// Returns how many ran.
+    /// event sequence, one statement per table for the whole batch). If any of them fails,
+    /// the batch rolls back and each runs in its own transaction, so that one bad process
+    /// does not hold up the others. Returns how many ran.
     pub async fn run_claimed_processes(&self, claims: &[ClaimedProcess]) -> Result<usize, Error> {
         if claims.is_empty() {
             return Ok(0);
         }
-        let tx = self.store.begin().await?;
-        let mut ran = 0;
-        let mut failed = None;
-        // Appended once for the batch, by organization in claim order.
-        let mut events: Vec<(Uuid, Vec<NewEvent>)> = Vec::new();
         let mut cache = BatchCache::default();
-        for claim in claims {
-            match self.run_claimed_in(&tx, claim, &mut cache).await {
-                Ok(Some(appended)) => {
-                    ran += 1;
-                    match events
-                        .iter_mut()
-                        .find(|(org, _)| *org == claim.organization_id)
-                    {
-                        Some((_, list)) => list.extend(appended),
-                        None => events.push((claim.organization_id, appended)),
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        if failed.is_none() {
-            for (organization_id, list) in &events {
-                if let Err(e) = tx.append_events(*organization_id, list).await {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        match failed {
-            None => {
-                tx.commit().await?;
-                return Ok(ran);
-            }
-            Some(e) => {
-                tracing::debug!(error = %e, "a step of the batch failed; running them one by one");
-                drop(tx);
+        match self.run_batch(claims, &mut cache).await {
+            Ok(ran) => return Ok(ran),
+            Err(e) if claims.len() == 1 => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "a step of the batch failed; running them one by one")
             }
         }
         let mut ran = 0;
         for claim in claims {
-            match self.run_claimed_process(claim).await {
-                Ok(true) => ran += 1,
-                Ok(false) => {}
+            match self
+                .run_batch(std::slice::from_ref(claim), &mut cache)
+                .await
+            {
+                Ok(n) => ran += n,
                 // The lease expires and the step is tried again, by this replica or another.
                 Err(e) => {
                     tracing::warn!(process = %claim.process_id, error = %e, "dunning step failed")
@@ -169,52 +137,101 @@ impl Jobs {
     /// Runs what is due for a claimed process in one transaction. Returns false when the
     /// claim was lost meanwhile (nothing was done).
     pub async fn run_claimed_process(&self, claim: &ClaimedProcess) -> Result<bool, Error> {
-        let tx = self.store.begin().await?;
-        let Some(events) = self
-            .run_claimed_in(&tx, claim, &mut BatchCache::default())
-            .await?
-        else {
-            return Ok(false);
-        };
-        tx.append_events(claim.organization_id, &events).await?;
-        tx.commit().await?;
-        Ok(true)
+        let ran = self
+            .run_batch(std::slice::from_ref(claim), &mut BatchCache::default())
+            .await?;
+        Ok(ran == 1)
     }
 
-    /// Runs what is due for a claimed process in the caller's transaction; returns the events
-    /// to append, or `None` when the claim was lost.
-    async fn run_claimed_in(
+    /// Runs the claimed processes in one transaction: reads what their steps need with one
+    /// query per table, runs each step in memory (rare actions — charges, write-offs,
+    /// hand-overs — read and write as they go), then writes the batch's step runs, charges,
+    /// outbox rows, processes and events with one statement per table. Returns how many ran
+    /// (claims lost meanwhile are left out).
+    async fn run_batch(
+        &self,
+        claims: &[ClaimedProcess],
+        cache: &mut BatchCache,
+    ) -> Result<usize, Error> {
+        let tx = self.store.begin().await?;
+        let mut ran = 0;
+        let mut organizations: Vec<Uuid> = Vec::new();
+        for claim in claims {
+            if !organizations.contains(&claim.organization_id) {
+                organizations.push(claim.organization_id);
+            }
+        }
+        for organization_id in organizations {
+            let mine: Vec<&ClaimedProcess> = claims
+                .iter()
+                .filter(|c| c.organization_id == organization_id)
+                .collect();
+            ran += self
+                .run_batch_of_organization(&tx, organization_id, &mine, cache)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(ran)
+    }
+
+    async fn run_batch_of_organization(
         &self,
         tx: &Tx,
-        claim: &ClaimedProcess,
+        organization_id: Uuid,
+        claims: &[&ClaimedProcess],
         cache: &mut BatchCache,
-    ) -> Result<Option<Vec<NewEvent>>, Error> {
-        let caller = Caller {
-            organization_id: claim.organization_id,
-        };
-        let Some(p) = tx
-            .find_process(caller.organization_id, claim.process_id, true)
+    ) -> Result<usize, Error> {
+        let caller = Caller { organization_id };
+        let ids: Vec<Uuid> = claims.iter().map(|c| c.process_id).collect();
+        let mut processes: HashMap<Uuid, Process> = tx
+            .find_processes(organization_id, &ids, true)
             .await?
-        else {
-            return Ok(None);
-        };
-        if p.due_at != Some(claim.lease) {
-            return Ok(None);
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        // A claim is held while the row still carries its lease (the row is locked now).
+        processes.retain(|id, p| {
+            claims
+                .iter()
+                .any(|c| c.process_id == *id && p.due_at == Some(c.lease))
+        });
+        if processes.is_empty() {
+            return Ok(0);
         }
+        let mut customer_ids: Vec<Uuid> = processes.values().map(|p| p.customer_id).collect();
+        customer_ids.sort();
+        customer_ids.dedup();
+        let customers: HashMap<Uuid, Customer> = tx
+            .find_customers_by_ids(organization_id, &customer_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        let invoice_ids: Vec<Uuid> = processes
+            .values()
+            .flat_map(|p| p.open_invoice_ids())
+            .collect();
+        let mut invoices: HashMap<Uuid, Invoice> = tx
+            .find_invoices_by_ids(organization_id, &invoice_ids, false)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        let process_ids: Vec<Uuid> = processes.keys().copied().collect();
+        let mut booked = tx.charges_of_processes(&process_ids).await?;
         let BatchCache {
             policies,
             organizations,
             templates,
         } = cache;
-        let policy_key = (
-            caller.organization_id,
-            p.policy_code.clone(),
-            p.policy_version,
-        );
-        if !policies.contains_key(&policy_key) {
+        for p in processes.values() {
+            let key = (organization_id, p.policy_code.clone(), p.policy_version);
+            if policies.contains_key(&key) {
+                continue;
+            }
             let found = tx
                 .find_policy(
-                    caller.organization_id,
+                    organization_id,
                     &p.policy_code,
                     Some(p.policy_version),
                     false,
@@ -226,48 +243,88 @@ impl Jobs {
                         p.id, p.policy_code, p.policy_version
                     ))
                 })?;
-            policies.insert(policy_key.clone(), found);
+            policies.insert(key, found);
         }
-        let policy = &policies[&policy_key];
-        let organization = match organizations.entry(caller.organization_id) {
+        let organization = match organizations.entry(organization_id) {
             std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(crate::service::organizations::load_organization(tx, caller).await?)
             }
         };
         let organization = &*organization;
-        let customer = tx
-            .find_customer(caller.organization_id, p.customer_id)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
-        let invoices = tx
-            .find_invoices_by_ids(caller.organization_id, &p.open_invoice_ids(), false)
-            .await?;
-        let booked = tx.charges_of(p.id).await?;
-        let mut runner = StepRunner {
-            core: self,
-            tx,
-            caller,
-            policy,
-            customer: &customer,
-            organization,
-            templates,
-            invoices,
-            booked,
-            payments: None,
-            now: self.now(),
-            process: p,
-            events: Vec::new(),
-        };
-        runner.run_due(StepTrigger::Scheduled).await?;
-        let StepRunner {
-            mut process,
-            events,
-            ..
-        } = runner;
-        process.due_at = due_at(&process);
-        tx.update_process(&process, Some(claim.lease)).await?;
-        Ok(Some(events))
+        let mut writes = StepWrites::default();
+        let mut events = Vec::new();
+        // In claim order: the most overdue first, as claimed.
+        for claim in claims {
+            let Some(process) = processes.remove(&claim.process_id) else {
+                continue;
+            };
+            let customer = customers.get(&process.customer_id).ok_or_else(|| {
+                Error::Internal(format!("process {} has no customer", process.id))
+            })?;
+            let held = process
+                .open_invoice_ids()
+                .iter()
+                .filter_map(|id| invoices.remove(id))
+                .collect();
+            let policy = &policies[&(
+                organization_id,
+                process.policy_code.clone(),
+                process.policy_version,
+            )];
+            let mut runner = StepRunner {
+                core: self,
+                tx,
+                caller,
+                policy,
+                customer,
+                organization,
+                templates: &mut *templates,
+                invoices: held,
+                booked: booked.remove(&process.id).unwrap_or_default(),
+                payments: None,
+                now: self.now(),
+                process,
+                events: Vec::new(),
+                writes: &mut writes,
+            };
+            runner.run_due(StepTrigger::Scheduled).await?;
+            let StepRunner {
+                mut process,
+                events: appended,
+                ..
+            } = runner;
+            process.due_at = due_at(&process);
+            writes.processes.push(process);
+            events.extend(appended);
+        }
+        let ran = writes.processes.len();
+        writes.write(self, tx).await?;
+        tx.append_events(organization_id, &events).await?;
+        Ok(ran)
+    }
+}
+
+/// What the steps of a batch write, gathered to be written with one statement per table.
+#[derive(Default)]
+struct StepWrites {
+    step_runs: Vec<StepRun>,
+    charges: Vec<Charge>,
+    notifications: Vec<Notification>,
+    processes: Vec<Process>,
+}
+
+impl StepWrites {
+    /// Step runs first: their unique key (process, step, attempt) fails the batch before
+    /// anything else is written if another replica ran one of these steps.
+    async fn write(self, core: &Core, tx: &Tx) -> Result<(), Error> {
+        tx.insert_step_runs(&self.step_runs).await?;
+        tx.insert_charges(&self.charges).await?;
+        if !self.notifications.is_empty() {
+            tx.insert_notifications(&self.notifications).await?;
+            core.wake_outbox_after_commit(tx);
+        }
+        tx.save_locked_processes(&self.processes).await
     }
 }
 
@@ -311,6 +368,8 @@ struct StepRunner<'a> {
     now: DateTime<Utc>,
     process: Process,
     events: Vec<NewEvent>,
+    /// The batch's writes, this step's among them.
+    writes: &'a mut StepWrites,
 }
 
 /// Whether a step's actions all ran or some wait for a charge's outcome.
@@ -399,7 +458,8 @@ impl StepRunner<'_> {
             self.policy.definition.steps[by].name
         );
         let run = self.new_run(index, StepTrigger::Scheduled, &detail);
-        self.tx.insert_step_run(&run).await
+        self.writes.step_runs.push(run);
+        Ok(())
     }
 
     /// A run of step `index` now, every action SKIPPED with `detail` until it runs.
@@ -439,8 +499,9 @@ impl StepRunner<'_> {
         self.process.updated_at = self.now;
         let mut run = self.new_run(index, trigger, "not run");
         let progress = self.run_actions(&mut run, 0).await?;
-        self.tx.insert_step_run(&run).await?;
-        self.step_executed(&run, progress)
+        let executed = self.step_executed(&run, progress);
+        self.writes.step_runs.push(run);
+        executed
     }
 
     /// The event of a step run, and EXHAUSTED after the last step's actions all ran.
@@ -633,6 +694,14 @@ impl StepRunner<'_> {
                 }
                 PlannedAction::Escalate => {
                     let mut history = self.tx.step_runs_of(self.process.id).await?;
+                    let process_id = self.process.id;
+                    history.extend(
+                        self.writes
+                            .step_runs
+                            .iter()
+                            .filter(|r| r.process_id == process_id)
+                            .cloned(),
+                    );
                     history.push(run.clone());
                     let statement = Attachment {
                         filename: format!("statement-{}.csv", self.process.customer_external_id),
