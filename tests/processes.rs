@@ -375,9 +375,9 @@ async fn invoice_scope_runs_the_whole_ladder(s: &TestServer, smtp: &SmtpServer) 
         statuses(&p.history[2]),
         vec![
             (ActionType::RetryPayment as i32, FAILED),
-            (ActionType::SendReminder as i32, PENDING),
+            (ActionType::SendReminder as i32, SUCCEEDED),
             (ActionType::ApplyFee as i32, SUCCEEDED),
-            (ActionType::NotifySales as i32, PENDING),
+            (ActionType::NotifySales as i32, SUCCEEDED),
         ]
     );
     assert_eq!(p.history[2].action_outcomes[2].charge_amount, "40.00");
@@ -596,7 +596,7 @@ async fn catch_up_runs_only_the_latest_due_step(s: &TestServer, smtp: &SmtpServe
         vec![
             (0, SKIPPED, "superseded by step 3 (D45)".into()),
             (1, SKIPPED, "superseded by step 3 (D45)".into()),
-            (2, PENDING, "final_notice queued".into()),
+            (2, SUCCEEDED, "email sent".into()),
         ]
     );
     // The next step keeps its date: day 90 after the due date.
@@ -775,7 +775,7 @@ async fn hard_decline_blocks_retries_until_the_method_changes(s: &TestServer, sm
         statuses(&p.history[1]),
         vec![
             (ActionType::RetryPayment as i32, SKIPPED),
-            (ActionType::SendReminder as i32, PENDING),
+            (ActionType::SendReminder as i32, SUCCEEDED),
         ]
     );
     // A new payment method lifts the block; R3 charges it and succeeds.
@@ -1053,7 +1053,7 @@ async fn an_unknown_charge_outcome_gives_way_to_the_next_step(s: &TestServer, sm
         p.history[0].action_outcomes[1].detail,
         "payment outcome unknown"
     );
-    assert_eq!(p.history[1].action_outcomes[0].status, PENDING);
+    assert_eq!(p.history[1].action_outcomes[0].status, SUCCEEDED);
     let mails = smtp.received();
     assert_eq!(mails.len(), 1);
     assert!(
@@ -1190,10 +1190,10 @@ async fn customer_balance_runs_every_action(s: &TestServer, smtp: &SmtpServer) {
     assert_eq!(
         statuses(&p.history[2]),
         vec![
-            (ActionType::RequestPayment as i32, PENDING),
-            (ActionType::SendReminder as i32, PENDING),
+            (ActionType::RequestPayment as i32, FAILED),
+            (ActionType::SendReminder as i32, SUCCEEDED),
             (ActionType::ApplyFee as i32, SUCCEEDED),
-            (ActionType::NotifySales as i32, PENDING),
+            (ActionType::NotifySales as i32, SUCCEEDED),
         ]
     );
     let fees: Vec<(String, String)> = p

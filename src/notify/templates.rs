@@ -172,20 +172,6 @@ fn template_error(part: &'static str, err: &minijinja::Error) -> TemplateError {
     }
 }
 
-fn render_part<'source>(
-    env: &Environment<'source>,
-    part: &'static str,
-    source: &'source str,
-    context: &Value,
-) -> Result<String, TemplateError> {
-    let template = env
-        .template_from_named_str(part, source)
-        .map_err(|err| template_error(part, &err))?;
-    template
-        .render(context)
-        .map_err(|err| template_error(part, &err))
-}
-
 /// Collapses a rendered subject to one line: line breaks, tabs and other control characters
 /// become single spaces, and the ends are trimmed. No-break spaces (inside formatted amounts)
 /// are kept.
@@ -198,22 +184,46 @@ fn single_line(subject: &str) -> String {
 }
 
 /// Renders; the subject is trimmed to one line; HTML is autoescaped, text is not.
-///
-/// Amounts and dates are formatted for `context.locale` (resolved with [`resolve_locale`]).
 pub fn render(
     source: &TemplateSource,
     context: &EmailContext,
 ) -> Result<RenderedEmail, TemplateError> {
-    let env = environment(resolve_locale(&context.locale));
-    let value = Value::from(Serde(context));
-    let subject = render_part(&env, SUBJECT, &source.subject, &value)?;
-    let text_body = render_part(&env, TEXT_BODY, &source.text_body, &value)?;
-    let html_body = render_part(&env, HTML_BODY, &source.html_body, &value)?;
-    Ok(RenderedEmail {
-        subject: single_line(&subject),
-        text_body,
-        html_body,
-    })
+    CompiledTemplate::new(source, &context.locale)?.render(context)
+}
+
+/// A template parsed once for a locale and rendered many times (the emails of a batch of
+/// dunning steps share one).
+pub struct CompiledTemplate {
+    env: Environment<'static>,
+}
+
+impl CompiledTemplate {
+    /// Parses the three parts; the error names the part and line.
+    pub fn new(source: &TemplateSource, locale: &str) -> Result<Self, TemplateError> {
+        let mut env = environment(resolve_locale(locale));
+        for (part, text) in parts(source) {
+            env.add_template_owned(part, text.to_owned())
+                .map_err(|err| template_error(part, &err))?;
+        }
+        Ok(Self { env })
+    }
+
+    /// Renders for `context` (whose locale should be the one compiled for: amounts and
+    /// dates are formatted for that one).
+    pub fn render(&self, context: &EmailContext) -> Result<RenderedEmail, TemplateError> {
+        let value = Value::from(Serde(context));
+        let part = |name: &'static str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(&value))
+                .map_err(|err| template_error(name, &err))
+        };
+        Ok(RenderedEmail {
+            subject: single_line(&part(SUBJECT)?),
+            text_body: part(TEXT_BODY)?,
+            html_body: part(HTML_BODY)?,
+        })
+    }
 }
 
 fn parts(source: &TemplateSource) -> [(&'static str, &str); 3] {

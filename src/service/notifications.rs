@@ -18,8 +18,8 @@ use crate::domain::query::{InvoiceFilter, NotificationFilter};
 use crate::domain::template::Audience;
 use crate::error::Error;
 use crate::notify::templates::{
-    self, AmountVars, ChargeVars, CustomerVars, EmailContext, InvoiceVars, OrganizationVars,
-    RenderedEmail, TemplateKind, TemplateSource,
+    self, AmountVars, ChargeVars, CompiledTemplate, CustomerVars, EmailContext, InvoiceVars,
+    OrganizationVars, RenderedEmail, TemplateError, TemplateKind, TemplateSource,
 };
 use crate::notify::transport::{Mailer, SendError};
 use crate::storage::{Conn, Connection};
@@ -110,8 +110,33 @@ fn notification_event(event_type: EventType, n: &Notification, at: DateTime<Utc>
 
 /// Template sources already looked up, by organization, kind and requested locale: (source,
 /// locale used, whether it is the organization's override).
-pub(crate) type TemplateCache =
-    std::collections::HashMap<(Uuid, TemplateKind, String), (TemplateSource, String, bool)>;
+pub(crate) type TemplateCache = std::collections::HashMap<(Uuid, TemplateKind, String), Template>;
+
+/// A template ready to render: parsed, the locale it was found for, and whether it is the
+/// organization's own.
+type Template = (Arc<CompiledTemplate>, String, bool);
+
+/// The template for kind and locale (see `template_for`), parsed; one that does not parse
+/// fails like one that does not render.
+async fn compiled_template_for<C: Connection>(
+    conn: &Conn<C>,
+    organization_id: Uuid,
+    kind: TemplateKind,
+    locale: &str,
+) -> Result<Template, Error> {
+    let (source, used_locale, overridden) =
+        template_for(conn, organization_id, kind, locale).await?;
+    let compiled =
+        CompiledTemplate::new(&source, &used_locale).map_err(|e| render_failed(kind, &e))?;
+    Ok((Arc::new(compiled), used_locale, overridden))
+}
+
+fn render_failed(kind: TemplateKind, e: &TemplateError) -> Error {
+    Error::precondition(
+        "TEMPLATE_RENDER_FAILED",
+        format!("the {} template does not render: {e}", kind.as_str()),
+    )
+}
 
 /// The template to use: the organization's override for the exact locale, then for its
 /// language, then the built-in one.
@@ -287,17 +312,20 @@ impl Core {
             .clone()
             .unwrap_or_else(|| customer.details.locale.clone());
         let key = (caller.organization_id, request.kind, locale.clone());
-        let (source, used_locale, overridden) = match templates {
+        let (template, used_locale, overridden) = match templates {
             Some(cache) => match cache.get(&key) {
                 Some(found) => found.clone(),
                 None => {
                     let found =
-                        template_for(conn, caller.organization_id, request.kind, &locale).await?;
+                        compiled_template_for(conn, caller.organization_id, request.kind, &locale)
+                            .await?;
                     cache.insert(key, found.clone());
                     found
                 }
             },
-            None => template_for(conn, caller.organization_id, request.kind, &locale).await?,
+            None => {
+                compiled_template_for(conn, caller.organization_id, request.kind, &locale).await?
+            }
         };
         let context = email_context(
             &org,
@@ -307,15 +335,9 @@ impl Core {
             &used_locale,
             self.now(),
         )?;
-        let rendered = templates::render(&source, &context).map_err(|e| {
-            Error::precondition(
-                "TEMPLATE_RENDER_FAILED",
-                format!(
-                    "the {} template does not render: {e}",
-                    request.kind.as_str()
-                ),
-            )
-        })?;
+        let rendered = template
+            .render(&context)
+            .map_err(|e| render_failed(request.kind, &e))?;
         let d = &customer.details;
         let only = |address: &str| {
             [address.to_owned()]

@@ -2,6 +2,7 @@
 //! its step runs with each action's outcome, and the fees and interest it booked.
 
 use crate::domain::money::Currency;
+use crate::domain::notification::{Notification, NotificationState};
 use crate::domain::policy::{ActionType, PolicyScope};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -247,6 +248,44 @@ impl ActionOutcome {
             notification_id: None,
             payment_request_id: None,
             charge_minor: None,
+        }
+    }
+
+    /// A PENDING email action brought up to date with its notification: SUCCEEDED once
+    /// sent, FAILED when sending gave up, SKIPPED when it was suppressed.
+    pub fn follow_email(&mut self, n: &Notification) {
+        if self.status != OutcomeStatus::Pending {
+            return;
+        }
+        let (status, detail) = match n.state {
+            NotificationState::Queued => return,
+            NotificationState::Sent => (OutcomeStatus::Succeeded, "email sent".to_owned()),
+            NotificationState::Failed => (
+                OutcomeStatus::Failed,
+                format!("email not sent: {}", n.last_error),
+            ),
+            NotificationState::Suppressed => (
+                OutcomeStatus::Skipped,
+                format!("email suppressed: {}", n.suppressed_reason),
+            ),
+        };
+        self.status = status;
+        self.detail = detail;
+    }
+
+    /// A charging action with its charge's outcome, once known (`Some(Ok)` paid,
+    /// `Some(Err(why))` failed); unchanged while it is not.
+    pub fn follow_charge(&mut self, outcome: Option<Result<(), String>>) {
+        match outcome {
+            Some(Ok(())) => {
+                self.status = OutcomeStatus::Succeeded;
+                self.detail = "paid".into();
+            }
+            Some(Err(why)) => {
+                self.status = OutcomeStatus::Failed;
+                self.detail = why;
+            }
+            None => {}
         }
     }
 }

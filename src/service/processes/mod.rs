@@ -13,13 +13,17 @@ use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::money::Money;
-use crate::domain::process::state::{ActionOutcome, Charge, Process, ProcessState, StepRun};
+use crate::domain::notification::Notification;
+use crate::domain::process::state::{
+    ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, StepRun,
+};
 use crate::domain::process::{Reconciled, reconcile};
-use crate::domain::query::ProcessFilter;
+use crate::domain::query::{NotificationFilter, ProcessFilter};
 use crate::error::Error;
+use crate::service::payment_requests::charge_outcome;
 use crate::storage::{Conn, Connection};
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// A process with its history, charges and current amount due (GetProcess).
@@ -352,12 +356,71 @@ impl Services {
             .store
             .find_invoices_by_ids(p.organization_id, &ids, false)
             .await?;
+        let mut history = self.store.step_runs_of(p.id).await?;
+        self.follow_pending_outcomes(&p, &mut history).await?;
         Ok(ProcessView {
             amount_due: open_amount_due(&p, &invoices)?,
-            history: self.store.step_runs_of(p.id).await?,
+            history,
             charges: self.store.charges_of(p.id).await?,
             process: p,
         })
+    }
+
+    /// Brings PENDING outcomes up to date with their side effects as they stand now (an email
+    /// sent, failed or suppressed; a charge paid or declined): the step recorded what it
+    /// queued, the outbox and the payment worker finish it later.
+    async fn follow_pending_outcomes(
+        &self,
+        p: &Process,
+        history: &mut [StepRun],
+    ) -> Result<(), Error> {
+        let pending = || {
+            history
+                .iter()
+                .flat_map(|r| &r.outcomes)
+                .filter(|o| o.status == OutcomeStatus::Pending)
+        };
+        if pending().next().is_none() {
+            return Ok(());
+        }
+        let filter = NotificationFilter {
+            process_id: Some(p.id),
+            ..Default::default()
+        };
+        let notifications: HashMap<Uuid, Notification> = self
+            .store
+            .list_notifications(p.organization_id, &filter, None, 10_000)
+            .await?
+            .into_iter()
+            .map(|n| (n.id, n))
+            .collect();
+        let mut requests = HashMap::new();
+        for id in pending()
+            .filter_map(|o| o.payment_request_id)
+            .collect::<Vec<_>>()
+        {
+            if let Some(r) = self
+                .store
+                .find_payment_request(p.organization_id, id, false)
+                .await?
+            {
+                requests.insert(id, r);
+            }
+        }
+        for outcome in history.iter_mut().flat_map(|r| r.outcomes.iter_mut()) {
+            if outcome.status != OutcomeStatus::Pending {
+                continue;
+            }
+            if let Some(request) = outcome.payment_request_id.and_then(|id| requests.get(&id)) {
+                outcome.follow_charge(charge_outcome(request));
+            } else if let Some(n) = outcome
+                .notification_id
+                .and_then(|id| notifications.get(&id))
+            {
+                outcome.follow_email(n);
+            }
+        }
+        Ok(())
     }
 }
 

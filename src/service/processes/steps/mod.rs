@@ -559,13 +559,11 @@ impl StepRunner<'_> {
         match outcome {
             Some(Ok(())) => {
                 run.payment_failed = false;
-                run.outcomes[charge_index].status = OutcomeStatus::Succeeded;
-                run.outcomes[charge_index].detail = "paid".into();
+                run.outcomes[charge_index].follow_charge(outcome);
             }
-            Some(Err(why)) => {
+            Some(Err(_)) => {
                 run.payment_failed = true;
-                run.outcomes[charge_index].status = OutcomeStatus::Failed;
-                run.outcomes[charge_index].detail = why;
+                run.outcomes[charge_index].follow_charge(outcome);
                 if request
                     .as_ref()
                     .and_then(|r| r.last_decline.as_ref())
