@@ -341,6 +341,25 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 }
 
+impl<C: ConnectionTrait> Conn<C> {
+    /// Inserts rows of one table in multi-row statements of at most `rows_per_statement`
+    /// rows each; an empty list writes nothing.
+    pub(crate) async fn insert_rows<A>(&self, rows: Vec<A>) -> Result<(), DbErr>
+    where
+        A: sea_orm::ActiveModelTrait + Send,
+    {
+        let columns = <<A::Entity as sea_orm::EntityTrait>::Column as Iterable>::iter().count();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<A> = rows.by_ref().take(rows_per_statement(columns)).collect();
+            <A::Entity as sea_orm::EntityTrait>::insert_many(chunk)
+                .exec_without_returning(&self.conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Bound parameters one statement may carry: below SQLite's 32,766 and PostgreSQL's 65,535.
 const MAX_STATEMENT_PARAMS: usize = 30_000;
 

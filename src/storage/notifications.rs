@@ -116,17 +116,10 @@ impl<C: ConnectionTrait> Conn<C> {
 
     /// Inserts notifications in bounded multi-row statements.
     pub async fn insert_notifications(&self, notifications: &[Notification]) -> Result<(), Error> {
-        use sea_orm::Iterable;
-        let columns = notification::Column::iter().count();
-        for chunk in notifications.chunks(super::rows_per_statement(columns)) {
-            notification::Entity::insert_many(
-                chunk.iter().map(|n| to_model(n).into_active_model()),
-            )
-            .exec_without_returning(&self.conn)
-            .await
-            .map_err(db_error)?;
-        }
-        Ok(())
+        let rows = notifications
+            .iter()
+            .map(|n| to_model(n).into_active_model());
+        self.insert_rows(rows.collect()).await.map_err(db_error)
     }
 
     pub async fn update_notification(&self, n: &Notification) -> Result<(), Error> {

@@ -21,19 +21,11 @@ impl<C: ConnectionTrait> Conn<C> {
     /// attempt) makes a second run of the same step impossible, also when two replicas race:
     /// the loser gets ABORTED.
     pub async fn insert_step_runs(&self, runs: &[StepRun]) -> Result<(), Error> {
-        use sea_orm::Iterable;
-        let columns = step_run::Column::iter().count();
-        for chunk in runs.chunks(crate::storage::rows_per_statement(columns)) {
-            let models = chunk
-                .iter()
-                .map(|r| step_run_model(r).map(IntoActiveModel::into_active_model))
-                .collect::<Result<Vec<_>, Error>>()?;
-            step_run::Entity::insert_many(models)
-                .exec_without_returning(&self.conn)
-                .await
-                .map_err(lost_race)?;
-        }
-        Ok(())
+        let rows = runs
+            .iter()
+            .map(|r| step_run_model(r).map(IntoActiveModel::into_active_model))
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.insert_rows(rows).await.map_err(lost_race)
     }
 
     pub async fn update_step_run(&self, run: &StepRun) -> Result<(), Error> {
@@ -71,15 +63,8 @@ impl<C: ConnectionTrait> Conn<C> {
     /// Books charges. A fee booked twice for one (process, invoice, step) violates a unique
     /// key: ABORTED, the step rolls back.
     pub async fn insert_charges(&self, charges: &[Charge]) -> Result<(), Error> {
-        if charges.is_empty() {
-            return Ok(());
-        }
-        let models = charges.iter().map(|c| charge_model(c).into_active_model());
-        charge::Entity::insert_many(models)
-            .exec_without_returning(&self.conn)
-            .await
-            .map_err(lost_race)?;
-        Ok(())
+        let rows = charges.iter().map(|c| charge_model(c).into_active_model());
+        self.insert_rows(rows.collect()).await.map_err(lost_race)
     }
 
     /// A process's charges, oldest first.
