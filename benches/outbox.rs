@@ -91,6 +91,8 @@ async fn run(label: &str, database_url: String) {
         collection_agency_email: String::new(),
         charges: Vec::new(),
         attachments: Vec::new(),
+        history: Vec::new(),
+        note: String::new(),
     };
     let queued_at = Instant::now();
     for _ in 0..MESSAGES {

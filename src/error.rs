@@ -115,6 +115,12 @@ impl From<crate::domain::money::MoneyError> for Error {
     }
 }
 
+impl From<crate::domain::process::command::Refused> for Error {
+    fn from(refused: crate::domain::process::command::Refused) -> Self {
+        Error::precondition(refused.reason, refused.message)
+    }
+}
+
 impl From<Vec<FieldViolation>> for Error {
     fn from(violations: Vec<FieldViolation>) -> Self {
         Error::InvalidArgument(violations)

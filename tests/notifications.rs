@@ -48,6 +48,8 @@ fn email(kind: TemplateKind, customer: &str, invoices: &[&str]) -> EmailRequest 
         collection_agency_email: String::new(),
         charges: Vec::new(),
         attachments: Vec::new(),
+        history: Vec::new(),
+        note: String::new(),
     }
 }
 

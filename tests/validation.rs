@@ -670,7 +670,7 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
     );
     assert_error(
         s.dunning()
-            .pause_process(proto::PauseProcessRequest::default())
+            .simulate_policy(proto::SimulatePolicyRequest::default())
             .await,
         Code::Unimplemented,
         "NOT_IMPLEMENTED",
@@ -680,7 +680,7 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
         dunning::proto::dunning_service_client::DunningServiceClient::new(s.channel.clone());
     assert_error(
         anonymous
-            .pause_process(proto::PauseProcessRequest::default())
+            .simulate_policy(proto::SimulatePolicyRequest::default())
             .await,
         Code::Unauthenticated,
         "API_KEY_MISSING",

@@ -36,6 +36,8 @@ pub enum EventType {
     ProcessStepExecuted,
     ProcessPaused,
     ProcessResumed,
+    ProcessReset,
+    ProcessAdvanced,
     ProcessExhausted,
     ProcessEscalated,
     ProcessResolved,
@@ -78,6 +80,8 @@ impl EventType {
             Self::ProcessStepExecuted => "process.step_executed",
             Self::ProcessPaused => "process.paused",
             Self::ProcessResumed => "process.resumed",
+            Self::ProcessReset => "process.reset",
+            Self::ProcessAdvanced => "process.advanced",
             Self::ProcessExhausted => "process.exhausted",
             Self::ProcessEscalated => "process.escalated",
             Self::ProcessResolved => "process.resolved",
@@ -171,6 +175,9 @@ pub enum EventPayload {
         note: String,
         sales_rep_email: String,
         notification_id: String,
+        /// Who gave the command behind the event (`api_key:<id>`); empty for the engine's own.
+        #[serde(default)]
+        actor: String,
     },
     Charge {
         charge_id: String,

@@ -16,18 +16,60 @@ use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
     impl proto::dunning_service_server::DunningService for Api {
-        later("the collections operations (operator commands, simulation, report)") {
+        later("the collections operations (promises to pay, policy assignment, simulation, report)") {
             assign_policy(AssignPolicyRequest) -> AssignPolicyResponse;
             simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
-            pause_process(PauseProcessRequest) -> PauseProcessResponse;
-            resume_process(ResumeProcessRequest) -> ResumeProcessResponse;
-            cancel_process(CancelProcessRequest) -> CancelProcessResponse;
-            reset_process(ResetProcessRequest) -> ResetProcessResponse;
-            advance_process(AdvanceProcessRequest) -> AdvanceProcessResponse;
-            escalate_process(EscalateProcessRequest) -> EscalateProcessResponse;
-            inform_sales(InformSalesRequest) -> InformSalesResponse;
             record_promise_to_pay(RecordPromiseToPayRequest) -> RecordPromiseToPayResponse;
             get_collections_report(GetCollectionsReportRequest) -> GetCollectionsReportResponse;
+        }
+
+        async fn pause_process(
+            &self,
+            request: Request<proto::PauseProcessRequest>,
+        ) -> Result<Response<proto::PauseProcessResponse>, Status> {
+            super::commands::pause(self, request).await
+        }
+
+        async fn resume_process(
+            &self,
+            request: Request<proto::ResumeProcessRequest>,
+        ) -> Result<Response<proto::ResumeProcessResponse>, Status> {
+            super::commands::resume(self, request).await
+        }
+
+        async fn cancel_process(
+            &self,
+            request: Request<proto::CancelProcessRequest>,
+        ) -> Result<Response<proto::CancelProcessResponse>, Status> {
+            super::commands::cancel(self, request).await
+        }
+
+        async fn reset_process(
+            &self,
+            request: Request<proto::ResetProcessRequest>,
+        ) -> Result<Response<proto::ResetProcessResponse>, Status> {
+            super::commands::reset(self, request).await
+        }
+
+        async fn advance_process(
+            &self,
+            request: Request<proto::AdvanceProcessRequest>,
+        ) -> Result<Response<proto::AdvanceProcessResponse>, Status> {
+            super::commands::advance(self, request).await
+        }
+
+        async fn escalate_process(
+            &self,
+            request: Request<proto::EscalateProcessRequest>,
+        ) -> Result<Response<proto::EscalateProcessResponse>, Status> {
+            super::commands::escalate(self, request).await
+        }
+
+        async fn inform_sales(
+            &self,
+            request: Request<proto::InformSalesRequest>,
+        ) -> Result<Response<proto::InformSalesResponse>, Status> {
+            super::commands::inform_sales(self, request).await
         }
 
         async fn create_policy(

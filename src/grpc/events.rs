@@ -140,6 +140,7 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
             note,
             sales_rep_email,
             notification_id,
+            actor,
         } => {
             let state_of = |text: &str| {
                 ProcessState::parse(text)
@@ -178,6 +179,7 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
                 note,
                 sales_rep_email,
                 notification_id,
+                actor,
             })
         }
         EventPayload::Charge {

@@ -1,6 +1,7 @@
 //! The gRPC surface: the only module that sees generated types. Handlers authenticate,
 //! validate and convert, call a use case, and convert back.
 
+mod commands;
 mod convert;
 mod customers;
 mod dunning;

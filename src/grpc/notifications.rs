@@ -153,6 +153,8 @@ pub async fn preview(
         collection_agency_email: String::new(),
         charges: Vec::new(),
         attachments: Vec::new(),
+        history: Vec::new(),
+        note: String::new(),
     };
     let composed = api.services.preview_email(caller, &email).await?;
     let sender = &composed.organization.settings.sender;

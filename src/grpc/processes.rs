@@ -4,6 +4,7 @@ use super::convert::{self, optional_timestamp, timestamp};
 use super::policies::{action_type_to_proto, scope_to_proto};
 use super::{Api, authenticate};
 use crate::domain::money::Money;
+use crate::domain::process::command::{CommandKind, ProcessCommand};
 use crate::domain::process::state::{
     ActionOutcome, Charge, ChargeKind, OutcomeStatus, PauseReason, ProcessState, StepRun,
     StepTrigger,
@@ -157,6 +158,36 @@ pub fn process_to_proto(view: ProcessView) -> proto::Process {
             .unwrap_or_default(),
         note: p.note,
         payment_retries_blocked: p.payment_retries_blocked,
+        commands: view.commands.iter().map(command_to_proto).collect(),
+    }
+}
+
+fn command_type_to_proto(kind: CommandKind) -> proto::CommandType {
+    match kind {
+        CommandKind::Pause => proto::CommandType::Pause,
+        CommandKind::Resume => proto::CommandType::Resume,
+        CommandKind::Cancel => proto::CommandType::Cancel,
+        CommandKind::Reset => proto::CommandType::Reset,
+        CommandKind::Advance => proto::CommandType::Advance,
+        CommandKind::Escalate => proto::CommandType::Escalate,
+        CommandKind::InformSales => proto::CommandType::InformSales,
+        CommandKind::PromiseToPay => proto::CommandType::PromiseToPay,
+    }
+}
+
+fn command_to_proto(c: &ProcessCommand) -> proto::ProcessCommand {
+    proto::ProcessCommand {
+        command: command_type_to_proto(c.kind) as i32,
+        actor: c.actor.clone(),
+        comment: c.comment.clone(),
+        previous_state: state_to_proto(c.previous_state) as i32,
+        state: state_to_proto(c.state) as i32,
+        step_index: c.step_index as i32,
+        notification_id: c
+            .notification_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        time: timestamp(c.created_at),
     }
 }
 

@@ -40,6 +40,7 @@ use super::templates::resolve_locale;
 /// | `history` | The dunning steps taken so far, oldest first (used by the agency hand-over and the sales notification; may be empty). Each has: |
 /// | `entry.date` | When the step ran, `YYYY-MM-DD`. |
 /// | `entry.description` | What was done, e.g. "Friendly reminder sent to billing@example.com". |
+/// | `note` | The operator's note given with the command that sent the email (an escalation, "inform sales"); may be empty. |
 /// | `locale` | The locale the email is rendered for, e.g. `de` (the HTML built-ins put it in `<html lang>`). |
 ///
 /// # Filters
@@ -86,6 +87,8 @@ pub struct EmailContext {
     pub sales_rep_email: String,
     /// The dunning steps taken so far, oldest first.
     pub history: Vec<HistoryVars>,
+    /// The operator's note with the command that sent the email; empty when there is none.
+    pub note: String,
     /// The resolved locale, e.g. `"de"`; amounts and dates are formatted for it.
     pub locale: String,
 }
@@ -250,6 +253,7 @@ pub fn sample_context(locale: &str) -> EmailContext {
                 description: "Final notice sent; suspension requested".to_string(),
             },
         ],
+        note: "Customer promised by phone to pay on Friday; please follow up.".to_string(),
         locale: resolve_locale(locale).to_string(),
     }
 }
@@ -286,6 +290,7 @@ pub(crate) fn minimal_sample_context() -> EmailContext {
         payment_link: String::new(),
         sales_rep_email: String::new(),
         history: Vec::new(),
+        note: String::new(),
         locale: "en".to_string(),
     }
 }

@@ -1,6 +1,6 @@
 //! Organizations' API keys: issued once in plain text, stored as SHA-256 hashes.
 
-use super::{Caller, Services};
+use super::{Actor, Caller, Services};
 use crate::domain::organization::{Organization, OrganizationSettings};
 use crate::domain::validation;
 use crate::error::Error;
@@ -59,6 +59,7 @@ impl Services {
         }
         Ok(Caller {
             organization_id: record.organization_id,
+            actor: Actor::ApiKey(record.id),
         })
     }
 

@@ -26,6 +26,46 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     pub organization_id: Uuid,
+    /// Who acts: recorded with operator commands.
+    pub actor: Actor,
+}
+
+impl Caller {
+    /// The service itself acting for an organization (the engine, the workers).
+    pub fn system(organization_id: Uuid) -> Self {
+        Self {
+            organization_id,
+            actor: Actor::System,
+        }
+    }
+}
+
+/// Who gives a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A caller of the API, by the id of its key (`dunning key list` shows it).
+    ApiKey(Uuid),
+    /// The service itself.
+    System,
+}
+
+impl Actor {
+    /// How events name the actor: empty for what the service did by itself.
+    pub fn for_events(self) -> String {
+        match self {
+            Self::System => String::new(),
+            operator => operator.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ApiKey(id) => write!(f, "api_key:{id}"),
+            Self::System => f.write_str("system"),
+        }
+    }
 }
 
 /// What request use cases and background jobs share: the store, the clock, and the wake-ups a

@@ -18,8 +18,8 @@ use crate::domain::query::{InvoiceFilter, NotificationFilter};
 use crate::domain::template::Audience;
 use crate::error::Error;
 use crate::notify::templates::{
-    self, AmountVars, ChargeVars, CompiledTemplate, CustomerVars, EmailContext, InvoiceVars,
-    OrganizationVars, RenderedEmail, TemplateError, TemplateKind, TemplateSource,
+    self, AmountVars, ChargeVars, CompiledTemplate, CustomerVars, EmailContext, HistoryVars,
+    InvoiceVars, OrganizationVars, RenderedEmail, TemplateError, TemplateKind, TemplateSource,
 };
 use crate::notify::transport::{Mailer, SendError};
 use crate::storage::{Conn, Connection};
@@ -53,6 +53,17 @@ pub struct EmailRequest {
     pub charges: Vec<BookedCharge>,
     /// Files to send with the email.
     pub attachments: Vec<Attachment>,
+    /// The dunning steps taken so far (hand-over and sales emails), oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// The operator's note with the command that sends the email.
+    pub note: String,
+}
+
+/// One line of the dunning history an email shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub date: chrono::NaiveDate,
+    pub description: String,
 }
 
 /// A fee or interest amount an email lists.
@@ -232,7 +243,15 @@ fn email_context(
         totals_with_charges: amounts(&with_charges),
         payment_link: request.payment_link.clone(),
         sales_rep_email: customer.details.sales_rep_email.clone(),
-        history: Vec::new(),
+        history: request
+            .history
+            .iter()
+            .map(|h| HistoryVars {
+                date: h.date.to_string(),
+                description: h.description.clone(),
+            })
+            .collect(),
+        note: request.note.clone(),
         locale: locale.to_owned(),
     })
 }
@@ -748,9 +767,7 @@ impl Jobs {
         n: &Notification,
         at: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, Error> {
-        let owner = Caller {
-            organization_id: n.organization_id,
-        };
+        let owner = Caller::system(n.organization_id);
         let tz = load_customer(&self.store, owner, &CustomerRef::Id(n.customer_id))
             .await
             .map(|c| c.details.timezone)

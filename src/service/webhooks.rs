@@ -301,9 +301,7 @@ impl Jobs {
         sender: &WebhookSender,
         mut delivery: WebhookDelivery,
     ) -> Result<(), Error> {
-        let caller = Caller {
-            organization_id: delivery.organization_id,
-        };
+        let caller = Caller::system(delivery.organization_id);
         let endpoint = self
             .store
             .find_webhook_endpoint(caller.organization_id, delivery.endpoint_id, false)

@@ -2,6 +2,7 @@
 //! (SQLite file or PostgreSQL database), and tonic clients over TCP.
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod http;
 pub mod payments;
 pub mod policy;

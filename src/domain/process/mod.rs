@@ -1,6 +1,7 @@
 //! Dunning processes: which policy an invoice follows, whether it may be dunned, and when a
 //! process's steps are due (DESIGN.md §9). Pure rules; the engine and the simulation share them.
 
+pub mod command;
 pub mod plan;
 pub mod schedule;
 pub mod state;

@@ -84,6 +84,39 @@ pub fn escalation_csv(invoices: &[Invoice], charges: &[Charge], history: &[StepR
     out
 }
 
+/// The dunning history as emails show it (hand-over, sales notification): one line per step
+/// run that did something, with the local date it ran and what its actions did, e.g.
+/// "Step 2 (Firm reminder): send reminder succeeded; apply fee succeeded".
+pub fn history_lines(history: &[StepRun], tz: chrono_tz::Tz) -> Vec<(chrono::NaiveDate, String)> {
+    history
+        .iter()
+        .filter(|run| {
+            run.outcomes
+                .iter()
+                .any(|o| o.status != OutcomeStatus::Skipped)
+        })
+        .map(|run| {
+            let actions = run
+                .outcomes
+                .iter()
+                .filter(|o| o.status != OutcomeStatus::Skipped)
+                .map(|o| {
+                    format!(
+                        "{} {}",
+                        o.action_type.as_str().replace('_', " ").to_lowercase(),
+                        outcome_name(o.status).to_lowercase()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            (
+                run.executed_at.with_timezone(&tz).date_naive(),
+                format!("Step {} ({}): {actions}", run.step_index + 1, run.step_name),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +127,53 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(row(&["x", "y\nz"]), "x,\"y\nz\"\r\n");
+    }
+
+    #[test]
+    fn history_lines_say_what_each_step_did_on_its_local_date() {
+        use crate::domain::policy::ActionType;
+        use crate::domain::process::state::{ActionOutcome, StepTrigger};
+        let run = |index: usize, name: &str, outcomes: Vec<ActionOutcome>| StepRun {
+            id: uuid::Uuid::now_v7(),
+            organization_id: uuid::Uuid::nil(),
+            process_id: uuid::Uuid::nil(),
+            step_index: index,
+            attempt: 1,
+            step_name: name.into(),
+            policy_version: 1,
+            trigger: StepTrigger::Scheduled,
+            executed_at: "2026-11-30T23:30:00Z".parse().unwrap(),
+            outcomes,
+            waiting_from: None,
+            payment_request_id: None,
+            payment_failed: false,
+        };
+        let history = [
+            run(
+                0,
+                "Friendly",
+                vec![ActionOutcome::new(
+                    ActionType::SendReminder,
+                    OutcomeStatus::Skipped,
+                    "superseded by step 2 (Firm)",
+                )],
+            ),
+            run(
+                1,
+                "Firm",
+                vec![
+                    ActionOutcome::new(ActionType::SendReminder, OutcomeStatus::Succeeded, ""),
+                    ActionOutcome::new(ActionType::ApplyFee, OutcomeStatus::Succeeded, ""),
+                    ActionOutcome::new(ActionType::RetryPayment, OutcomeStatus::Skipped, ""),
+                ],
+            ),
+        ];
+        assert_eq!(
+            history_lines(&history, chrono_tz::Europe::Berlin),
+            vec![(
+                "2026-12-01".parse().unwrap(),
+                "Step 2 (Firm): send reminder succeeded; apply fee succeeded".to_owned()
+            )]
+        );
     }
 }

@@ -501,9 +501,7 @@ impl Core {
                 pay_invoice(tx, invoice, &request.customer_external_id, payment, now).await?;
             events.extend(paid_events);
         }
-        let caller = Caller {
-            organization_id: request.organization_id,
-        };
+        let caller = Caller::system(request.organization_id);
         events.extend(self.invoices_changed(tx, caller, invoices).await?);
         if left > 0 {
             // Paid by other means while the charge was in flight: the payments service must
@@ -613,6 +611,8 @@ impl Core {
             collection_agency_email: String::new(),
             charges: Vec::new(),
             attachments: Vec::new(),
+            history: Vec::new(),
+            note: String::new(),
         };
         match self.queue_email(tx, caller, &email).await {
             Ok(notification) => {

@@ -39,7 +39,7 @@ impl Jobs {
                 .claim_payment_request(id, now, now + CHARGE_LEASE)
                 .await?
             {
-                claimed.push((Caller { organization_id }, id));
+                claimed.push((Caller::system(organization_id), id));
             }
         }
         let count = claimed.len();

@@ -2,9 +2,11 @@
 //! customer inside the writer's own transaction (a settling payment resolves its process
 //! before anything else can run). Starting processes is in `start`, running steps in `steps`.
 
+mod commands;
 mod start;
 mod steps;
 
+pub use commands::{CommandRequest, CommandResult};
 pub use steps::ClaimedProcess;
 
 use super::paging::PageRequest;
@@ -14,6 +16,8 @@ use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::money::Money;
 use crate::domain::notification::Notification;
+use crate::domain::policy::Policy;
+use crate::domain::process::command::ProcessCommand;
 use crate::domain::process::state::{
     ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, StepRun,
 };
@@ -31,6 +35,8 @@ use uuid::Uuid;
 pub struct ProcessView {
     pub process: Process,
     pub history: Vec<StepRun>,
+    /// The operator commands it received, oldest first.
+    pub commands: Vec<ProcessCommand>,
     pub charges: Vec<Charge>,
     pub amount_due: Money,
 }
@@ -56,6 +62,8 @@ pub(crate) struct ProcessChange<'a> {
     pub note: String,
     pub sales_rep_email: String,
     pub notification_id: Option<Uuid>,
+    /// Who gave the command behind the change; empty for the engine's own.
+    pub actor: String,
 }
 
 impl<'a> ProcessChange<'a> {
@@ -68,6 +76,7 @@ impl<'a> ProcessChange<'a> {
             note: String::new(),
             sales_rep_email: String::new(),
             notification_id: None,
+            actor: String::new(),
         }
     }
 
@@ -128,9 +137,27 @@ impl<'a> ProcessChange<'a> {
                     .notification_id
                     .map(|id| id.to_string())
                     .unwrap_or_default(),
+                actor: self.actor,
             },
         }
     }
+}
+
+/// The policy version a process follows (versions never change once written).
+pub(crate) async fn policy_of<C: Connection>(conn: &Conn<C>, p: &Process) -> Result<Policy, Error> {
+    conn.find_policy(
+        p.organization_id,
+        &p.policy_code,
+        Some(p.policy_version),
+        false,
+    )
+    .await?
+    .ok_or_else(|| {
+        Error::Internal(format!(
+            "process {} follows missing policy {} v{}",
+            p.id, p.policy_code, p.policy_version
+        ))
+    })
 }
 
 /// The amount still due on the invoices a process holds.
@@ -206,9 +233,7 @@ impl Core {
         customer: &Customer,
         payment_method_changed: bool,
     ) -> Result<Vec<NewEvent>, Error> {
-        let caller = Caller {
-            organization_id: customer.organization_id,
-        };
+        let caller = Caller::system(customer.organization_id);
         let now = self.now();
         let mut events = Vec::new();
         for mut p in conn
@@ -342,6 +367,7 @@ impl Services {
                 Ok(ProcessView {
                     process: p,
                     history: Vec::new(),
+                    commands: Vec::new(),
                     charges: Vec::new(),
                     amount_due,
                 })
@@ -361,6 +387,7 @@ impl Services {
         Ok(ProcessView {
             amount_due: open_amount_due(&p, &invoices)?,
             history,
+            commands: self.store.commands_of(p.id).await?,
             charges: self.store.charges_of(p.id).await?,
             process: p,
         })

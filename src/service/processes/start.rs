@@ -42,7 +42,7 @@ impl Jobs {
             if !claimed.contains(&customer_id) {
                 continue;
             }
-            let caller = Caller { organization_id };
+            let caller = Caller::system(organization_id);
             if let Err(e) = self.look_at_customer(caller, customer_id, lease).await {
                 // Left claimed: looked at again when the lease expires.
                 tracing::warn!(customer = %customer_id, error = %e, "dunning check failed");

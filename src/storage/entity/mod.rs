@@ -15,6 +15,7 @@ pub mod payment_request;
 pub mod payment_request_invoice;
 pub mod policy;
 pub mod process;
+pub mod process_command;
 pub mod process_invoice;
 pub mod step_run;
 pub mod template_override;

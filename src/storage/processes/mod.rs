@@ -1,6 +1,7 @@
 //! Dunning processes and their invoices: the rows, the index of due work and its claims.
 
 mod checks;
+mod commands;
 mod runs;
 
 use super::entity::{dunning_check, process, process_invoice};

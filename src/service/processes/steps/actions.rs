@@ -7,14 +7,16 @@ use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::notification::{Attachment, NotificationState};
 use crate::domain::policy::ActionType;
 use crate::domain::process::plan::PlannedCharge;
+use crate::domain::process::state::ProcessState;
 use crate::domain::process::state::{
     ActionOutcome, Charge, ChargeKind, OutcomeStatus, Process, StepRun,
 };
+use crate::domain::process::statement::{escalation_csv, history_lines};
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
 use crate::service::CustomerRef;
-use crate::service::notifications::{BookedCharge, EmailRequest};
+use crate::service::notifications::{BookedCharge, EmailRequest, HistoryEntry};
 use crate::service::payment_requests::NewRequestFor;
 use crate::service::processes::{ProcessChange, resolution_events};
 use chrono::{DateTime, Utc};
@@ -43,16 +45,73 @@ impl StepRunner<'_> {
     }
 
     /// Queues an email about the dunned invoices; a suppressed one (nobody to send it to)
-    /// is SKIPPED, a template that does not render FAILED.
+    /// is SKIPPED, a template that does not render FAILED. `run` is the step that sends it
+    /// (none for an operator's command, whose `note` the email shows).
     pub(super) async fn email(
         &mut self,
         action_type: ActionType,
         kind: TemplateKind,
         dunned: &[Invoice],
-        run: &StepRun,
+        run: Option<&StepRun>,
+        note: &str,
     ) -> Result<ActionOutcome, Error> {
-        self.email_with(action_type, kind, dunned, run, Vec::new())
+        self.email_with(action_type, kind, dunned, run, note, Vec::new())
             .await
+    }
+
+    /// The process's step runs so far, oldest first, `run` (still being written) last.
+    async fn history(&self, run: Option<&StepRun>) -> Result<Vec<StepRun>, Error> {
+        let mut history = self.tx.step_runs_of(self.process.id).await?;
+        let process_id = self.process.id;
+        history.extend(
+            self.writes
+                .step_runs
+                .iter()
+                .filter(|r| r.process_id == process_id)
+                .cloned(),
+        );
+        history.extend(run.cloned());
+        Ok(history)
+    }
+
+    /// Hands the process over to the collection agency: the hand-over email with a CSV
+    /// statement of the invoices and the history, and state ESCALATED. `run` is the step
+    /// that escalates (none when an operator does), `note` the operator's, `why` the
+    /// event's note.
+    pub(super) async fn hand_over(
+        &mut self,
+        run: Option<&StepRun>,
+        note: &str,
+        why: &str,
+    ) -> Result<ActionOutcome, Error> {
+        let dunned = self.dunned();
+        let history = self.history(run).await?;
+        let statement = Attachment {
+            filename: format!("statement-{}.csv", self.process.customer_external_id),
+            content_type: "text/csv; charset=utf-8".into(),
+            content: escalation_csv(&dunned, &self.booked, &history),
+        };
+        let outcome = self
+            .email_with(
+                ActionType::Escalate,
+                TemplateKind::CollectionAgencyHandover,
+                &dunned,
+                run,
+                note,
+                vec![statement],
+            )
+            .await?;
+        let previous = self.process.state;
+        self.process.state = ProcessState::Escalated;
+        self.process.pause_reason = None;
+        self.process.updated_at = self.now;
+        let amount = self.amount_due()?;
+        let mut change =
+            ProcessChange::new(EventType::ProcessEscalated, Some(previous), amount).note(why);
+        change.notification_id = outcome.notification_id;
+        change.actor = self.actor();
+        self.events.push(change.event(&self.process, self.now));
+        Ok(outcome)
     }
 
     pub(super) async fn email_with(
@@ -60,9 +119,20 @@ impl StepRunner<'_> {
         action_type: ActionType,
         kind: TemplateKind,
         dunned: &[Invoice],
-        run: &StepRun,
+        run: Option<&StepRun>,
+        note: &str,
         attachments: Vec<Attachment>,
     ) -> Result<ActionOutcome, Error> {
+        let history = match kind {
+            TemplateKind::CollectionAgencyHandover | TemplateKind::SalesNotification => {
+                let tz = self.customer.details.timezone;
+                history_lines(&self.history(run).await?, tz)
+                    .into_iter()
+                    .map(|(date, description)| HistoryEntry { date, description })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let definition = &self.policy.definition;
         let request = EmailRequest {
             kind,
@@ -85,6 +155,8 @@ impl StepRunner<'_> {
                 })
                 .collect(),
             attachments,
+            history,
+            note: note.to_owned(),
         };
         let composed = self
             .core
@@ -131,9 +203,13 @@ impl StepRunner<'_> {
             let amount = self.amount_due()?;
             let mut change =
                 ProcessChange::new(EventType::SalesInformed, Some(self.process.state), amount)
-                    .step(run, &self.policy.definition.steps[run.step_index].name);
+                    .note(note);
+            if let Some(run) = run {
+                change = change.step(run, &self.policy.definition.steps[run.step_index].name);
+            }
             change.sales_rep_email = self.customer.details.sales_rep_email.clone();
             change.notification_id = Some(notification.id);
+            change.actor = self.actor();
             self.events.push(change.event(&self.process, self.now));
         }
         self.writes.notifications.push(notification);

@@ -1,18 +1,22 @@
-//! Running steps: due processes are found by index, claimed with a lease (a compare-and-set
-//! on `due_at`), and each one's step runs in one transaction with its step-run record, outbox
-//! rows, payment requests, charges and events; the commit checks the lease is still held, so
-//! a stale executor (its lease expired, a payment resolved the process) rolls back. The unique
-//! key (process, step, attempt) makes a second execution impossible even if two replicas race.
+//! Running a process's steps: each one's step runs in one transaction with its step-run
+//! record, outbox rows, payment requests, charges and events; the commit checks the lease is
+//! still held, so a stale executor (its lease expired, a payment resolved the process) rolls
+//! back. The unique key (process, step, attempt) makes a second execution impossible even if
+//! two replicas race. The engine's batches are in `batch`, operator commands that run through
+//! the same executor in `operations`.
 
 mod actions;
+mod batch;
+mod operations;
+
+pub use batch::ClaimedProcess;
+pub(crate) use operations::Operation;
 
 use super::{ProcessChange, amount_due, resolution_events};
 use crate::domain::charges::DatedPayment;
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
-use crate::domain::notification::Attachment;
-use crate::domain::notification::Notification;
 use crate::domain::organization::Organization;
 use crate::domain::policy::{ActionType, Policy};
 use crate::domain::process::plan::{PlannedAction, StepFacts, condition_met, plan_action};
@@ -20,313 +24,20 @@ use crate::domain::process::schedule::{due_step, step_time};
 use crate::domain::process::state::{
     ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, StepRun, StepTrigger,
 };
-use crate::domain::process::statement::escalation_csv;
 use crate::domain::process::{Reconciled, reconcile};
-use crate::domain::template::TemplateKind;
 use crate::error::Error;
 use crate::service::notifications::TemplateCache;
 use crate::service::payment_requests::charge_outcome;
-use crate::service::{Caller, Core, Jobs};
+use crate::service::{Caller, Core};
 use crate::storage::Tx;
+use batch::StepWrites;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// Processes claimed and run in one transaction per round. SQLite has one connection, which
-/// the API waits for while a batch runs: smaller batches keep its latency low.
-const STEP_BATCH: u64 = 100;
-const SQLITE_STEP_BATCH: u64 = 20;
 /// How long the actions after a charge in a policy's last step wait for its outcome before
 /// they are skipped (a later step's time ends the wait otherwise).
 const OUTCOME_WAIT: Duration = Duration::days(3);
-
-/// What the steps of one batch share, read once per batch: policy versions (immutable),
-/// organizations and template sources.
-#[derive(Default)]
-struct BatchCache {
-    policies: HashMap<(Uuid, String, i32), Policy>,
-    organizations: HashMap<Uuid, Organization>,
-    templates: TemplateCache,
-}
-
-/// A process this replica holds the lease of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClaimedProcess {
-    pub organization_id: Uuid,
-    pub process_id: Uuid,
-    /// The `due_at` the claim wrote; the step commits only while it is still there.
-    pub lease: DateTime<Utc>,
-}
-
-impl Jobs {
-    /// One round of the step runner: claims due processes and runs what is due for each.
-    /// Returns how many it claimed.
-    pub async fn run_due_steps(&self) -> Result<usize, Error> {
-        let batch = match self.store.backend() {
-            crate::storage::Backend::Postgres => STEP_BATCH,
-            crate::storage::Backend::Sqlite => SQLITE_STEP_BATCH,
-        };
-        let claims = self.claim_due_processes(batch).await?;
-        self.run_claimed_processes(&claims).await?;
-        Ok(claims.len())
-    }
-
-    /// Runs claimed processes in one transaction (one commit, one hold of the organization's
-    /// event sequence, one statement per table for the whole batch). If any of them fails,
-    /// the batch rolls back and each runs in its own transaction, so that one bad process
-    /// does not hold up the others. Returns how many ran.
-    pub async fn run_claimed_processes(&self, claims: &[ClaimedProcess]) -> Result<usize, Error> {
-        if claims.is_empty() {
-            return Ok(0);
-        }
-        let mut cache = BatchCache::default();
-        match self.run_batch(claims, &mut cache).await {
-            Ok(ran) => return Ok(ran),
-            Err(e) if claims.len() == 1 => return Err(e),
-            Err(e) => {
-                tracing::debug!(error = %e, "a step of the batch failed; running them one by one")
-            }
-        }
-        let mut ran = 0;
-        for claim in claims {
-            match self
-                .run_batch(std::slice::from_ref(claim), &mut cache)
-                .await
-            {
-                Ok(n) => ran += n,
-                // The lease expires and the step is tried again, by this replica or another.
-                Err(e) => {
-                    tracing::warn!(process = %claim.process_id, error = %e, "dunning step failed")
-                }
-            }
-        }
-        Ok(ran)
-    }
-
-    /// How long until the engine's next work falls due (a step or a look at a customer);
-    /// zero when some is due now, `None` when nothing is scheduled.
-    pub async fn engine_work_due_in(&self) -> Result<Option<std::time::Duration>, Error> {
-        let next = self.store.next_engine_work_at().await?;
-        Ok(next.map(|at| (at - self.now()).to_std().unwrap_or_default()))
-    }
-
-    /// Claims up to `limit` due processes (the first half of a round; tests call the halves
-    /// apart to act between claim and commit).
-    pub async fn claim_due_processes(&self, limit: u64) -> Result<Vec<ClaimedProcess>, Error> {
-        let now = self.now();
-        let due = self.store.due_processes(now, limit).await?;
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Whole microseconds, as stored: the claim is recognised by this exact value.
-        let lease = now + self.claim_lease;
-        let lease = DateTime::from_timestamp_micros(lease.timestamp_micros()).unwrap_or(lease);
-        let ids: Vec<Uuid> = due.iter().map(|(_, id)| *id).collect();
-        let claimed = self.store.claim_processes(&ids, now, lease).await?;
-        Ok(due
-            .into_iter()
-            .filter(|(_, id)| claimed.contains(id))
-            .map(|(organization_id, process_id)| ClaimedProcess {
-                organization_id,
-                process_id,
-                lease,
-            })
-            .collect())
-    }
-
-    /// Runs what is due for a claimed process in one transaction. Returns false when the
-    /// claim was lost meanwhile (nothing was done).
-    pub async fn run_claimed_process(&self, claim: &ClaimedProcess) -> Result<bool, Error> {
-        let ran = self
-            .run_batch(std::slice::from_ref(claim), &mut BatchCache::default())
-            .await?;
-        Ok(ran == 1)
-    }
-
-    /// Runs the claimed processes in one transaction: reads what their steps need with one
-    /// query per table, runs each step in memory (rare actions — charges, write-offs,
-    /// hand-overs — read and write as they go), then writes the batch's step runs, charges,
-    /// outbox rows, processes and events with one statement per table. Returns how many ran
-    /// (claims lost meanwhile are left out).
-    async fn run_batch(
-        &self,
-        claims: &[ClaimedProcess],
-        cache: &mut BatchCache,
-    ) -> Result<usize, Error> {
-        let tx = self.store.begin().await?;
-        let mut ran = 0;
-        let mut organizations: Vec<Uuid> = Vec::new();
-        for claim in claims {
-            if !organizations.contains(&claim.organization_id) {
-                organizations.push(claim.organization_id);
-            }
-        }
-        for organization_id in organizations {
-            let mine: Vec<&ClaimedProcess> = claims
-                .iter()
-                .filter(|c| c.organization_id == organization_id)
-                .collect();
-            ran += self
-                .run_batch_of_organization(&tx, organization_id, &mine, cache)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(ran)
-    }
-
-    async fn run_batch_of_organization(
-        &self,
-        tx: &Tx,
-        organization_id: Uuid,
-        claims: &[&ClaimedProcess],
-        cache: &mut BatchCache,
-    ) -> Result<usize, Error> {
-        let caller = Caller { organization_id };
-        let ids: Vec<Uuid> = claims.iter().map(|c| c.process_id).collect();
-        let mut processes: HashMap<Uuid, Process> = tx
-            .find_processes(organization_id, &ids, true)
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
-        // A claim is held while the row still carries its lease (the row is locked now).
-        processes.retain(|id, p| {
-            claims
-                .iter()
-                .any(|c| c.process_id == *id && p.due_at == Some(c.lease))
-        });
-        if processes.is_empty() {
-            return Ok(0);
-        }
-        let mut customer_ids: Vec<Uuid> = processes.values().map(|p| p.customer_id).collect();
-        customer_ids.sort();
-        customer_ids.dedup();
-        let customers: HashMap<Uuid, Customer> = tx
-            .find_customers_by_ids(organization_id, &customer_ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
-        let invoice_ids: Vec<Uuid> = processes
-            .values()
-            .flat_map(|p| p.open_invoice_ids())
-            .collect();
-        let mut invoices: HashMap<Uuid, Invoice> = tx
-            .find_invoices_by_ids(organization_id, &invoice_ids, false)
-            .await?
-            .into_iter()
-            .map(|i| (i.id, i))
-            .collect();
-        let process_ids: Vec<Uuid> = processes.keys().copied().collect();
-        let mut booked = tx.charges_of_processes(&process_ids).await?;
-        let BatchCache {
-            policies,
-            organizations,
-            templates,
-        } = cache;
-        for p in processes.values() {
-            let key = (organization_id, p.policy_code.clone(), p.policy_version);
-            if policies.contains_key(&key) {
-                continue;
-            }
-            let found = tx
-                .find_policy(
-                    organization_id,
-                    &p.policy_code,
-                    Some(p.policy_version),
-                    false,
-                )
-                .await?
-                .ok_or_else(|| {
-                    Error::Internal(format!(
-                        "process {} follows missing policy {} v{}",
-                        p.id, p.policy_code, p.policy_version
-                    ))
-                })?;
-            policies.insert(key, found);
-        }
-        let organization = match organizations.entry(organization_id) {
-            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(crate::service::organizations::load_organization(tx, caller).await?)
-            }
-        };
-        let organization = &*organization;
-        let mut writes = StepWrites::default();
-        let mut events = Vec::new();
-        // In claim order: the most overdue first, as claimed.
-        for claim in claims {
-            let Some(process) = processes.remove(&claim.process_id) else {
-                continue;
-            };
-            let customer = customers.get(&process.customer_id).ok_or_else(|| {
-                Error::Internal(format!("process {} has no customer", process.id))
-            })?;
-            let held = process
-                .open_invoice_ids()
-                .iter()
-                .filter_map(|id| invoices.remove(id))
-                .collect();
-            let policy = &policies[&(
-                organization_id,
-                process.policy_code.clone(),
-                process.policy_version,
-            )];
-            let mut runner = StepRunner {
-                core: self,
-                tx,
-                caller,
-                policy,
-                customer,
-                organization,
-                templates: &mut *templates,
-                invoices: held,
-                booked: booked.remove(&process.id).unwrap_or_default(),
-                payments: None,
-                now: self.now(),
-                process,
-                events: Vec::new(),
-                writes: &mut writes,
-            };
-            runner.run_due(StepTrigger::Scheduled).await?;
-            let StepRunner {
-                mut process,
-                events: appended,
-                ..
-            } = runner;
-            process.due_at = due_at(&process);
-            writes.processes.push(process);
-            events.extend(appended);
-        }
-        let ran = writes.processes.len();
-        writes.write(self, tx).await?;
-        tx.append_events(organization_id, &events).await?;
-        Ok(ran)
-    }
-}
-
-/// What the steps of a batch write, gathered to be written with one statement per table.
-#[derive(Default)]
-struct StepWrites {
-    step_runs: Vec<StepRun>,
-    charges: Vec<Charge>,
-    notifications: Vec<Notification>,
-    processes: Vec<Process>,
-}
-
-impl StepWrites {
-    /// Step runs first: their unique key (process, step, attempt) fails the batch before
-    /// anything else is written if another replica ran one of these steps.
-    async fn write(self, core: &Core, tx: &Tx) -> Result<(), Error> {
-        tx.insert_step_runs(&self.step_runs).await?;
-        tx.insert_charges(&self.charges).await?;
-        if !self.notifications.is_empty() {
-            tx.insert_notifications(&self.notifications).await?;
-            core.wake_outbox_after_commit(tx);
-        }
-        tx.save_locked_processes(&self.processes).await
-    }
-}
 
 /// When the engine next has work for a process: its next step while it runs (ACTIVE or
 /// ESCALATED), or the end of a wait for a charge's outcome.
@@ -380,32 +91,23 @@ enum Progress {
 }
 
 impl StepRunner<'_> {
+    /// The process as the step left it, with when the engine next has work for it, and the
+    /// events to append.
+    fn finish(self) -> (Process, Vec<NewEvent>) {
+        let mut process = self.process;
+        process.due_at = due_at(&process);
+        (process, self.events)
+    }
+
     /// Does what is due: brings the process in line with its invoices, finishes a step that
     /// waited for a charge, and runs the step whose time has come (the latest one, when
     /// several are: the earlier ones are recorded as superseded).
     async fn run_due(&mut self, trigger: StepTrigger) -> Result<(), Error> {
-        let previous = self.process.state;
-        match reconcile(&mut self.process, &self.invoices, self.customer, self.now) {
-            Reconciled::Unchanged => {}
-            Reconciled::Resolved => {
-                let amount = self.amount_due()?;
-                self.events
-                    .extend(resolution_events(&self.process, previous, amount, self.now));
-                return Ok(());
-            }
-            Reconciled::Paused(reason) => {
-                let amount = self.amount_due()?;
-                self.events.push(
-                    ProcessChange::new(EventType::ProcessPaused, Some(previous), amount)
-                        .note(reason.as_str().to_lowercase())
-                        .event(&self.process, self.now),
-                );
-                return Ok(());
-            }
-            Reconciled::Resumed => {}
+        if !self.reconcile_now()? {
+            return Ok(());
         }
         if let Some(run_id) = self.process.waiting_step_run_id
-            && self.continue_waiting(run_id).await? == Progress::Waiting
+            && self.continue_waiting(run_id, true).await? == Progress::Waiting
         {
             return Ok(());
         }
@@ -434,6 +136,40 @@ impl StepRunner<'_> {
             self.record_superseded(*index, due.run).await?;
         }
         self.run_step(due.run, trigger).await
+    }
+
+    /// Who acts, for events: the operator's key, or empty for the engine.
+    fn actor(&self) -> String {
+        self.caller.actor.for_events()
+    }
+
+    /// Brings the process in line with its invoices and customer (they may have changed since
+    /// the step was scheduled), with the events of what changed. Returns whether it still
+    /// runs: false once it resolved or paused.
+    fn reconcile_now(&mut self) -> Result<bool, Error> {
+        let previous = self.process.state;
+        let reconciled = reconcile(&mut self.process, &self.invoices, self.customer, self.now);
+        let amount = self.amount_due()?;
+        let (event, note, runs) = match reconciled {
+            Reconciled::Unchanged => return Ok(true),
+            Reconciled::Resolved => {
+                self.events
+                    .extend(resolution_events(&self.process, previous, amount, self.now));
+                return Ok(false);
+            }
+            Reconciled::Paused(reason) => (
+                EventType::ProcessPaused,
+                reason.as_str().to_lowercase(),
+                false,
+            ),
+            Reconciled::Resumed => (EventType::ProcessResumed, String::new(), true),
+        };
+        self.events.push(
+            ProcessChange::new(event, Some(previous), amount)
+                .note(note)
+                .event(&self.process, self.now),
+        );
+        Ok(runs)
     }
 
     fn amount_due(&self) -> Result<crate::domain::money::Money, Error> {
@@ -538,8 +274,8 @@ impl StepRunner<'_> {
     }
 
     /// Finishes the step run that waits for a charge's outcome, if the outcome is known or
-    /// the wait is over.
-    async fn continue_waiting(&mut self, run_id: Uuid) -> Result<Progress, Error> {
+    /// the wait is over (`wait` false: an operator moves on, the outcome is not awaited).
+    async fn continue_waiting(&mut self, run_id: Uuid, wait: bool) -> Result<Progress, Error> {
         let mut run = self
             .tx
             .find_step_run(run_id)
@@ -574,7 +310,7 @@ impl StepRunner<'_> {
             }
             None => {
                 let deadline = due_at(&self.process);
-                if deadline.is_some_and(|d| d > self.now) {
+                if wait && deadline.is_some_and(|d| d > self.now) {
                     return Ok(Progress::Waiting);
                 }
                 for outcome in &mut run.outcomes[from..] {
@@ -654,7 +390,8 @@ impl StepRunner<'_> {
                     ActionOutcome::new(action.action_type, OutcomeStatus::Skipped, detail)
                 }
                 PlannedAction::Email(kind) => {
-                    self.email(action.action_type, kind, &dunned, run).await?
+                    self.email(action.action_type, kind, &dunned, Some(run), "")
+                        .await?
                 }
                 PlannedAction::Book(charges) => self.book(action.action_type, charges, run).await?,
                 PlannedAction::Charge => {
@@ -691,40 +428,8 @@ impl StepRunner<'_> {
                     )
                 }
                 PlannedAction::Escalate => {
-                    let mut history = self.tx.step_runs_of(self.process.id).await?;
-                    let process_id = self.process.id;
-                    history.extend(
-                        self.writes
-                            .step_runs
-                            .iter()
-                            .filter(|r| r.process_id == process_id)
-                            .cloned(),
-                    );
-                    history.push(run.clone());
-                    let statement = Attachment {
-                        filename: format!("statement-{}.csv", self.process.customer_external_id),
-                        content_type: "text/csv; charset=utf-8".into(),
-                        content: escalation_csv(&dunned, &self.booked, &history),
-                    };
-                    let outcome = self
-                        .email_with(
-                            action.action_type,
-                            TemplateKind::CollectionAgencyHandover,
-                            &dunned,
-                            run,
-                            vec![statement],
-                        )
-                        .await?;
-                    let previous = self.process.state;
-                    self.process.state = ProcessState::Escalated;
-                    self.process.updated_at = self.now;
-                    let amount = self.amount_due()?;
-                    let mut change =
-                        ProcessChange::new(EventType::ProcessEscalated, Some(previous), amount)
-                            .note("escalated by the policy");
-                    change.notification_id = outcome.notification_id;
-                    self.events.push(change.event(&self.process, self.now));
-                    outcome
+                    self.hand_over(Some(run), "", "escalated by the policy")
+                        .await?
                 }
                 PlannedAction::WriteOff => self.write_off(action.action_type, &dunned).await?,
             };

@@ -1,0 +1,412 @@
+//! What operators do to a process ("Next Dunning", pause, cancel...): which states each
+//! command accepts, what it changes, and the record it leaves in the process history. Pure:
+//! the service locks the process, applies one of these and saves the result.
+
+use super::state::{PauseReason, Process, ProcessState};
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandKind {
+    Pause,
+    Resume,
+    Cancel,
+    Reset,
+    Advance,
+    Escalate,
+    InformSales,
+    PromiseToPay,
+}
+
+impl CommandKind {
+    pub const ALL: [Self; 8] = [
+        Self::Pause,
+        Self::Resume,
+        Self::Cancel,
+        Self::Reset,
+        Self::Advance,
+        Self::Escalate,
+        Self::InformSales,
+        Self::PromiseToPay,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pause => "PAUSE",
+            Self::Resume => "RESUME",
+            Self::Cancel => "CANCEL",
+            Self::Reset => "RESET",
+            Self::Advance => "ADVANCE",
+            Self::Escalate => "ESCALATE",
+            Self::InformSales => "INFORM_SALES",
+            Self::PromiseToPay => "PROMISE_TO_PAY",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// An operator command as recorded in the process history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessCommand {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub process_id: Uuid,
+    pub kind: CommandKind,
+    /// Who gave it: `api_key:<id>` of the calling key.
+    pub actor: String,
+    /// The operator's note or reason; may be empty.
+    pub comment: String,
+    pub previous_state: ProcessState,
+    pub state: ProcessState,
+    /// The process's current step index after the command.
+    pub step_index: usize,
+    /// The email the command queued (escalation, sales notification).
+    pub notification_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why a command does not apply to a process in its current state; the reason is the
+/// `ErrorInfo` reason the API answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Refused {
+    fn new(reason: &'static str, p: &Process, what: &str) -> Self {
+        Self {
+            reason,
+            message: format!("the process is {}: {what}", p.state.as_str()),
+        }
+    }
+}
+
+/// Whether a command changes the process or leaves it as it is (the command was already
+/// in effect: pausing a PAUSED process, cancelling a CANCELLED one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    AlreadyInEffect,
+}
+
+fn closed(p: &Process, what: &str) -> Refused {
+    Refused::new("PROCESS_CLOSED", p, what)
+}
+
+/// Pause an ACTIVE process until an operator resumes it.
+pub fn pause(p: &mut Process, note: &str, now: DateTime<Utc>) -> Result<Applied, Refused> {
+    match p.state {
+        ProcessState::Paused => Ok(Applied::AlreadyInEffect),
+        ProcessState::Active => {
+            p.pause(PauseReason::Manual, now);
+            p.note = note.to_owned();
+            Ok(Applied::Changed)
+        }
+        _ => Err(Refused::new(
+            "PROCESS_NOT_ACTIVE",
+            p,
+            "only an ACTIVE process can be paused",
+        )),
+    }
+}
+
+/// Resume a process an operator or a promise paused; its next step keeps its time (a step
+/// whose time has passed runs at once). A pause from a dispute, block or exclusion ends
+/// when that is cleared, not by command.
+pub fn resume(p: &mut Process, now: DateTime<Utc>) -> Result<Applied, Refused> {
+    match (p.state, p.pause_reason) {
+        (ProcessState::Active, _) => Ok(Applied::AlreadyInEffect),
+        (ProcessState::Paused, Some(reason)) if reason.follows_a_cause() => Err(Refused {
+            reason: "PAUSE_CAUSE_ACTIVE",
+            message: format!(
+                "the process is paused by {} which is still in place: clear that instead",
+                reason.as_str()
+            ),
+        }),
+        (ProcessState::Paused, _) => {
+            p.resume(now);
+            p.promised_date = None;
+            p.promised_amount_minor = None;
+            Ok(Applied::Changed)
+        }
+        _ => Err(Refused::new(
+            "PROCESS_NOT_PAUSED",
+            p,
+            "only a PAUSED process can be resumed",
+        )),
+    }
+}
+
+/// End an open process without collecting: its invoices stay unpaid.
+pub fn cancel(p: &mut Process, reason: &str, now: DateTime<Utc>) -> Result<Applied, Refused> {
+    match p.state {
+        ProcessState::Cancelled => Ok(Applied::AlreadyInEffect),
+        ProcessState::Resolved => Err(closed(p, "a resolved process cannot be cancelled")),
+        _ => {
+            p.cancel(now);
+            p.note = reason.to_owned();
+            Ok(Applied::Changed)
+        }
+    }
+}
+
+/// Back to the first step of the process's policy version as a new attempt: ACTIVE, step 0
+/// due at `first_step_at` (computed from now; the engine's catch-up rule applies when
+/// several steps are due by then). Booked charges stay, and are not booked again.
+pub fn reset(
+    p: &mut Process,
+    first_step_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Applied, Refused> {
+    if !p.state.is_open() {
+        return Err(closed(p, "only an open process can be reset"));
+    }
+    p.state = ProcessState::Active;
+    p.pause_reason = None;
+    p.current_step_index = 0;
+    p.attempt += 1;
+    p.last_step_at = Some(now);
+    p.next_step_at = Some(first_step_at);
+    p.due_at = Some(first_step_at);
+    p.waiting_step_run_id = None;
+    p.promised_date = None;
+    p.promised_amount_minor = None;
+    p.updated_at = now;
+    Ok(Applied::Changed)
+}
+
+/// Whether "Next Dunning" may run the next step of a process with `steps` steps now.
+pub fn check_advance(p: &Process, steps: usize) -> Result<(), Refused> {
+    if p.state != ProcessState::Active {
+        return Err(Refused::new(
+            "PROCESS_NOT_ACTIVE",
+            p,
+            "only an ACTIVE process can be advanced",
+        ));
+    }
+    if p.current_step_index >= steps {
+        return Err(Refused {
+            reason: "NO_NEXT_STEP",
+            message: format!("the last of the policy's {steps} steps has run"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether an operator may hand the process over to the collection agency now (ACTIVE,
+/// PAUSED or EXHAUSTED; an ESCALATED one already was).
+pub fn check_escalate(p: &Process, has_agency_email: bool) -> Result<Applied, Refused> {
+    match p.state {
+        ProcessState::Escalated => Ok(Applied::AlreadyInEffect),
+        ProcessState::Resolved | ProcessState::Cancelled => {
+            Err(closed(p, "a closed process cannot be escalated"))
+        }
+        _ if !has_agency_email => Err(Refused {
+            reason: "NO_COLLECTION_AGENCY",
+            message: "the process's policy has no collection_agency_email".into(),
+        }),
+        _ => Ok(Applied::Changed),
+    }
+}
+
+/// Whether the customer's sales rep may be told about the process now.
+pub fn check_inform_sales(p: &Process, has_sales_rep: bool) -> Result<(), Refused> {
+    if !p.state.is_open() {
+        return Err(closed(p, "the process is closed"));
+    }
+    if !has_sales_rep {
+        return Err(Refused {
+            reason: "SALES_REP_MISSING",
+            message: "the customer has no sales_rep_email".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Pause the process until the customer's promised date (ACTIVE, or PAUSED by an operator
+/// or an earlier promise).
+pub fn promise_to_pay(
+    p: &mut Process,
+    date: NaiveDate,
+    amount_minor: Option<i64>,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<Applied, Refused> {
+    let allowed = match (p.state, p.pause_reason) {
+        (ProcessState::Active, _) => true,
+        (ProcessState::Paused, Some(reason)) => !reason.follows_a_cause(),
+        _ => false,
+    };
+    if !allowed {
+        return Err(Refused::new(
+            "PROCESS_NOT_ACTIVE",
+            p,
+            "a promise can be recorded on an ACTIVE process, or one paused by an operator or \
+             an earlier promise",
+        ));
+    }
+    p.pause(PauseReason::PromiseToPay, now);
+    p.promised_date = Some(date);
+    p.promised_amount_minor = amount_minor;
+    p.note = note.to_owned();
+    Ok(Applied::Changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Currency;
+    use crate::domain::policy::PolicyScope;
+    use crate::domain::process::state::ProcessInvoice;
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn process(state: ProcessState, pause_reason: Option<PauseReason>) -> Process {
+        let next: DateTime<Utc> = "2026-12-05T00:00:00Z".parse().unwrap();
+        Process {
+            id: Uuid::from_u128(1),
+            organization_id: Uuid::nil(),
+            customer_id: Uuid::from_u128(2),
+            customer_external_id: "cus_1".into(),
+            currency: Currency::from_code("EUR").unwrap(),
+            policy_code: "std".into(),
+            policy_version: 1,
+            scope: PolicyScope::Invoice,
+            scope_key: "k".into(),
+            state,
+            pause_reason,
+            current_step_index: 2,
+            attempt: 1,
+            anchor_date: "2026-11-20".parse().unwrap(),
+            next_step_at: Some(next),
+            last_step_at: Some(now()),
+            due_at: (state == ProcessState::Active).then_some(next),
+            waiting_step_run_id: Some(Uuid::from_u128(9)),
+            promised_date: None,
+            promised_amount_minor: None,
+            note: String::new(),
+            payment_retries_blocked: false,
+            suspension_requested: false,
+            started_at: now(),
+            ended_at: None,
+            updated_at: now(),
+            invoices: vec![ProcessInvoice {
+                invoice_id: Uuid::from_u128(3),
+                external_id: "inv_1".into(),
+                is_open: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn pause_holds_an_active_process_and_resume_keeps_its_schedule() {
+        let mut p = process(ProcessState::Active, None);
+        assert_eq!(pause(&mut p, "called", now()), Ok(Applied::Changed));
+        assert_eq!(
+            (p.state, p.pause_reason, p.due_at),
+            (ProcessState::Paused, Some(PauseReason::Manual), None)
+        );
+        assert_eq!(p.note, "called");
+        assert_eq!(pause(&mut p, "again", now()), Ok(Applied::AlreadyInEffect));
+        assert_eq!(p.note, "called");
+        assert_eq!(resume(&mut p, now()), Ok(Applied::Changed));
+        assert_eq!(p.state, ProcessState::Active);
+        assert_eq!(p.due_at, p.next_step_at);
+        assert_eq!(resume(&mut p, now()), Ok(Applied::AlreadyInEffect));
+    }
+
+    #[test]
+    fn a_pause_with_a_cause_is_not_resumed_by_command() {
+        let mut p = process(ProcessState::Paused, Some(PauseReason::Dispute));
+        assert_eq!(
+            resume(&mut p, now()).unwrap_err().reason,
+            "PAUSE_CAUSE_ACTIVE"
+        );
+        let mut promised = process(ProcessState::Paused, Some(PauseReason::PromiseToPay));
+        promised.promised_date = Some("2026-12-10".parse().unwrap());
+        assert_eq!(resume(&mut promised, now()), Ok(Applied::Changed));
+        assert_eq!(promised.promised_date, None);
+    }
+
+    #[test]
+    fn commands_name_the_state_they_refuse() {
+        let mut ended = process(ProcessState::Resolved, None);
+        let refused = pause(&mut ended, "", now()).unwrap_err();
+        assert_eq!(refused.reason, "PROCESS_NOT_ACTIVE");
+        assert!(refused.message.contains("RESOLVED"), "{}", refused.message);
+        assert_eq!(
+            cancel(&mut ended, "", now()).unwrap_err().reason,
+            "PROCESS_CLOSED"
+        );
+        assert_eq!(
+            reset(&mut ended, now(), now()).unwrap_err().reason,
+            "PROCESS_CLOSED"
+        );
+        assert_eq!(
+            resume(&mut process(ProcessState::Exhausted, None), now())
+                .unwrap_err()
+                .reason,
+            "PROCESS_NOT_PAUSED"
+        );
+        assert_eq!(
+            check_escalate(&process(ProcessState::Active, None), false)
+                .unwrap_err()
+                .reason,
+            "NO_COLLECTION_AGENCY"
+        );
+        assert_eq!(
+            check_escalate(&process(ProcessState::Escalated, None), false),
+            Ok(Applied::AlreadyInEffect)
+        );
+        assert_eq!(
+            check_inform_sales(&process(ProcessState::Active, None), false)
+                .unwrap_err()
+                .reason,
+            "SALES_REP_MISSING"
+        );
+    }
+
+    #[test]
+    fn advance_needs_an_active_process_with_a_step_left() {
+        let p = process(ProcessState::Active, None);
+        assert_eq!(check_advance(&p, 3), Ok(()));
+        assert_eq!(check_advance(&p, 2).unwrap_err().reason, "NO_NEXT_STEP");
+        let paused = process(ProcessState::Paused, Some(PauseReason::Manual));
+        assert_eq!(
+            check_advance(&paused, 3).unwrap_err().reason,
+            "PROCESS_NOT_ACTIVE"
+        );
+    }
+
+    #[test]
+    fn cancel_ends_the_process_and_releases_its_invoices() {
+        let mut p = process(ProcessState::Paused, Some(PauseReason::Manual));
+        assert_eq!(
+            cancel(&mut p, "settled elsewhere", now()),
+            Ok(Applied::Changed)
+        );
+        assert_eq!(p.state, ProcessState::Cancelled);
+        assert_eq!(p.ended_at, Some(now()));
+        assert!(p.open_invoice_ids().is_empty());
+        assert_eq!(cancel(&mut p, "again", now()), Ok(Applied::AlreadyInEffect));
+    }
+
+    #[test]
+    fn reset_is_a_new_attempt_at_the_first_step() {
+        let mut p = process(ProcessState::Exhausted, None);
+        let first: DateTime<Utc> = "2026-11-21T00:00:00Z".parse().unwrap();
+        assert_eq!(reset(&mut p, first, now()), Ok(Applied::Changed));
+        assert_eq!(p.state, ProcessState::Active);
+        assert_eq!(p.current_step_index, 0);
+        assert_eq!(p.attempt, 2);
+        assert_eq!(p.due_at, Some(first));
+        assert_eq!(p.waiting_step_run_id, None);
+        assert_eq!(p.last_step_at, Some(now()));
+    }
+}

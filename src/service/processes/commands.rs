@@ -1,0 +1,241 @@
+//! Operator commands on a process (DESIGN.md §1, "operator commands"): each checked against
+//! the process's state under its row lock, recorded in the process history with who gave it,
+//! and appended as an event, in one transaction. A step the engine runs at the same moment
+//! either committed first (the command sees its result) or loses its lease (the command
+//! changed `due_at`), so nothing runs twice.
+
+use super::steps::Operation;
+use super::{ProcessChange, ProcessView, amount_due, policy_of, process_not_found};
+use crate::domain::event::{EventType, NewEvent};
+use crate::domain::notification::Notification;
+use crate::domain::process::command::{self, Applied, CommandKind, ProcessCommand};
+use crate::domain::process::schedule::step_time;
+use crate::domain::process::state::Process;
+use crate::error::Error;
+use crate::service::customers::request_id_conflict;
+use crate::service::paging::fingerprint;
+use crate::service::{Caller, Services};
+use crate::storage::Tx;
+use uuid::Uuid;
+
+/// An operator command as the API gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRequest {
+    pub kind: CommandKind,
+    pub process_id: Uuid,
+    /// The operator's note or reason (empty for none).
+    pub note: String,
+    /// Makes a retried command return the first one's result instead of acting again.
+    pub request_id: Option<String>,
+}
+
+/// A process after a command, with the email the command queued.
+#[derive(Debug, Clone)]
+pub struct CommandResult {
+    pub view: ProcessView,
+    pub notification: Option<Notification>,
+}
+
+/// What a command did inside its transaction.
+struct Done {
+    process: Process,
+    events: Vec<NewEvent>,
+    notification_id: Option<Uuid>,
+    changed: bool,
+}
+
+impl Services {
+    /// Runs an operator command. FAILED_PRECONDITION (naming the process's state) when the
+    /// command does not apply to the process as it is; a command already in effect (pausing
+    /// a PAUSED process) returns the process unchanged and records nothing.
+    pub async fn run_command(
+        &self,
+        caller: Caller,
+        request: &CommandRequest,
+    ) -> Result<CommandResult, Error> {
+        let operation = request.kind.as_str();
+        let request_fingerprint =
+            fingerprint(&(operation, request.process_id, request.note.as_str()));
+        let tx = self.store.begin().await?;
+        if let Some(request_id) = &request.request_id
+            && let Some((stored, command_id)) = tx
+                .find_idempotency_key(caller.organization_id, operation, request_id)
+                .await?
+        {
+            if stored != request_fingerprint {
+                return Err(request_id_conflict(request_id));
+            }
+            let first = tx.find_process_command(command_id).await?;
+            drop(tx);
+            return self
+                .command_result(
+                    caller,
+                    request.process_id,
+                    first.and_then(|c| c.notification_id),
+                )
+                .await;
+        }
+        let process = tx
+            .find_process(caller.organization_id, request.process_id, true)
+            .await?
+            .ok_or_else(|| process_not_found(request.process_id))?;
+        let previous = process.state;
+        let done = self.apply_command(&tx, caller, request, process).await?;
+        if done.changed {
+            let now = self.now();
+            let record = ProcessCommand {
+                id: Uuid::now_v7(),
+                organization_id: caller.organization_id,
+                process_id: request.process_id,
+                kind: request.kind,
+                actor: caller.actor.to_string(),
+                comment: request.note.clone(),
+                previous_state: previous,
+                state: done.process.state,
+                step_index: done.process.current_step_index,
+                notification_id: done.notification_id,
+                created_at: now,
+            };
+            tx.insert_process_command(&record).await?;
+            if let Some(request_id) = &request.request_id {
+                tx.insert_idempotency_key(
+                    caller.organization_id,
+                    operation,
+                    request_id,
+                    &request_fingerprint,
+                    record.id,
+                    now,
+                )
+                .await?;
+            }
+            tx.append_events(caller.organization_id, &done.events)
+                .await?;
+            if done.process.due_at.is_some() {
+                tx.wake_after_commit(&self.wake.engine);
+            }
+            tx.commit().await?;
+        } else {
+            // Nothing to write; the read below must not wait for this transaction.
+            drop(tx);
+        }
+        self.command_result(caller, request.process_id, done.notification_id)
+            .await
+    }
+
+    async fn command_result(
+        &self,
+        caller: Caller,
+        process_id: Uuid,
+        notification_id: Option<Uuid>,
+    ) -> Result<CommandResult, Error> {
+        let view = self.get_process(caller, process_id).await?;
+        let notification = match notification_id {
+            Some(id) => self.store.find_notification(id).await?,
+            None => None,
+        };
+        Ok(CommandResult { view, notification })
+    }
+
+    async fn apply_command(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        request: &CommandRequest,
+        mut process: Process,
+    ) -> Result<Done, Error> {
+        let note = request.note.as_str();
+        let operation = match request.kind {
+            CommandKind::Advance => Some(Operation::Advance),
+            CommandKind::Escalate => Some(Operation::Escalate { note: note.into() }),
+            CommandKind::InformSales => Some(Operation::InformSales { note: note.into() }),
+            _ => None,
+        };
+        if let Some(operation) = operation {
+            let operated = self.operate(tx, caller, process, &operation).await?;
+            return Ok(Done {
+                process: operated.process,
+                events: operated.events,
+                notification_id: operated.notification_id,
+                changed: operated.changed,
+            });
+        }
+        let now = self.now();
+        let previous = process.state;
+        let invoices = tx
+            .find_invoices_by_ids(caller.organization_id, &process.open_invoice_ids(), false)
+            .await?;
+        let amount = amount_due(&process, &invoices)?;
+        let (applied, event_type) = match request.kind {
+            CommandKind::Pause => (
+                command::pause(&mut process, note, now)?,
+                EventType::ProcessPaused,
+            ),
+            CommandKind::Resume => (
+                command::resume(&mut process, now)?,
+                EventType::ProcessResumed,
+            ),
+            CommandKind::Cancel => (
+                command::cancel(&mut process, note, now)?,
+                EventType::ProcessCancelled,
+            ),
+            CommandKind::Reset => {
+                let first_step_at = self.first_step_at(tx, caller, &process).await?;
+                (
+                    command::reset(&mut process, first_step_at, now)?,
+                    EventType::ProcessReset,
+                )
+            }
+            other => {
+                return Err(Error::Internal(format!(
+                    "command {} has no state change",
+                    other.as_str()
+                )));
+            }
+        };
+        if applied == Applied::AlreadyInEffect {
+            return Ok(Done {
+                process,
+                events: Vec::new(),
+                notification_id: None,
+                changed: false,
+            });
+        }
+        tx.update_process(&process).await?;
+        let mut change = ProcessChange::new(event_type, Some(previous), amount).note(note);
+        change.actor = caller.actor.for_events();
+        let events = vec![change.event(&process, now)];
+        Ok(Done {
+            process,
+            events,
+            notification_id: None,
+            changed: true,
+        })
+    }
+
+    /// When the first step of the process's policy version is due if the process started
+    /// now (a reset): due-date steps keep their dates, so the catch-up rule runs only the
+    /// latest one that is due.
+    async fn first_step_at(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        p: &Process,
+    ) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+        let policy = policy_of(tx, p).await?;
+        let customer = tx
+            .find_customer(caller.organization_id, p.customer_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
+        let first = policy
+            .definition
+            .steps
+            .first()
+            .ok_or_else(|| Error::Internal(format!("policy {} has no steps", p.policy_code)))?;
+        Ok(step_time(
+            first,
+            p.anchor_date,
+            customer.details.timezone,
+            self.now(),
+        ))
+    }
+}

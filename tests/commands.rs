@@ -1,0 +1,571 @@
+//! Operator commands through the gRPC API: each is checked against the process's state,
+//! recorded in its history with the caller's key, appended as an event, idempotent where it
+//! takes a request id, and safe against a step the engine runs at the same moment. Emails
+//! are counted at a real SMTP server.
+
+mod common;
+
+use common::engine::*;
+use common::policy::{fixed_fee, reminder, step};
+use common::smtp::SmtpServer;
+use common::{TestServer, assert_error, bad_fields, customer};
+use dunning::proto::{
+    self, CommandType, PauseReason, PolicyScope, ProcessState, StepAnchor, StepTrigger,
+    TemplateKind,
+};
+use tonic::Code;
+
+/// Friendly on day 1, firm with a fee on day 15 (due-date steps), final notice ten days
+/// after the firm one (a previous-step delay), and an agency address.
+fn three_steps(code: &str, agency: &str) -> proto::Policy {
+    proto::Policy {
+        code: code.into(),
+        name: "Three steps".into(),
+        scope: PolicyScope::Invoice as i32,
+        collection_agency_email: agency.into(),
+        steps: vec![
+            step(
+                "Friendly",
+                1,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FriendlyReminder)],
+            ),
+            step(
+                "Firm",
+                15,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FirmReminder), fixed_fee("EUR", "10")],
+            ),
+            step(
+                "Final",
+                10,
+                StepAnchor::PreviousStep,
+                vec![reminder(TemplateKind::FinalNotice)],
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
+/// A customer with a sales rep and one EUR 100.00 invoice due 2026-11-20 under
+/// `three_steps`; the first step has run (one email). Returns the process.
+async fn running_process(s: &TestServer, smtp: &SmtpServer, cus: &str) -> proto::Process {
+    if s.dunning()
+        .get_policy(proto::GetPolicyRequest {
+            code: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .is_err()
+    {
+        create_policy(s, three_steps("ops", "cases@agency.test")).await;
+        use_default_policy(s, "ops").await;
+    }
+    create_customer(
+        s,
+        proto::Customer {
+            sales_rep_email: "rep@acme.test".into(),
+            ..customer(cus)
+        },
+    )
+    .await;
+    let before = smtp.received().len();
+    upsert(
+        s,
+        invoice_of(&format!("inv_{cus}"), cus, "100.00", "EUR", "2026-11-20"),
+    )
+    .await;
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), before + 1);
+    let p = only_process(s, cus).await;
+    assert_eq!(p.current_step_index, 1);
+    p
+}
+
+/// The actor the test's key is recorded as.
+async fn my_actor(s: &TestServer) -> String {
+    let caller = s.server().services().authenticate(&s.key).await.unwrap();
+    caller.actor.to_string()
+}
+
+async fn get(s: &TestServer, id: &str) -> proto::Process {
+    s.dunning()
+        .get_process(proto::GetProcessRequest { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap()
+}
+
+async fn advance(
+    s: &TestServer,
+    id: &str,
+    request_id: &str,
+) -> Result<proto::Process, tonic::Status> {
+    Ok(s.dunning()
+        .advance_process(proto::AdvanceProcessRequest {
+            id: id.into(),
+            request_id: request_id.into(),
+        })
+        .await?
+        .into_inner()
+        .process
+        .unwrap())
+}
+
+async fn pause(s: &TestServer, id: &str, note: &str) -> Result<proto::Process, tonic::Status> {
+    Ok(s.dunning()
+        .pause_process(proto::PauseProcessRequest {
+            id: id.into(),
+            note: note.into(),
+        })
+        .await?
+        .into_inner()
+        .process
+        .unwrap())
+}
+
+async fn resume(s: &TestServer, id: &str) -> Result<proto::Process, tonic::Status> {
+    Ok(s.dunning()
+        .resume_process(proto::ResumeProcessRequest { id: id.into() })
+        .await?
+        .into_inner()
+        .process
+        .unwrap())
+}
+
+async fn cancel(s: &TestServer, id: &str, reason: &str) -> Result<proto::Process, tonic::Status> {
+    Ok(s.dunning()
+        .cancel_process(proto::CancelProcessRequest {
+            id: id.into(),
+            reason: reason.into(),
+        })
+        .await?
+        .into_inner()
+        .process
+        .unwrap())
+}
+
+async fn reset(
+    s: &TestServer,
+    id: &str,
+    request_id: &str,
+) -> Result<proto::Process, tonic::Status> {
+    Ok(s.dunning()
+        .reset_process(proto::ResetProcessRequest {
+            id: id.into(),
+            request_id: request_id.into(),
+        })
+        .await?
+        .into_inner()
+        .process
+        .unwrap())
+}
+
+async fn inform_sales(
+    s: &TestServer,
+    id: &str,
+    note: &str,
+    request_id: &str,
+) -> Result<proto::InformSalesResponse, tonic::Status> {
+    Ok(s.dunning()
+        .inform_sales(proto::InformSalesRequest {
+            process_id: id.into(),
+            note: note.into(),
+            request_id: request_id.into(),
+        })
+        .await?
+        .into_inner())
+}
+
+async fn escalate(
+    s: &TestServer,
+    id: &str,
+    note: &str,
+) -> Result<proto::EscalateProcessResponse, tonic::Status> {
+    Ok(s.dunning()
+        .escalate_process(proto::EscalateProcessRequest {
+            id: id.into(),
+            note: note.into(),
+        })
+        .await?
+        .into_inner())
+}
+
+fn commands(p: &proto::Process) -> Vec<(i32, i32, i32, String)> {
+    p.commands
+        .iter()
+        .map(|c| (c.command, c.previous_state, c.state, c.comment.clone()))
+        .collect()
+}
+
+const ACTIVE: i32 = ProcessState::Active as i32;
+const PAUSED: i32 = ProcessState::Paused as i32;
+const CANCELLED: i32 = ProcessState::Cancelled as i32;
+const EXHAUSTED: i32 = ProcessState::Exhausted as i32;
+const ESCALATED: i32 = ProcessState::Escalated as i32;
+
+/// An email's text with quoted-printable soft line breaks removed.
+fn unwrapped(data: &str) -> String {
+    data.replace("=\r\n", "")
+}
+
+/// "Next Dunning" runs the next step now (trigger ADVANCED) through the engine's executor,
+/// schedules the following one from now, records who did it, and a retry with the same
+/// request id runs nothing more.
+async fn advance_runs_the_next_step_now(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_adv").await;
+    let actor = my_actor(s).await;
+    let advanced = advance(s, &p.id, "adv-1").await.unwrap();
+    assert_eq!(advanced.current_step_index, 2);
+    let last = advanced.history.last().unwrap();
+    assert_eq!(
+        (last.step_index, last.trigger),
+        (1, StepTrigger::Advanced as i32)
+    );
+    // The final notice counts from now (a previous-step delay of ten days).
+    assert_eq!(
+        advanced.next_step_time.unwrap().seconds,
+        at("2026-12-04T12:00:00Z").timestamp()
+    );
+    assert_eq!(advanced.charges.len(), 1);
+    assert_eq!(advanced.charges[0].amount, "10.00");
+    // The retry returns the process as it is: no second run of step 2.
+    let retried = advance(s, &p.id, "adv-1").await.unwrap();
+    assert_eq!(retried.history.len(), 2);
+    assert_eq!(retried.current_step_index, 2);
+    run_everything(s).await;
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 2);
+    assert!(
+        mails[1]
+            .header("Subject")
+            .unwrap()
+            .to_lowercase()
+            .contains("reminder"),
+        "{:?}",
+        mails[1].header("Subject")
+    );
+    // The firm step's own date (day 15) passes: it already ran, nothing runs again.
+    live_until(s, at("2026-12-03T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 2);
+    let done = advance(s, &p.id, "").await.unwrap();
+    assert_eq!(done.state, EXHAUSTED);
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 3);
+    assert_error(
+        advance(s, &p.id, "").await,
+        Code::FailedPrecondition,
+        "PROCESS_NOT_ACTIVE",
+    );
+    let p = get(s, &p.id).await;
+    let advance_type = CommandType::Advance as i32;
+    assert_eq!(
+        commands(&p),
+        vec![
+            (advance_type, ACTIVE, ACTIVE, String::new()),
+            (advance_type, ACTIVE, EXHAUSTED, String::new())
+        ]
+    );
+    assert!(p.commands.iter().all(|c| c.actor == actor), "{p:#?}");
+    let events = process_events(s).await;
+    let advanced_at = events.iter().position(|e| e == "process.advanced").unwrap();
+    assert_eq!(
+        events[advanced_at + 1..advanced_at + 3],
+        ["fee.booked 10.00", "process.step_executed 1"]
+    );
+    let advanced_event = s
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.r#type == "process.advanced")
+        .unwrap();
+    match advanced_event.payload {
+        Some(proto::event::Payload::Process(payload)) => assert_eq!(payload.actor, actor),
+        other => panic!("unexpected payload {other:?}"),
+    }
+}
+
+/// Pause, resume and cancel follow the state machine: a manual pause holds every step until
+/// the resume runs the overdue one at once; a dispute's pause is not resumed by command; a
+/// cancelled process stays cancelled, its invoice unpaid, and no new process starts for it.
+async fn pause_resume_and_cancel(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_pause").await;
+    let paused = pause(s, &p.id, "customer called").await.unwrap();
+    assert_eq!(paused.state, PAUSED);
+    assert_eq!(paused.pause_reason, PauseReason::Manual as i32);
+    assert_eq!(paused.note, "customer called");
+    assert!(paused.next_step_time.is_none());
+    // Pausing again changes nothing and records nothing.
+    assert_eq!(pause(s, &p.id, "again").await.unwrap().commands.len(), 1);
+    // The firm step's day passes while paused.
+    live_until(s, at("2026-12-08T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 1);
+    let resumed = resume(s, &p.id).await.unwrap();
+    assert_eq!(resumed.state, ACTIVE);
+    assert_eq!(resume(s, &p.id).await.unwrap().commands.len(), 2);
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 2, "the overdue step runs at once");
+    // A dispute pauses it; only clearing the dispute resumes it.
+    upsert(
+        s,
+        proto::Invoice {
+            disputed: true,
+            ..invoice_of("inv_cus_pause", "cus_pause", "100.00", "EUR", "2026-11-20")
+        },
+    )
+    .await;
+    assert_error(
+        resume(s, &p.id).await,
+        Code::FailedPrecondition,
+        "PAUSE_CAUSE_ACTIVE",
+    );
+    let cancelled = cancel(s, &p.id, "settled in the ERP").await.unwrap();
+    assert_eq!(cancelled.state, CANCELLED);
+    assert_eq!(cancelled.note, "settled in the ERP");
+    assert_eq!(cancelled.amount_due, "100.00", "the invoice stays unpaid");
+    assert_eq!(
+        cancel(s, &p.id, "twice").await.unwrap().commands.len(),
+        3,
+        "cancelling a CANCELLED process records nothing"
+    );
+    assert_error(
+        reset(s, &p.id, "").await,
+        Code::FailedPrecondition,
+        "PROCESS_CLOSED",
+    );
+    assert_error(
+        pause(s, &p.id, "").await,
+        Code::FailedPrecondition,
+        "PROCESS_NOT_ACTIVE",
+    );
+    assert_error(
+        resume(s, &p.id).await,
+        Code::FailedPrecondition,
+        "PROCESS_NOT_PAUSED",
+    );
+    live_until(s, at("2026-12-20T12:00:00Z")).await;
+    assert_eq!(processes(s, "cus_pause").await.len(), 1);
+    assert_eq!(smtp.received().len(), 2);
+    let p = get(s, &p.id).await;
+    assert_eq!(
+        commands(&p),
+        vec![
+            (
+                CommandType::Pause as i32,
+                ACTIVE,
+                PAUSED,
+                "customer called".into()
+            ),
+            (CommandType::Resume as i32, PAUSED, ACTIVE, String::new()),
+            (
+                CommandType::Cancel as i32,
+                PAUSED,
+                CANCELLED,
+                "settled in the ERP".into()
+            ),
+        ]
+    );
+    let events = process_events(s).await;
+    for expected in ["process.paused", "process.resumed", "process.cancelled"] {
+        assert!(events.iter().any(|e| e == expected), "{events:?}");
+    }
+}
+
+/// A reset starts a new attempt at the first step: the catch-up rule runs only the latest
+/// due step (the earlier one superseded), a fee booked for a step is not booked again, and
+/// a retried reset does not reset twice.
+async fn reset_starts_a_new_attempt(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_reset").await;
+    live_until(s, at("2026-12-06T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 2);
+    let was_reset = reset(s, &p.id, "reset-1").await.unwrap();
+    assert_eq!(was_reset.state, ACTIVE);
+    assert_eq!(was_reset.current_step_index, 0);
+    assert_eq!(reset(s, &p.id, "reset-1").await.unwrap().commands.len(), 1);
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 3, "one email: the latest due step");
+    let p = get(s, &p.id).await;
+    let runs: Vec<(i32, i32, i32)> = p
+        .history
+        .iter()
+        .map(|r| (r.step_index, r.attempt, r.action_outcomes[0].status))
+        .collect();
+    assert_eq!(
+        runs,
+        vec![
+            (0, 1, SUCCEEDED),
+            (1, 1, SUCCEEDED),
+            (0, 2, SKIPPED),
+            (1, 2, SUCCEEDED)
+        ]
+    );
+    assert_eq!(p.charges.len(), 1, "the fee is booked once for the step");
+    assert!(process_events(s).await.iter().any(|e| e == "process.reset"));
+}
+
+/// "Inform sales" emails the rep with the operator's note and the history so far; a retry
+/// returns the same email. An operator's escalation hands over with the statement and the
+/// note, once. Each names what is missing when it cannot be done.
+async fn inform_sales_and_escalate(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_ops").await;
+    let actor = my_actor(s).await;
+    let informed = inform_sales(s, &p.id, "Please call them this week.", "inf-1")
+        .await
+        .unwrap();
+    let notification = informed.notification.unwrap();
+    assert_eq!(notification.to_emails, vec!["rep@acme.test".to_string()]);
+    let again = inform_sales(s, &p.id, "Please call them this week.", "inf-1")
+        .await
+        .unwrap();
+    assert_eq!(again.notification.unwrap().id, notification.id);
+    assert_error(
+        inform_sales(s, &p.id, "Another note", "inf-1").await,
+        Code::AlreadyExists,
+        "REQUEST_ID_CONFLICT",
+    );
+    s.deliver().await;
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 2);
+    let to_rep = unwrapped(&mails[1].data);
+    assert_eq!(mails[1].rcpt_to, vec!["rep@acme.test".to_string()]);
+    assert!(to_rep.contains("Please call them this week."), "{to_rep}");
+    assert!(to_rep.contains("Step 1 (Friendly)"), "{to_rep}");
+
+    let escalated = escalate(s, &p.id, "Three calls, no answer").await.unwrap();
+    assert_eq!(escalated.process.as_ref().unwrap().state, ESCALATED);
+    assert_eq!(
+        escalated.notification.unwrap().to_emails,
+        vec!["cases@agency.test".to_string()]
+    );
+    let unchanged = escalate(s, &p.id, "again").await.unwrap();
+    assert!(unchanged.notification.is_none());
+    s.deliver().await;
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 3);
+    let handover = unwrapped(&mails[2].data);
+    assert!(handover.contains("Three calls, no answer"), "{handover}");
+    assert!(
+        handover.contains("filename=\"statement-cus_ops.csv\""),
+        "{handover}"
+    );
+    let p = get(s, &p.id).await;
+    assert_eq!(
+        commands(&p),
+        vec![
+            (
+                CommandType::InformSales as i32,
+                ACTIVE,
+                ACTIVE,
+                "Please call them this week.".into()
+            ),
+            (
+                CommandType::Escalate as i32,
+                ACTIVE,
+                ESCALATED,
+                "Three calls, no answer".into()
+            ),
+        ]
+    );
+    for event in s.events().await {
+        if ["sales.informed", "process.escalated"].contains(&event.r#type.as_str())
+            && let Some(proto::event::Payload::Process(payload)) = event.payload
+        {
+            assert_eq!(payload.actor, actor);
+            assert!(!payload.notification_id.is_empty());
+        }
+    }
+
+    // Without a sales rep, or without an agency address, the command names what is missing.
+    create_policy(s, three_steps("no_agency", "")).await;
+    create_customer(s, customer("cus_bare")).await;
+    upsert(
+        s,
+        proto::Invoice {
+            policy_code: "no_agency".into(),
+            ..invoice_of("inv_bare", "cus_bare", "50.00", "EUR", "2026-11-20")
+        },
+    )
+    .await;
+    run_everything(s).await;
+    let bare = only_process(s, "cus_bare").await;
+    assert_error(
+        inform_sales(s, &bare.id, "", "").await,
+        Code::FailedPrecondition,
+        "SALES_REP_MISSING",
+    );
+    assert_error(
+        escalate(s, &bare.id, "").await,
+        Code::FailedPrecondition,
+        "NO_COLLECTION_AGENCY",
+    );
+    assert!(get(s, &bare.id).await.commands.is_empty());
+}
+
+/// A command and a step the engine claimed at the same moment: the command wins cleanly
+/// (the claim is lost), and each step runs once.
+async fn a_command_and_a_claimed_step_race(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_race").await;
+    s.clock.set(at("2026-12-06T12:00:00Z"));
+    let jobs = s.server().jobs();
+    let claims = jobs.claim_due_processes(10).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let advanced = advance(s, &p.id, "").await.unwrap();
+    assert_eq!(advanced.current_step_index, 2);
+    assert!(!jobs.run_claimed_process(&claims[0]).await.unwrap());
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 2);
+    let p = get(s, &p.id).await;
+    let runs: Vec<(i32, i32)> = p
+        .history
+        .iter()
+        .map(|r| (r.step_index, r.trigger))
+        .collect();
+    assert_eq!(
+        runs,
+        vec![
+            (0, StepTrigger::Scheduled as i32),
+            (1, StepTrigger::Advanced as i32)
+        ]
+    );
+    // A pause between another claim and its commit: the step does not run.
+    s.clock.set(at("2026-12-17T12:00:00Z"));
+    let claims = jobs.claim_due_processes(10).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    pause(s, &p.id, "").await.unwrap();
+    assert!(!jobs.run_claimed_process(&claims[0]).await.unwrap());
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 2);
+    assert_eq!(get(s, &p.id).await.history.len(), 2);
+}
+
+/// Bad input names the bad fields; an unknown process is NOT_FOUND.
+async fn bad_commands_name_their_fields(s: &TestServer, _smtp: &SmtpServer) {
+    let status = assert_error(
+        pause(s, "nope", &"x".repeat(1001)).await,
+        Code::InvalidArgument,
+        "VALIDATION_FAILED",
+    );
+    assert_eq!(bad_fields(&status), vec!["id", "note"]);
+    let status = assert_error(
+        inform_sales(s, "", "", &"r".repeat(300)).await,
+        Code::InvalidArgument,
+        "VALIDATION_FAILED",
+    );
+    assert_eq!(bad_fields(&status), vec!["process_id", "request_id"]);
+    assert_error(
+        advance(s, &uuid::Uuid::now_v7().to_string(), "").await,
+        Code::NotFound,
+        "PROCESS_NOT_FOUND",
+    );
+}
+
+on_both_backends_with_smtp!(
+    advance_runs_the_next_step_now,
+    pause_resume_and_cancel,
+    reset_starts_a_new_attempt,
+    inform_sales_and_escalate,
+    a_command_and_a_claimed_step_race,
+    bad_commands_name_their_fields,
+);

@@ -1,0 +1,191 @@
+//! What the engine tests share: setting up policies, customers and invoices through the API,
+//! driving the manual clock and the background jobs, and reading processes and events.
+#![allow(dead_code)]
+
+use super::TestServer;
+use super::invoice;
+use super::payments;
+use chrono::{DateTime, Duration, Utc};
+use dunning::proto::{self, ActionOutcomeStatus};
+
+pub async fn create_policy(s: &TestServer, policy: proto::Policy) {
+    s.dunning()
+        .create_policy(proto::CreatePolicyRequest {
+            policy: Some(policy),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn use_default_policy(s: &TestServer, code: &str) {
+    s.organizations()
+        .update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(proto::Organization {
+                default_policy_code: code.into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["default_policy_code".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn use_http_provider(s: &TestServer, url: &str) {
+    s.organizations()
+        .update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(proto::Organization {
+                payment_provider: Some(proto::PaymentProviderSettings {
+                    provider: "http".into(),
+                    http_url: url.into(),
+                    http_secret: payments::SECRET.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["payment_provider".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn create_customer(s: &TestServer, c: proto::Customer) {
+    s.customers()
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(c),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn upsert(s: &TestServer, inv: proto::Invoice) {
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest { invoice: Some(inv) })
+        .await
+        .unwrap();
+}
+
+pub fn invoice_of(
+    ext: &str,
+    customer: &str,
+    total: &str,
+    currency: &str,
+    due: &str,
+) -> proto::Invoice {
+    proto::Invoice {
+        total_amount: total.into(),
+        currency_code: currency.into(),
+        due_date: due.into(),
+        issue_date: "2026-09-01".into(),
+        collection_method: proto::CollectionMethod::Automatic as i32,
+        ..invoice(ext, customer)
+    }
+}
+
+pub async fn pay(s: &TestServer, invoice: &str, id: &str, amount: &str) {
+    s.invoices()
+        .record_payment(proto::RecordPaymentRequest {
+            invoice: Some(proto::record_payment_request::Invoice::InvoiceExternalId(
+                invoice.into(),
+            )),
+            payment_external_id: id.into(),
+            amount: amount.into(),
+            currency_code: "EUR".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn processes(s: &TestServer, customer: &str) -> Vec<proto::Process> {
+    s.dunning()
+        .list_processes(proto::ListProcessesRequest {
+            customer_external_id: customer.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .processes
+}
+
+pub async fn only_process(s: &TestServer, customer: &str) -> proto::Process {
+    let listed = processes(s, customer).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    s.dunning()
+        .get_process(proto::GetProcessRequest {
+            id: listed[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap()
+}
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+/// Moves the clock to noon of each day up to `until` and does every day what the background
+/// jobs would: engine rounds, charges, engine again (charge outcomes), outbox delivery.
+pub async fn live_until(s: &TestServer, until: DateTime<Utc>) {
+    use dunning::clock::Clock;
+    while s.clock.now() < until {
+        s.clock.advance(Duration::days(1));
+        run_everything(s).await;
+    }
+}
+
+pub async fn run_everything(s: &TestServer) {
+    for _ in 0..5 {
+        let work = s.run_engine().await + s.process_payments().await + s.deliver().await;
+        if work == 0 {
+            return;
+        }
+    }
+}
+
+/// The process events of the log, with the step index of step events.
+pub async fn process_events(s: &TestServer) -> Vec<String> {
+    s.events()
+        .await
+        .into_iter()
+        .filter(|e| {
+            [
+                "process.",
+                "fee.",
+                "interest.",
+                "sales.",
+                "suspension.",
+                "invoice.written_off",
+            ]
+            .iter()
+            .any(|p| e.r#type.starts_with(p))
+        })
+        .map(|e| match &e.payload {
+            Some(proto::event::Payload::Process(p)) if e.r#type == "process.step_executed" => {
+                format!("{} {}", e.r#type, p.step_index)
+            }
+            Some(proto::event::Payload::Charge(c)) => format!("{} {}", e.r#type, c.amount),
+            _ => e.r#type.clone(),
+        })
+        .collect()
+}
+
+pub fn statuses(run: &proto::StepRun) -> Vec<(i32, i32)> {
+    run.action_outcomes
+        .iter()
+        .map(|o| (o.action_type, o.status))
+        .collect()
+}
+
+pub const SUCCEEDED: i32 = ActionOutcomeStatus::Succeeded as i32;
+pub const PENDING: i32 = ActionOutcomeStatus::Pending as i32;
+pub const FAILED: i32 = ActionOutcomeStatus::Failed as i32;
+pub const SKIPPED: i32 = ActionOutcomeStatus::Skipped as i32;
