@@ -561,6 +561,129 @@ async fn bad_commands_name_their_fields(s: &TestServer, _smtp: &SmtpServer) {
     );
 }
 
+async fn promise(
+    s: &TestServer,
+    id: &str,
+    date: &str,
+    amount: &str,
+) -> Result<proto::Process, tonic::Status> {
+    Ok(s.dunning()
+        .record_promise_to_pay(proto::RecordPromiseToPayRequest {
+            process_id: id.into(),
+            promised_date: date.into(),
+            amount: amount.into(),
+            note: "promised by phone".into(),
+        })
+        .await?
+        .into_inner()
+        .process
+        .unwrap())
+}
+
+/// A promise pauses the process until the end of the promised day: paid as promised, it is
+/// kept; unpaid, it is broken and the process resumes by itself, running the step that is
+/// due; paying everything before the date resolves the process at once, the promise kept.
+async fn promises_to_pay_are_kept_or_broken(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_prom").await;
+    let promised = promise(s, &p.id, "2026-11-28", "40.00").await.unwrap();
+    assert_eq!(promised.state, PAUSED);
+    assert_eq!(promised.pause_reason, PauseReason::PromiseToPay as i32);
+    assert_eq!(
+        (
+            promised.promised_date.as_str(),
+            promised.promised_amount.as_str()
+        ),
+        ("2026-11-28", "40.00")
+    );
+    live_until(s, at("2026-11-26T12:00:00Z")).await;
+    pay(s, "inv_cus_prom", "pay_1", "40.00").await;
+    live_until(s, at("2026-11-30T12:00:00Z")).await;
+    let kept = get(s, &p.id).await;
+    assert_eq!(kept.state, ACTIVE, "kept at the end of 28 November");
+    assert_eq!(kept.promised_date, "");
+    assert_eq!(
+        smtp.received().len(),
+        1,
+        "the firm step is not due before 5 December"
+    );
+
+    // Broken: nothing paid by the end of 10 December; the firm step (due since the 5th) runs.
+    promise(s, &p.id, "2026-12-10", "").await.unwrap();
+    live_until(s, at("2026-12-10T12:00:00Z")).await;
+    assert_eq!(smtp.received().len(), 1);
+    live_until(s, at("2026-12-11T12:00:00Z")).await;
+    let broken = get(s, &p.id).await;
+    assert_eq!(broken.state, ACTIVE);
+    assert_eq!(broken.current_step_index, 2);
+    assert_eq!(smtp.received().len(), 2);
+
+    // Paying everything before the date resolves the process in the payment's transaction.
+    promise(s, &p.id, "2026-12-18", "").await.unwrap();
+    pay(s, "inv_cus_prom", "pay_2", "60.00").await;
+    let resolved = get(s, &p.id).await;
+    assert_eq!(resolved.state, ProcessState::Resolved as i32);
+    let promises: Vec<String> = s
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.r#type.starts_with("promise.") || e.r#type == "process.resolved")
+        .map(|e| e.r#type)
+        .collect();
+    assert_eq!(
+        promises,
+        [
+            "promise.recorded",
+            "promise.kept",
+            "promise.recorded",
+            "promise.broken",
+            "promise.recorded",
+            "promise.kept",
+            "process.resolved"
+        ]
+    );
+    let recorded = s
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.r#type == "promise.recorded")
+        .unwrap();
+    match recorded.payload {
+        Some(proto::event::Payload::Promise(payload)) => {
+            assert_eq!(payload.promised_date, "2026-11-28");
+            assert_eq!(payload.amount, "40.00");
+            assert_eq!(payload.note, "promised by phone");
+        }
+        other => panic!("unexpected payload {other:?}"),
+    }
+    assert_error(
+        promise(s, &p.id, "2026-12-30", "").await,
+        Code::FailedPrecondition,
+        "PROCESS_NOT_ACTIVE",
+    );
+}
+
+/// A promise in the past, too far ahead, above the amount due or badly written is refused,
+/// naming the field, and changes nothing.
+async fn bad_promises_name_their_fields(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_badprom").await;
+    for (date, amount, fields) in [
+        ("2026-11-23", "10.00", vec!["promised_date"]),
+        ("2027-11-25", "100.01", vec!["promised_date", "amount"]),
+        ("2026-11-30", "10.001", vec!["amount"]),
+        ("30/11/2026", "", vec!["promised_date"]),
+    ] {
+        let status = assert_error(
+            promise(s, &p.id, date, amount).await,
+            Code::InvalidArgument,
+            "VALIDATION_FAILED",
+        );
+        assert_eq!(bad_fields(&status), fields, "{date} {amount}");
+    }
+    let unchanged = get(s, &p.id).await;
+    assert_eq!(unchanged.state, ACTIVE);
+    assert!(unchanged.commands.is_empty());
+}
+
 on_both_backends_with_smtp!(
     advance_runs_the_next_step_now,
     pause_resume_and_cancel,
@@ -568,4 +691,6 @@ on_both_backends_with_smtp!(
     inform_sales_and_escalate,
     a_command_and_a_claimed_step_race,
     bad_commands_name_their_fields,
+    promises_to_pay_are_kept_or_broken,
+    bad_promises_name_their_fields,
 );

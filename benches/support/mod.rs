@@ -83,9 +83,17 @@ impl BenchDatabase {
 /// set (the server it names must be reachable).
 pub async fn databases(name: &str) -> Vec<BenchDatabase> {
     let id = format!("{name}_{}", std::process::id());
-    let mut out = vec![BenchDatabase::Sqlite {
-        path: std::env::temp_dir().join(format!("dunning-{id}.db")),
-    }];
+    // DUNNING_BENCH_ONLY=postgres (or sqlite) measures one database.
+    let only = std::env::var("DUNNING_BENCH_ONLY").unwrap_or_default();
+    let mut out = Vec::new();
+    if only != "postgres" {
+        out.push(BenchDatabase::Sqlite {
+            path: std::env::temp_dir().join(format!("dunning-{id}.db")),
+        });
+    }
+    if only == "sqlite" {
+        return out;
+    }
     if let Ok(admin_url) = std::env::var("DUNNING_BENCH_POSTGRES_URL") {
         let name = format!("dunning_{id}");
         let admin = Database::connect(&admin_url)

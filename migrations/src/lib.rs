@@ -11,6 +11,7 @@ mod m20261202_000001_policies;
 mod m20261203_000001_processes;
 mod m20261203_000002_notification_attachments;
 mod m20261204_000001_process_commands;
+mod m20261204_000002_promises;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_processes::Migration),
             Box::new(m20261203_000002_notification_attachments::Migration),
             Box::new(m20261204_000001_process_commands::Migration),
+            Box::new(m20261204_000002_promises::Migration),
         ]
     }
 }

@@ -43,6 +43,9 @@ pub enum EventType {
     ProcessResolved,
     ProcessCancelled,
     SalesInformed,
+    PromiseRecorded,
+    PromiseKept,
+    PromiseBroken,
     SuspensionRequested,
     SuspensionLiftRequested,
     FeeBooked,
@@ -87,6 +90,9 @@ impl EventType {
             Self::ProcessResolved => "process.resolved",
             Self::ProcessCancelled => "process.cancelled",
             Self::SalesInformed => "sales.informed",
+            Self::PromiseRecorded => "promise.recorded",
+            Self::PromiseKept => "promise.kept",
+            Self::PromiseBroken => "promise.broken",
             Self::SuspensionRequested => "suspension.requested",
             Self::SuspensionLiftRequested => "suspension.lift_requested",
             Self::FeeBooked => "fee.booked",
@@ -190,6 +196,14 @@ pub enum EventPayload {
         interest_from_date: String,
         interest_to_date: String,
         annual_rate_percent: String,
+    },
+    Promise {
+        /// YYYY-MM-DD.
+        promised_date: String,
+        /// Decimal string; empty = the full amount due.
+        amount: String,
+        currency_code: String,
+        note: String,
     },
     WebhookEndpoint {
         endpoint_id: String,

@@ -8,7 +8,7 @@ use crate::domain::process::command::CommandKind;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
-use crate::service::processes::{CommandRequest, CommandResult};
+use crate::service::processes::{CommandRequest, CommandResult, PromiseTerms};
 use tonic::{Request, Response, Status};
 
 /// What a command request carries, by field name.
@@ -19,6 +19,8 @@ struct Fields<'a> {
     note: &'a str,
     note_limit: usize,
     request_id: &'a str,
+    /// RecordPromiseToPay: the promised date and amount as given.
+    promise: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> Fields<'a> {
@@ -30,6 +32,7 @@ impl<'a> Fields<'a> {
             note: "",
             note_limit: 0,
             request_id: "",
+            promise: None,
         }
     }
 
@@ -42,6 +45,11 @@ impl<'a> Fields<'a> {
 
     fn request_id(mut self, request_id: &'a str) -> Self {
         self.request_id = request_id;
+        self
+    }
+
+    fn promise(mut self, promised_date: &'a str, amount: &'a str) -> Self {
+        self.promise = Some((promised_date, amount));
         self
     }
 }
@@ -72,12 +80,20 @@ async fn run<T>(
         )
         .unwrap_or_default();
     let request_id = convert::request_id(fields.request_id, &mut v);
+    let promise = fields.promise.and_then(|(date, amount)| {
+        let date = v.check("promised_date", validation::date(date))?;
+        Some(PromiseTerms {
+            date,
+            amount: amount.trim().to_owned(),
+        })
+    });
     v.finish().map_err(Error::from)?;
     let command = CommandRequest {
         kind,
         process_id: process_id.unwrap_or_default(),
         note,
         request_id,
+        promise,
     };
     Ok(api.services.run_command(caller, &command).await?)
 }
@@ -169,6 +185,20 @@ pub async fn inform_sales(
     let result = run(api, &request, CommandKind::InformSales, fields).await?;
     Ok(Response::new(proto::InformSalesResponse {
         notification: result.notification.clone().map(notification_to_proto),
+        process: process(result),
+    }))
+}
+
+pub async fn record_promise_to_pay(
+    api: &Api,
+    request: Request<proto::RecordPromiseToPayRequest>,
+) -> Result<Response<proto::RecordPromiseToPayResponse>, Status> {
+    let r = request.get_ref();
+    let fields = Fields::id("process_id", &r.process_id)
+        .note("note", &r.note, 2000)
+        .promise(&r.promised_date, &r.amount);
+    let result = run(api, &request, CommandKind::PromiseToPay, fields).await?;
+    Ok(Response::new(proto::RecordPromiseToPayResponse {
         process: process(result),
     }))
 }

@@ -16,10 +16,9 @@ use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
     impl proto::dunning_service_server::DunningService for Api {
-        later("the collections operations (promises to pay, policy assignment, simulation, report)") {
+        later("the collections operations (policy assignment, simulation, report)") {
             assign_policy(AssignPolicyRequest) -> AssignPolicyResponse;
             simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
-            record_promise_to_pay(RecordPromiseToPayRequest) -> RecordPromiseToPayResponse;
             get_collections_report(GetCollectionsReportRequest) -> GetCollectionsReportResponse;
         }
 
@@ -70,6 +69,13 @@ service_with_later_rpcs! {
             request: Request<proto::InformSalesRequest>,
         ) -> Result<Response<proto::InformSalesResponse>, Status> {
             super::commands::inform_sales(self, request).await
+        }
+
+        async fn record_promise_to_pay(
+            &self,
+            request: Request<proto::RecordPromiseToPayRequest>,
+        ) -> Result<Response<proto::RecordPromiseToPayResponse>, Status> {
+            super::commands::record_promise_to_pay(self, request).await
         }
 
         async fn create_policy(

@@ -205,6 +205,17 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
             interest_to_date,
             annual_rate_percent,
         }),
+        EventPayload::Promise {
+            promised_date,
+            amount,
+            currency_code,
+            note,
+        } => Payload::Promise(proto::PromiseEventPayload {
+            promised_date,
+            amount,
+            currency_code,
+            note,
+        }),
         EventPayload::WebhookEndpoint {
             endpoint_id,
             url,

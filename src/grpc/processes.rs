@@ -118,6 +118,12 @@ fn charge_to_proto(c: &Charge) -> proto::Charge {
 pub fn process_to_proto(view: ProcessView) -> proto::Process {
     let p = view.process;
     let currency = p.currency;
+    // A promise is shown while the process waits for it (one kept at the resolution stays
+    // on the row).
+    let open_promise = p
+        .promise
+        .clone()
+        .filter(|_| p.pause_reason == Some(PauseReason::PromiseToPay));
     proto::Process {
         id: p.id.to_string(),
         policy_code: p.policy_code,
@@ -141,7 +147,10 @@ pub fn process_to_proto(view: ProcessView) -> proto::Process {
         } else {
             None
         },
-        promised_date: p.promised_date.map(|d| d.to_string()).unwrap_or_default(),
+        promised_date: open_promise
+            .as_ref()
+            .map(|promise| promise.date.to_string())
+            .unwrap_or_default(),
         history: view
             .history
             .iter()
@@ -152,8 +161,9 @@ pub fn process_to_proto(view: ProcessView) -> proto::Process {
         end_time: optional_timestamp(p.ended_at),
         update_time: timestamp(p.updated_at),
         amount_due: view.amount_due.to_string(),
-        promised_amount: p
-            .promised_amount_minor
+        promised_amount: open_promise
+            .as_ref()
+            .and_then(|promise| promise.amount_minor)
             .map(|m| currency.format(m))
             .unwrap_or_default(),
         note: p.note,

@@ -2,7 +2,7 @@
 //! command accepts, what it changes, and the record it leaves in the process history. Pure:
 //! the service locks the process, applies one of these and saves the result.
 
-use super::state::{PauseReason, Process, ProcessState};
+use super::state::{PauseReason, Process, ProcessState, Promise};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -129,8 +129,7 @@ pub fn resume(p: &mut Process, now: DateTime<Utc>) -> Result<Applied, Refused> {
         }),
         (ProcessState::Paused, _) => {
             p.resume(now);
-            p.promised_date = None;
-            p.promised_amount_minor = None;
+            p.promise = None;
             Ok(Applied::Changed)
         }
         _ => Err(Refused::new(
@@ -173,8 +172,7 @@ pub fn reset(
     p.next_step_at = Some(first_step_at);
     p.due_at = Some(first_step_at);
     p.waiting_step_run_id = None;
-    p.promised_date = None;
-    p.promised_amount_minor = None;
+    p.promise = None;
     p.updated_at = now;
     Ok(Applied::Changed)
 }
@@ -228,14 +226,24 @@ pub fn check_inform_sales(p: &Process, has_sales_rep: bool) -> Result<(), Refuse
 }
 
 /// Pause the process until the customer's promised date (ACTIVE, or PAUSED by an operator
-/// or an earlier promise).
+/// or an earlier promise, which this one replaces). The engine looks at it again at the
+/// promise's deadline.
 pub fn promise_to_pay(
     p: &mut Process,
-    date: NaiveDate,
-    amount_minor: Option<i64>,
+    promise: Promise,
     note: &str,
     now: DateTime<Utc>,
 ) -> Result<Applied, Refused> {
+    check_promise(p)?;
+    p.pause(PauseReason::PromiseToPay, now);
+    p.due_at = Some(promise.deadline);
+    p.promise = Some(promise);
+    p.note = note.to_owned();
+    Ok(Applied::Changed)
+}
+
+/// Whether a promise to pay may be recorded on the process as it is.
+pub fn check_promise(p: &Process) -> Result<(), Refused> {
     let allowed = match (p.state, p.pause_reason) {
         (ProcessState::Active, _) => true,
         (ProcessState::Paused, Some(reason)) => !reason.follows_a_cause(),
@@ -249,11 +257,83 @@ pub fn promise_to_pay(
              an earlier promise",
         ));
     }
-    p.pause(PauseReason::PromiseToPay, now);
-    p.promised_date = Some(date);
-    p.promised_amount_minor = amount_minor;
-    p.note = note.to_owned();
-    Ok(Applied::Changed)
+    Ok(())
+}
+
+/// How far ahead a promise may be.
+pub const MAX_PROMISE_DAYS: u64 = 365;
+
+/// The promise a customer makes for a process that owes `owed_minor`: by `date` (from today
+/// to `MAX_PROMISE_DAYS` ahead in the customer's time zone), `amount_minor` or, when `None`,
+/// everything due. Kept or broken at the end of that day. Violations name `promised_date` and
+/// `amount`.
+pub fn make_promise(
+    date: NaiveDate,
+    amount_minor: Option<i64>,
+    owed_minor: i64,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Result<Promise, Vec<crate::domain::validation::FieldViolation>> {
+    let mut v = crate::domain::validation::Violations::new();
+    let today = now.with_timezone(&tz).date_naive();
+    if date < today {
+        v.add(
+            "promised_date",
+            format!("is in the past (today is {today} in the customer's time zone)"),
+        );
+    } else if date > today + chrono::Days::new(MAX_PROMISE_DAYS) {
+        v.add(
+            "promised_date",
+            format!("is more than {MAX_PROMISE_DAYS} days ahead"),
+        );
+    }
+    match amount_minor {
+        Some(minor) if minor <= 0 => v.add("amount", "must be positive"),
+        Some(minor) if minor > owed_minor => {
+            v.add("amount", "is more than the process's amount due")
+        }
+        _ => {}
+    }
+    v.finish()?;
+    let next_day = date.succ_opt().unwrap_or(date);
+    Ok(Promise {
+        date,
+        amount_minor,
+        deadline: crate::domain::invoice::start_of_day(next_day, tz),
+        owed_minor,
+    })
+}
+
+/// What became of a promise whose deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromiseOutcome {
+    Kept,
+    Broken,
+}
+
+/// At or after the deadline of the promise the process waits for: the promise is kept or
+/// broken, and the process runs again either way (a step whose time passed runs at once).
+/// `None` while the process does not wait for a promise or its deadline is still ahead.
+pub fn settle_promise(
+    p: &mut Process,
+    owed_now_minor: i64,
+    now: DateTime<Utc>,
+) -> Option<(Promise, PromiseOutcome)> {
+    if p.state != ProcessState::Paused || p.pause_reason != Some(PauseReason::PromiseToPay) {
+        return None;
+    }
+    let promise = p.promise.clone()?;
+    if now < promise.deadline {
+        return None;
+    }
+    let outcome = if promise.kept(owed_now_minor) {
+        PromiseOutcome::Kept
+    } else {
+        PromiseOutcome::Broken
+    };
+    p.resume(now);
+    p.promise = None;
+    Some((promise, outcome))
 }
 
 #[cfg(test)]
@@ -288,8 +368,7 @@ mod tests {
             last_step_at: Some(now()),
             due_at: (state == ProcessState::Active).then_some(next),
             waiting_step_run_id: Some(Uuid::from_u128(9)),
-            promised_date: None,
-            promised_amount_minor: None,
+            promise: None,
             note: String::new(),
             payment_retries_blocked: false,
             suspension_requested: false,
@@ -302,6 +381,93 @@ mod tests {
                 is_open: true,
             }],
         }
+    }
+
+    fn promise(amount_minor: Option<i64>) -> Promise {
+        Promise {
+            date: "2026-12-10".parse().unwrap(),
+            amount_minor,
+            deadline: "2026-12-11T00:00:00Z".parse().unwrap(),
+            owed_minor: 10_000,
+        }
+    }
+
+    #[test]
+    fn a_promise_waits_for_its_deadline_then_is_kept_or_broken() {
+        let mut p = process(ProcessState::Active, None);
+        let deadline = promise(Some(4_000)).deadline;
+        assert_eq!(
+            promise_to_pay(&mut p, promise(Some(4_000)), "by phone", now()),
+            Ok(Applied::Changed)
+        );
+        assert_eq!(p.pause_reason, Some(PauseReason::PromiseToPay));
+        assert_eq!(p.due_at, Some(deadline));
+        assert_eq!(
+            settle_promise(&mut p, 6_000, now()),
+            None,
+            "before the deadline"
+        );
+        let settled = settle_promise(&mut p, 6_000, deadline).unwrap();
+        assert_eq!(settled.1, PromiseOutcome::Kept, "40.00 of 100.00 was paid");
+        assert_eq!(p.state, ProcessState::Active);
+        assert_eq!(p.promise, None);
+        let mut q = process(ProcessState::Active, None);
+        promise_to_pay(&mut q, promise(Some(4_000)), "", now()).unwrap();
+        assert_eq!(
+            settle_promise(&mut q, 6_001, deadline).unwrap().1,
+            PromiseOutcome::Broken
+        );
+        // Without an amount, only paying everything keeps it.
+        assert!(!promise(None).kept(1));
+        assert!(promise(None).kept(0));
+        // A dispute's pause cannot be turned into a promise.
+        let mut disputed = process(ProcessState::Paused, Some(PauseReason::Dispute));
+        assert_eq!(
+            promise_to_pay(&mut disputed, promise(None), "", now())
+                .unwrap_err()
+                .reason,
+            "PROCESS_NOT_ACTIVE"
+        );
+    }
+
+    #[test]
+    fn a_promise_is_for_today_to_a_year_ahead_and_at_most_what_is_due() {
+        let tz = chrono_tz::Europe::Berlin;
+        // 23:30 UTC on 1 December is already 2 December in Berlin.
+        let late: DateTime<Utc> = "2026-12-01T23:30:00Z".parse().unwrap();
+        let fields = |r: Result<Promise, Vec<crate::domain::validation::FieldViolation>>| {
+            r.unwrap_err()
+                .into_iter()
+                .map(|v| v.field)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            fields(make_promise(
+                "2026-12-01".parse().unwrap(),
+                Some(0),
+                100,
+                tz,
+                late
+            )),
+            vec!["promised_date", "amount"]
+        );
+        assert_eq!(
+            fields(make_promise(
+                "2027-12-03".parse().unwrap(),
+                Some(101),
+                100,
+                tz,
+                late
+            )),
+            vec!["promised_date", "amount"]
+        );
+        let promise = make_promise("2026-12-02".parse().unwrap(), None, 100, tz, late).unwrap();
+        // Kept or broken at the end of the promised day, Berlin time.
+        assert_eq!(
+            promise.deadline,
+            "2026-12-02T23:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(promise.owed_minor, 100);
     }
 
     #[test]
@@ -329,9 +495,9 @@ mod tests {
             "PAUSE_CAUSE_ACTIVE"
         );
         let mut promised = process(ProcessState::Paused, Some(PauseReason::PromiseToPay));
-        promised.promised_date = Some("2026-12-10".parse().unwrap());
+        promised.promise = Some(promise(Some(4_000)));
         assert_eq!(resume(&mut promised, now()), Ok(Applied::Changed));
-        assert_eq!(promised.promised_date, None);
+        assert_eq!(promised.promise, None);
     }
 
     #[test]

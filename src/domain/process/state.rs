@@ -129,8 +129,8 @@ pub struct Process {
     pub due_at: Option<DateTime<Utc>>,
     /// The step run whose remaining actions wait for a charge's outcome.
     pub waiting_step_run_id: Option<Uuid>,
-    pub promised_date: Option<NaiveDate>,
-    pub promised_amount_minor: Option<i64>,
+    /// The customer's open promise to pay, while the process is paused for it.
+    pub promise: Option<Promise>,
     pub note: String,
     pub payment_retries_blocked: bool,
     pub suspension_requested: bool,
@@ -193,6 +193,29 @@ impl Process {
             .filter(|i| i.is_open)
             .map(|i| i.invoice_id)
             .collect()
+    }
+}
+
+/// A customer's promise to pay by a date (RecordPromiseToPay): the process waits for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promise {
+    pub date: NaiveDate,
+    /// The promised amount, minor units; `None` = the full amount due.
+    pub amount_minor: Option<i64>,
+    /// The end of `date` in the customer's time zone: when the promise is kept or broken.
+    pub deadline: DateTime<Utc>,
+    /// What was due when the promise was made; what was paid since is measured against it.
+    pub owed_minor: i64,
+}
+
+impl Promise {
+    /// Whether the promise is kept with `owed_now_minor` still due: the promised amount (or,
+    /// without one, everything) was paid or credited since it was made.
+    pub fn kept(&self, owed_now_minor: i64) -> bool {
+        match self.amount_minor {
+            Some(promised) => self.owed_minor - owed_now_minor >= promised,
+            None => owed_now_minor <= 0,
+        }
     }
 }
 

@@ -5,12 +5,12 @@
 //! changed `due_at`), so nothing runs twice.
 
 use super::steps::Operation;
-use super::{ProcessChange, ProcessView, amount_due, policy_of, process_not_found};
+use super::{ProcessChange, ProcessView, amount_due, policy_of, process_not_found, promise_event};
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::notification::Notification;
 use crate::domain::process::command::{self, Applied, CommandKind, ProcessCommand};
 use crate::domain::process::schedule::step_time;
-use crate::domain::process::state::Process;
+use crate::domain::process::state::{Process, Promise};
 use crate::error::Error;
 use crate::service::customers::request_id_conflict;
 use crate::service::paging::fingerprint;
@@ -27,6 +27,16 @@ pub struct CommandRequest {
     pub note: String,
     /// Makes a retried command return the first one's result instead of acting again.
     pub request_id: Option<String>,
+    /// RecordPromiseToPay: what the customer promised.
+    pub promise: Option<PromiseTerms>,
+}
+
+/// A promise to pay as the operator records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromiseTerms {
+    pub date: chrono::NaiveDate,
+    /// Decimal amount in the process's currency; empty = the full amount due.
+    pub amount: String,
 }
 
 /// A process after a command, with the email the command queued.
@@ -165,6 +175,7 @@ impl Services {
             .find_invoices_by_ids(caller.organization_id, &process.open_invoice_ids(), false)
             .await?;
         let amount = amount_due(&process, &invoices)?;
+        let mut promised = None;
         let (applied, event_type) = match request.kind {
             CommandKind::Pause => (
                 command::pause(&mut process, note, now)?,
@@ -185,6 +196,19 @@ impl Services {
                     EventType::ProcessReset,
                 )
             }
+            CommandKind::PromiseToPay => {
+                let terms = request
+                    .promise
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal("a promise to pay without its terms".into()))?;
+                command::check_promise(&process)?;
+                let promise = self.promise_of(tx, caller, &process, terms, amount).await?;
+                promised = Some(promise.clone());
+                (
+                    command::promise_to_pay(&mut process, promise, note, now)?,
+                    EventType::ProcessPaused,
+                )
+            }
             other => {
                 return Err(Error::Internal(format!(
                     "command {} has no state change",
@@ -203,13 +227,54 @@ impl Services {
         tx.update_process(&process).await?;
         let mut change = ProcessChange::new(event_type, Some(previous), amount).note(note);
         change.actor = caller.actor.for_events();
-        let events = vec![change.event(&process, now)];
+        let mut events = vec![change.event(&process, now)];
+        if let Some(promise) = &promised {
+            events.push(promise_event(
+                EventType::PromiseRecorded,
+                &process,
+                promise,
+                note,
+                now,
+            ));
+        }
         Ok(Done {
             process,
             events,
             notification_id: None,
             changed: true,
         })
+    }
+
+    /// The promise `terms` make for a process owing `owed` (INVALID_ARGUMENT naming
+    /// `promised_date` or `amount` when they cannot be).
+    async fn promise_of(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        p: &Process,
+        terms: &PromiseTerms,
+        owed: crate::domain::money::Money,
+    ) -> Result<Promise, Error> {
+        let amount_minor = if terms.amount.is_empty() {
+            None
+        } else {
+            Some(
+                p.currency
+                    .parse_amount(&terms.amount)
+                    .map_err(|e| Error::field("amount", e.to_string()))?,
+            )
+        };
+        let customer = tx
+            .find_customer(caller.organization_id, p.customer_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
+        Ok(command::make_promise(
+            terms.date,
+            amount_minor,
+            owed.minor(),
+            customer.details.timezone,
+            self.now(),
+        )?)
     }
 
     /// When the first step of the process's policy version is due if the process started

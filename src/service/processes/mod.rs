@@ -6,7 +6,7 @@ mod commands;
 mod start;
 mod steps;
 
-pub use commands::{CommandRequest, CommandResult};
+pub use commands::{CommandRequest, CommandResult, PromiseTerms};
 pub use steps::ClaimedProcess;
 
 use super::paging::PageRequest;
@@ -19,7 +19,7 @@ use crate::domain::notification::Notification;
 use crate::domain::policy::Policy;
 use crate::domain::process::command::ProcessCommand;
 use crate::domain::process::state::{
-    ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, StepRun,
+    ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, Promise, StepRun,
 };
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::query::{NotificationFilter, ProcessFilter};
@@ -171,6 +171,34 @@ pub(crate) fn amount_due(p: &Process, invoices: &[Invoice]) -> Result<Money, Err
     )?)
 }
 
+/// A promise's event (promise.recorded, .kept, .broken).
+pub(crate) fn promise_event(
+    event_type: EventType,
+    p: &Process,
+    promise: &Promise,
+    note: &str,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent {
+        event_type,
+        occurred_at: now,
+        customer_id: Some(p.customer_id),
+        customer_external_id: p.customer_external_id.clone(),
+        invoice_id: None,
+        invoice_external_id: String::new(),
+        process_id: Some(p.id),
+        payload: EventPayload::Promise {
+            promised_date: promise.date.to_string(),
+            amount: promise
+                .amount_minor
+                .map(|m| p.currency.format(m))
+                .unwrap_or_default(),
+            currency_code: p.currency.code().to_owned(),
+            note: note.to_owned(),
+        },
+    }
+}
+
 /// The events of a process leaving its open states: resolved, and, when it had asked for the
 /// customer's suspension, that the suspension may be lifted.
 pub(crate) fn resolution_events(
@@ -179,8 +207,15 @@ pub(crate) fn resolution_events(
     amount: Money,
     now: DateTime<Utc>,
 ) -> Vec<NewEvent> {
-    let mut events =
-        vec![ProcessChange::new(EventType::ProcessResolved, Some(previous), amount).event(p, now)];
+    let mut events = Vec::new();
+    // Paid in full while it waited for a promise: the promise was kept.
+    if previous == ProcessState::Paused
+        && let Some(promise) = &p.promise
+    {
+        events.push(promise_event(EventType::PromiseKept, p, promise, "", now));
+    }
+    events
+        .push(ProcessChange::new(EventType::ProcessResolved, Some(previous), amount).event(p, now));
     if p.suspension_requested {
         events.push(
             ProcessChange::new(EventType::SuspensionLiftRequested, Some(previous), amount)

@@ -30,6 +30,10 @@ pub struct Model {
     /// YYYY-MM-DD or empty.
     pub promised_date: String,
     pub promised_amount_minor: Option<i64>,
+    /// The end of the promised day (the promise is kept or broken then); NULL without one.
+    pub promise_deadline_at: Option<i64>,
+    /// What was due when the promise was made.
+    pub promise_owed_minor: Option<i64>,
     pub note: String,
     pub payment_retries_blocked: bool,
     pub suspension_requested: bool,

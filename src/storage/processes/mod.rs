@@ -8,7 +8,7 @@ use super::entity::{dunning_check, process, process_invoice};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
 use crate::domain::money::Currency;
 use crate::domain::policy::PolicyScope;
-use crate::domain::process::state::{PauseReason, Process, ProcessInvoice, ProcessState};
+use crate::domain::process::state::{PauseReason, Process, ProcessInvoice, ProcessState, Promise};
 use crate::domain::query::ProcessFilter;
 use crate::error::Error;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -313,6 +313,57 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
+    /// Claims up to `limit` processes with work due at `now`, most overdue first, by moving
+    /// their `due_at` to `lease_until`; returns them as (organization, process). On PostgreSQL
+    /// one statement finds and claims them, skipping rows another worker is claiming
+    /// (`FOR UPDATE SKIP LOCKED`), so concurrent workers get disjoint batches; on SQLite (one
+    /// writer) the due rows are read, then claimed with a compare-and-set.
+    pub async fn claim_due_processes(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<(Uuid, Uuid)>, Error> {
+        if self.backend() == super::Backend::Sqlite {
+            let due = self.due_processes(now, limit).await?;
+            let ids: Vec<Uuid> = due.iter().map(|(_, id)| *id).collect();
+            let claimed = self.claim_processes(&ids, now, lease_until).await?;
+            return Ok(due
+                .into_iter()
+                .filter(|(_, id)| claimed.contains(id))
+                .collect());
+        }
+        let statement = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "WITH due AS (SELECT id, due_at FROM processes WHERE due_at IS NOT NULL \
+             AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE processes p SET due_at = $3 FROM due WHERE p.id = due.id \
+             RETURNING p.organization_id, p.id, due.due_at AS was_due_at",
+            [
+                to_micros(now).into(),
+                (limit as i64).into(),
+                to_micros(lease_until).into(),
+            ],
+        );
+        let rows = self.conn.query_all_raw(statement).await.map_err(db_error)?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64>("", "was_due_at").map_err(db_error)?,
+                    row.try_get::<Uuid>("", "organization_id")
+                        .map_err(db_error)?,
+                    row.try_get::<Uuid>("", "id").map_err(db_error)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        claimed.sort();
+        Ok(claimed
+            .into_iter()
+            .map(|(_, organization_id, id)| (organization_id, id))
+            .collect())
+    }
+
     /// Processes (of any organization) with work due at `now`, as (organization, process)
     /// ids, most overdue first.
     pub async fn due_processes(
@@ -480,8 +531,13 @@ fn to_model(p: &Process) -> process::Model {
         last_step_at: p.last_step_at.map(to_micros),
         due_at: p.due_at.map(to_micros),
         waiting_step_run_id: p.waiting_step_run_id,
-        promised_date: date_text(p.promised_date),
-        promised_amount_minor: p.promised_amount_minor,
+        promised_date: date_text(p.promise.as_ref().map(|promise| promise.date)),
+        promised_amount_minor: p.promise.as_ref().and_then(|promise| promise.amount_minor),
+        promise_deadline_at: p
+            .promise
+            .as_ref()
+            .map(|promise| to_micros(promise.deadline)),
+        promise_owed_minor: p.promise.as_ref().map(|promise| promise.owed_minor),
         note: p.note.clone(),
         payment_retries_blocked: p.payment_retries_blocked,
         suspension_requested: p.suspension_requested,
@@ -522,8 +578,15 @@ fn from_model(m: process::Model, invoices: Vec<ProcessInvoice>) -> Result<Proces
         last_step_at: m.last_step_at.map(from_micros),
         due_at: m.due_at.map(from_micros),
         waiting_step_run_id: m.waiting_step_run_id,
-        promised_date: parse_date(&m.promised_date)?,
-        promised_amount_minor: m.promised_amount_minor,
+        promise: match (parse_date(&m.promised_date)?, m.promise_deadline_at) {
+            (Some(date), Some(deadline)) => Some(Promise {
+                date,
+                amount_minor: m.promised_amount_minor,
+                deadline: from_micros(deadline),
+                owed_minor: m.promise_owed_minor.unwrap_or_default(),
+            }),
+            _ => None,
+        },
         note: m.note,
         payment_retries_blocked: m.payment_retries_blocked,
         suspension_requested: m.suspension_requested,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 /// Processes claimed and run in one transaction per round. SQLite has one connection, which
 /// the API waits for while a batch runs: smaller batches keep its latency low.
-const STEP_BATCH: u64 = 100;
+const STEP_BATCH: u64 = 250;
 const SQLITE_STEP_BATCH: u64 = 20;
 
 /// What the steps of one batch share, read once per batch: policy versions (immutable),
@@ -96,18 +96,12 @@ impl Jobs {
     /// apart to act between claim and commit).
     pub async fn claim_due_processes(&self, limit: u64) -> Result<Vec<ClaimedProcess>, Error> {
         let now = self.now();
-        let due = self.store.due_processes(now, limit).await?;
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
         // Whole microseconds, as stored: the claim is recognised by this exact value.
         let lease = now + self.claim_lease;
         let lease = DateTime::from_timestamp_micros(lease.timestamp_micros()).unwrap_or(lease);
-        let ids: Vec<Uuid> = due.iter().map(|(_, id)| *id).collect();
-        let claimed = self.store.claim_processes(&ids, now, lease).await?;
-        Ok(due
+        let claimed = self.store.claim_due_processes(now, lease, limit).await?;
+        Ok(claimed
             .into_iter()
-            .filter(|(_, id)| claimed.contains(id))
             .map(|(organization_id, process_id)| ClaimedProcess {
                 organization_id,
                 process_id,

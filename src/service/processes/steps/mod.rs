@@ -12,17 +12,18 @@ mod operations;
 pub use batch::ClaimedProcess;
 pub(crate) use operations::Operation;
 
-use super::{ProcessChange, amount_due, resolution_events};
+use super::{ProcessChange, amount_due, promise_event, resolution_events};
 use crate::domain::charges::DatedPayment;
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::organization::Organization;
 use crate::domain::policy::{ActionType, Policy};
+use crate::domain::process::command::{PromiseOutcome, settle_promise};
 use crate::domain::process::plan::{PlannedAction, StepFacts, condition_met, plan_action};
 use crate::domain::process::schedule::{due_step, step_time};
 use crate::domain::process::state::{
-    ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, StepRun, StepTrigger,
+    ActionOutcome, Charge, OutcomeStatus, PauseReason, Process, ProcessState, StepRun, StepTrigger,
 };
 use crate::domain::process::{Reconciled, reconcile};
 use crate::error::Error;
@@ -42,6 +43,9 @@ const OUTCOME_WAIT: Duration = Duration::days(3);
 /// When the engine next has work for a process: its next step while it runs (ACTIVE or
 /// ESCALATED), or the end of a wait for a charge's outcome.
 fn due_at(p: &Process) -> Option<DateTime<Utc>> {
+    if p.state == ProcessState::Paused && p.pause_reason == Some(PauseReason::PromiseToPay) {
+        return p.promise.as_ref().map(|promise| promise.deadline);
+    }
     if !matches!(p.state, ProcessState::Active | ProcessState::Escalated) {
         return None;
     }
@@ -104,6 +108,9 @@ impl StepRunner<'_> {
     /// several are: the earlier ones are recorded as superseded).
     async fn run_due(&mut self, trigger: StepTrigger) -> Result<(), Error> {
         if !self.reconcile_now()? {
+            return Ok(());
+        }
+        if self.process.pause_reason == Some(PauseReason::PromiseToPay) && !self.settle_promise()? {
             return Ok(());
         }
         if let Some(run_id) = self.process.waiting_step_run_id
@@ -170,6 +177,36 @@ impl StepRunner<'_> {
                 .event(&self.process, self.now),
         );
         Ok(runs)
+    }
+
+    /// Keeps or breaks the promise the process waits for once its deadline passed, and runs
+    /// the process again. Returns whether it runs.
+    fn settle_promise(&mut self) -> Result<bool, Error> {
+        if self.process.state != ProcessState::Paused {
+            return Ok(self.process.state.is_open());
+        }
+        let owed = self.amount_due()?;
+        let Some((promise, outcome)) = settle_promise(&mut self.process, owed.minor(), self.now)
+        else {
+            return Ok(false);
+        };
+        let (event_type, note) = match outcome {
+            PromiseOutcome::Kept => (EventType::PromiseKept, "the promise was kept"),
+            PromiseOutcome::Broken => (EventType::PromiseBroken, "the promise was broken"),
+        };
+        self.events.push(promise_event(
+            event_type,
+            &self.process,
+            &promise,
+            "",
+            self.now,
+        ));
+        self.events.push(
+            ProcessChange::new(EventType::ProcessResumed, Some(ProcessState::Paused), owed)
+                .note(note)
+                .event(&self.process, self.now),
+        );
+        Ok(true)
     }
 
     fn amount_due(&self) -> Result<crate::domain::money::Money, Error> {
