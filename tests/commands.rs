@@ -684,6 +684,134 @@ async fn bad_promises_name_their_fields(s: &TestServer, smtp: &SmtpServer) {
     assert!(unchanged.commands.is_empty());
 }
 
+async fn assign(
+    s: &TestServer,
+    customer: &str,
+    code: &str,
+    apply: bool,
+) -> Result<proto::AssignPolicyResponse, tonic::Status> {
+    Ok(s.dunning()
+        .assign_policy(proto::AssignPolicyRequest {
+            customer: Some(proto::assign_policy_request::Customer::CustomerExternalId(
+                customer.into(),
+            )),
+            policy_code: code.into(),
+            apply_to_open_processes: apply,
+        })
+        .await?
+        .into_inner())
+}
+
+/// "Update Setting": without apply_to_open_processes only new processes use the policy; with
+/// it, the customer's open processes move to its latest version and restart at its first
+/// step (the catch-up rule runs the latest due one), except those whose invoice names its
+/// own policy; a process of the other scope refuses the move and nothing changes.
+async fn assign_policy_moves_open_processes_on_request(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_asg").await;
+    create_policy(
+        s,
+        proto::Policy {
+            code: "gentle".into(),
+            name: "Gentle".into(),
+            scope: PolicyScope::Invoice as i32,
+            steps: vec![
+                step(
+                    "Gentle nudge",
+                    2,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FriendlyReminder)],
+                ),
+                step(
+                    "Gentle reminder",
+                    30,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FirmReminder)],
+                ),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    // An invoice naming its own policy keeps it whatever the customer's is.
+    upsert(
+        s,
+        proto::Invoice {
+            policy_code: "ops".into(),
+            ..invoice_of("inv_own", "cus_asg", "30.00", "EUR", "2026-11-20")
+        },
+    )
+    .await;
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 2);
+    let kept_alone = processes(s, "cus_asg")
+        .await
+        .into_iter()
+        .find(|q| q.id != p.id)
+        .unwrap();
+
+    let only_new = assign(s, "cus_asg", "gentle", false).await.unwrap();
+    assert_eq!(only_new.customer.unwrap().policy_code, "gentle");
+    assert!(only_new.processes.is_empty());
+    assert_eq!(get(s, &p.id).await.policy_code, "ops");
+
+    let moved = assign(s, "cus_asg", "gentle", true).await.unwrap();
+    assert_eq!(moved.processes.len(), 1);
+    let m = &moved.processes[0];
+    assert_eq!(
+        (m.id.as_str(), m.policy_code.as_str(), m.policy_version),
+        (p.id.as_str(), "gentle", 1)
+    );
+    assert_eq!((m.state, m.current_step_index), (ACTIVE, 0));
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), 3, "the gentle nudge, once");
+    let after = get(s, &p.id).await;
+    let last = after.history.last().unwrap();
+    assert_eq!(
+        (last.step_index, last.attempt, last.step_name.as_str()),
+        (0, 2, "Gentle nudge")
+    );
+    assert_eq!(get(s, &kept_alone.id).await.policy_code, "ops");
+    let assigned: Vec<proto::PolicyAssignedEventPayload> = s
+        .events()
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(proto::event::Payload::PolicyAssigned(a)) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(assigned.len(), 2);
+    assert_eq!(assigned[1].moved_process_ids, vec![p.id.clone()]);
+    assert_eq!(assigned[1].previous_policy_code, "gentle");
+    assert!(process_events(s).await.iter().any(|e| e == "process.reset"));
+
+    // A balance policy cannot take over invoice processes: refused, nothing changed.
+    create_policy(
+        s,
+        proto::Policy {
+            scope: PolicyScope::CustomerBalance as i32,
+            ..three_steps("balance", "")
+        },
+    )
+    .await;
+    assert_error(
+        assign(s, "cus_asg", "balance", true).await,
+        Code::FailedPrecondition,
+        "POLICY_SCOPE_MISMATCH",
+    );
+    assert_eq!(get(s, &p.id).await.policy_code, "gentle");
+    assert_error(
+        assign(s, "cus_asg", "nope", false).await,
+        Code::NotFound,
+        "POLICY_NOT_FOUND",
+    );
+    assert_error(
+        assign(s, "cus_nobody", "gentle", false).await,
+        Code::NotFound,
+        "CUSTOMER_NOT_FOUND",
+    );
+}
+
 on_both_backends_with_smtp!(
     advance_runs_the_next_step_now,
     pause_resume_and_cancel,
@@ -693,4 +821,5 @@ on_both_backends_with_smtp!(
     bad_commands_name_their_fields,
     promises_to_pay_are_kept_or_broken,
     bad_promises_name_their_fields,
+    assign_policy_moves_open_processes_on_request,
 );

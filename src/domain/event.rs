@@ -43,6 +43,7 @@ pub enum EventType {
     ProcessResolved,
     ProcessCancelled,
     SalesInformed,
+    PolicyAssigned,
     PromiseRecorded,
     PromiseKept,
     PromiseBroken,
@@ -90,6 +91,7 @@ impl EventType {
             Self::ProcessResolved => "process.resolved",
             Self::ProcessCancelled => "process.cancelled",
             Self::SalesInformed => "sales.informed",
+            Self::PolicyAssigned => "policy.assigned",
             Self::PromiseRecorded => "promise.recorded",
             Self::PromiseKept => "promise.kept",
             Self::PromiseBroken => "promise.broken",
@@ -196,6 +198,12 @@ pub enum EventPayload {
         interest_from_date: String,
         interest_to_date: String,
         annual_rate_percent: String,
+    },
+    PolicyAssigned {
+        policy_code: String,
+        previous_policy_code: String,
+        apply_to_open_processes: bool,
+        moved_process_ids: Vec<String>,
     },
     Promise {
         /// YYYY-MM-DD.

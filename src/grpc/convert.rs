@@ -189,6 +189,7 @@ oneof_key! {
     crate::proto::void_invoice_request::Invoice => Id, ExternalId;
     crate::proto::record_payment_request::Invoice => InvoiceId, InvoiceExternalId;
     crate::proto::list_payments_request::Invoice => InvoiceId, InvoiceExternalId;
+    crate::proto::assign_policy_request::Customer => CustomerId, CustomerExternalId;
 }
 
 /// The customer a oneof addresses.

@@ -16,8 +16,7 @@ use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
     impl proto::dunning_service_server::DunningService for Api {
-        later("the collections operations (policy assignment, simulation, report)") {
-            assign_policy(AssignPolicyRequest) -> AssignPolicyResponse;
+        later("the collections operations (simulation and the collections report)") {
             simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
             get_collections_report(GetCollectionsReportRequest) -> GetCollectionsReportResponse;
         }
@@ -69,6 +68,13 @@ service_with_later_rpcs! {
             request: Request<proto::InformSalesRequest>,
         ) -> Result<Response<proto::InformSalesResponse>, Status> {
             super::commands::inform_sales(self, request).await
+        }
+
+        async fn assign_policy(
+            &self,
+            request: Request<proto::AssignPolicyRequest>,
+        ) -> Result<Response<proto::AssignPolicyResponse>, Status> {
+            super::policies::assign(self, request).await
         }
 
         async fn record_promise_to_pay(

@@ -205,6 +205,17 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
             interest_to_date,
             annual_rate_percent,
         }),
+        EventPayload::PolicyAssigned {
+            policy_code,
+            previous_policy_code,
+            apply_to_open_processes,
+            moved_process_ids,
+        } => Payload::PolicyAssigned(proto::PolicyAssignedEventPayload {
+            policy_code,
+            previous_policy_code,
+            apply_to_open_processes,
+            moved_process_ids,
+        }),
         EventPayload::Promise {
             promised_date,
             amount,

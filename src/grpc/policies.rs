@@ -750,6 +750,37 @@ pub async fn archive(
     }))
 }
 
+pub async fn assign(
+    api: &Api,
+    request: Request<proto::AssignPolicyRequest>,
+) -> Result<Response<proto::AssignPolicyResponse>, Status> {
+    let caller = authenticate(&api.services, &request).await?;
+    let req = request.into_inner();
+    let (id, ext) = req
+        .customer
+        .as_ref()
+        .map(convert::OneofKey::parts)
+        .unwrap_or_default();
+    let customer = convert::customer_ref(id, ext, "customer_")?;
+    let policy_code = if req.policy_code.is_empty() {
+        String::new()
+    } else {
+        code_argument("policy_code", &req.policy_code)?
+    };
+    let assigned = api
+        .services
+        .assign_policy(caller, &customer, &policy_code, req.apply_to_open_processes)
+        .await?;
+    Ok(Response::new(proto::AssignPolicyResponse {
+        customer: Some(super::customers::customer_to_proto(assigned.customer)),
+        processes: assigned
+            .moved
+            .into_iter()
+            .map(super::processes::process_to_proto)
+            .collect(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

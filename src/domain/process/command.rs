@@ -177,6 +177,46 @@ pub fn reset(
     Ok(Applied::Changed)
 }
 
+/// Whether an open process moves when its customer is assigned another policy: ACTIVE,
+/// PAUSED or EXHAUSTED (an escalated one stays with the agency).
+pub fn moves_with_customer_policy(p: &Process) -> bool {
+    matches!(
+        p.state,
+        ProcessState::Active | ProcessState::Paused | ProcessState::Exhausted
+    )
+}
+
+/// Moves a process to another policy version and restarts it at its first step as a new
+/// attempt, due at `first_step_at` (the catch-up rule applies). A paused process stays
+/// paused, keeping the new schedule for its resume.
+pub fn move_to_policy(
+    p: &mut Process,
+    policy_code: &str,
+    policy_version: i32,
+    first_step_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) {
+    p.policy_code = policy_code.to_owned();
+    p.policy_version = policy_version;
+    p.current_step_index = 0;
+    p.attempt += 1;
+    p.last_step_at = Some(now);
+    p.next_step_at = Some(first_step_at);
+    p.waiting_step_run_id = None;
+    p.updated_at = now;
+    if p.state == ProcessState::Paused {
+        // Waits as it did: for its cause, an operator, or a promise's deadline.
+        p.due_at = p
+            .promise
+            .as_ref()
+            .filter(|_| p.pause_reason == Some(PauseReason::PromiseToPay))
+            .map(|promise| promise.deadline);
+    } else {
+        p.state = ProcessState::Active;
+        p.due_at = Some(first_step_at);
+    }
+}
+
 /// Whether "Next Dunning" may run the next step of a process with `steps` steps now.
 pub fn check_advance(p: &Process, steps: usize) -> Result<(), Refused> {
     if p.state != ProcessState::Active {

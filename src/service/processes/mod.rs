@@ -2,10 +2,12 @@
 //! customer inside the writer's own transaction (a settling payment resolves its process
 //! before anything else can run). Starting processes is in `start`, running steps in `steps`.
 
+mod assign;
 mod commands;
 mod start;
 mod steps;
 
+pub use assign::AssignedPolicy;
 pub use commands::{CommandRequest, CommandResult, PromiseTerms};
 pub use steps::ClaimedProcess;
 
