@@ -812,6 +812,71 @@ async fn assign_policy_moves_open_processes_on_request(s: &TestServer, smtp: &Sm
     );
 }
 
+async fn preview(
+    s: &TestServer,
+    process_id: &str,
+    kind: TemplateKind,
+) -> Result<proto::PreviewNotificationResponse, tonic::Status> {
+    Ok(s.dunning()
+        .preview_notification(proto::PreviewNotificationRequest {
+            process_id: process_id.into(),
+            kind: kind as i32,
+            ..Default::default()
+        })
+        .await?
+        .into_inner())
+}
+
+/// A preview with a process renders its next email exactly as the step then queues it, a
+/// sales notification with the history so far, and says when no email is left to send.
+async fn preview_renders_the_next_email_of_a_process(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_prev").await;
+    let next = preview(s, &p.id, TemplateKind::Unspecified).await.unwrap();
+    advance(s, &p.id, "").await.unwrap();
+    let queued = s
+        .dunning()
+        .list_notifications(proto::ListNotificationsRequest {
+            process_id: p.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    let firm = queued
+        .iter()
+        .find(|n| n.kind == TemplateKind::FirmReminder as i32)
+        .expect("the firm reminder was queued");
+    assert_eq!(next.subject, firm.subject);
+    assert_eq!(next.to_emails, firm.to_emails);
+    assert_eq!(next.bcc_emails, firm.bcc_emails);
+    let sales = preview(s, &p.id, TemplateKind::SalesNotification)
+        .await
+        .unwrap();
+    assert_eq!(sales.to_emails, vec!["rep@acme.test".to_string()]);
+    assert!(
+        sales.text_body.contains("Step 2 (Firm)"),
+        "{}",
+        sales.text_body
+    );
+    advance(s, &p.id, "").await.unwrap();
+    assert_error(
+        preview(s, &p.id, TemplateKind::Unspecified).await,
+        Code::FailedPrecondition,
+        "NO_NEXT_EMAIL",
+    );
+    assert_error(
+        preview(
+            s,
+            &uuid::Uuid::now_v7().to_string(),
+            TemplateKind::Unspecified,
+        )
+        .await,
+        Code::NotFound,
+        "PROCESS_NOT_FOUND",
+    );
+}
+
 on_both_backends_with_smtp!(
     advance_runs_the_next_step_now,
     pause_resume_and_cancel,
@@ -822,4 +887,5 @@ on_both_backends_with_smtp!(
     promises_to_pay_are_kept_or_broken,
     bad_promises_name_their_fields,
     assign_policy_moves_open_processes_on_request,
+    preview_renders_the_next_email_of_a_process,
 );

@@ -190,6 +190,36 @@ pub struct Action {
     pub interest: Option<InterestSettings>,
 }
 
+impl Action {
+    /// The email this action sends when it runs and has someone to send it to: its reminder,
+    /// the sales notification, the agency hand-over, or the payment request (whose link is
+    /// emailed when the charge fails or cannot be made).
+    pub fn email_kind(&self) -> Option<TemplateKind> {
+        match self.action_type {
+            ActionType::SendReminder => {
+                Some(self.template_kind.unwrap_or(TemplateKind::FriendlyReminder))
+            }
+            ActionType::NotifySales => Some(TemplateKind::SalesNotification),
+            ActionType::Escalate => Some(TemplateKind::CollectionAgencyHandover),
+            ActionType::RequestPayment => Some(TemplateKind::PaymentRequest),
+            ActionType::RetryPayment
+            | ActionType::ApplyFee
+            | ActionType::AccrueInterest
+            | ActionType::RequestSuspension
+            | ActionType::WriteOff => None,
+        }
+    }
+}
+
+/// The first email the steps from `from` on send (the process's next email).
+pub fn next_email_kind(steps: &[Step], from: usize) -> Option<TemplateKind> {
+    steps
+        .iter()
+        .skip(from)
+        .flat_map(|step| &step.actions)
+        .find_map(Action::email_kind)
+}
+
 /// One step of a policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {

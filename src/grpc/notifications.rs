@@ -108,16 +108,12 @@ fn locale(field: &str, value: &str) -> Result<String, Error> {
     validation::locale(value).map_err(|e| Error::field(field, e))
 }
 
-pub async fn preview(
-    api: &Api,
-    request: Request<proto::PreviewNotificationRequest>,
-) -> Result<Response<proto::PreviewNotificationResponse>, Status> {
+/// The email a preview without a process asks for: a kind, a customer and its invoices.
+fn preview_request(
+    req: &proto::PreviewNotificationRequest,
+    locale: Option<String>,
+) -> Result<EmailRequest, Error> {
     use proto::preview_notification_request::Customer as Key;
-    let caller = authenticate(&api.services, &request).await?;
-    let req = request.into_inner();
-    if !req.process_id.is_empty() {
-        return Err(Error::Unimplemented("previewing for a process arrives with the dunning engine; give the customer and invoices".into()).into());
-    }
     let kind = kind_from_proto("kind", req.kind)?;
     let customer = match &req.customer {
         Some(Key::CustomerId(id)) => convert::customer_ref(Some(id), None, "customer_")?,
@@ -137,13 +133,10 @@ pub async fn preview(
         None
     };
     v.finish().map_err(Error::from)?;
-    let locale = (!req.locale.is_empty())
-        .then(|| locale("locale", &req.locale))
-        .transpose()?;
     let email = EmailRequest {
         kind,
         customer,
-        invoice_external_ids: req.invoice_external_ids,
+        invoice_external_ids: req.invoice_external_ids.clone(),
         currency,
         locale,
         payment_link: String::new(),
@@ -156,7 +149,30 @@ pub async fn preview(
         history: Vec::new(),
         note: String::new(),
     };
-    let composed = api.services.preview_email(caller, &email).await?;
+    Ok(email)
+}
+
+pub async fn preview(
+    api: &Api,
+    request: Request<proto::PreviewNotificationRequest>,
+) -> Result<Response<proto::PreviewNotificationResponse>, Status> {
+    let caller = authenticate(&api.services, &request).await?;
+    let req = request.into_inner();
+    let locale = (!req.locale.is_empty())
+        .then(|| locale("locale", &req.locale))
+        .transpose()?;
+    let composed = if req.process_id.is_empty() {
+        let email = preview_request(&req, locale)?;
+        api.services.preview_email(caller, &email).await?
+    } else {
+        let process_id = convert::uuid("process_id", &req.process_id)?;
+        let kind = (req.kind != proto::TemplateKind::Unspecified as i32)
+            .then(|| kind_from_proto("kind", req.kind))
+            .transpose()?;
+        api.services
+            .preview_process_email(caller, process_id, kind, locale)
+            .await?
+    };
     let sender = &composed.organization.settings.sender;
     let from_header = if sender.from_name.is_empty() {
         sender.from_email.clone()

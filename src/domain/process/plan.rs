@@ -91,7 +91,7 @@ pub fn plan_action(action: &Action, facts: &StepFacts<'_>) -> PlannedAction {
     match action.action_type {
         ActionType::SendReminder => PlannedAction::Email(
             action
-                .template_kind
+                .email_kind()
                 .unwrap_or(TemplateKind::FriendlyReminder),
         ),
         ActionType::NotifySales if !facts.has_sales_rep => skip("the customer has no sales rep"),

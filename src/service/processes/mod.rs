@@ -19,13 +19,17 @@ use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::money::Money;
 use crate::domain::notification::Notification;
 use crate::domain::policy::Policy;
+use crate::domain::policy::next_email_kind;
 use crate::domain::process::command::ProcessCommand;
 use crate::domain::process::state::{
     ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, Promise, StepRun,
 };
+use crate::domain::process::statement::history_lines;
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::query::{NotificationFilter, ProcessFilter};
+use crate::domain::template::TemplateKind;
 use crate::error::Error;
+use crate::service::notifications::{BookedCharge, ComposedEmail, EmailRequest, HistoryEntry};
 use crate::service::payment_requests::charge_outcome;
 use crate::storage::{Conn, Connection};
 use chrono::{DateTime, Utc};
@@ -160,6 +164,67 @@ pub(crate) async fn policy_of<C: Connection>(conn: &Conn<C>, p: &Process) -> Res
             p.id, p.policy_code, p.policy_version
         ))
     })
+}
+
+/// The invoices a process duns now: held, open, something due, not disputed or blocked on
+/// their own.
+pub(crate) fn dunned_invoices(p: &Process, invoices: &[Invoice]) -> Vec<Invoice> {
+    invoices
+        .iter()
+        .filter(|i| p.holds(i.id) && i.state == InvoiceState::Open)
+        .filter(|i| i.amount_due_minor() > 0 && !i.disputed && !i.dunning_blocked)
+        .cloned()
+        .collect()
+}
+
+/// An email of `kind` a process sends about `dunned`, with its policy's BCC list and agency
+/// address and the charges booked so far: what a step queues and a preview renders.
+pub(crate) fn process_email(
+    p: &Process,
+    policy: &Policy,
+    kind: TemplateKind,
+    dunned: &[Invoice],
+    booked: &[Charge],
+) -> EmailRequest {
+    EmailRequest {
+        kind,
+        customer: CustomerRef::Id(p.customer_id),
+        invoice_external_ids: dunned.iter().map(|i| i.external_id.clone()).collect(),
+        currency: Some(p.currency),
+        locale: None,
+        payment_link: String::new(),
+        process_id: Some(p.id),
+        payment_request_id: None,
+        extra_bcc: policy.definition.bcc_emails.clone(),
+        collection_agency_email: policy.definition.collection_agency_email.clone(),
+        charges: booked
+            .iter()
+            .map(|c| BookedCharge {
+                kind: c.kind,
+                invoice_external_id: c.invoice_external_id.clone(),
+                amount: Money::new(c.currency, c.amount_minor),
+            })
+            .collect(),
+        attachments: Vec::new(),
+        history: Vec::new(),
+        note: String::new(),
+    }
+}
+
+/// Whether emails of `kind` show the dunning history (the hand-over, the note to sales).
+pub(crate) fn shows_history(kind: TemplateKind) -> bool {
+    matches!(
+        kind,
+        TemplateKind::CollectionAgencyHandover | TemplateKind::SalesNotification
+    )
+}
+
+/// The history lines an email shows for these step runs, dated in `tz`.
+pub(crate) fn history_entries(history: &[StepRun], tz: chrono_tz::Tz) -> Vec<HistoryEntry> {
+    history_lines(history, tz)
+        .into_iter()
+        .map(|(date, description)| HistoryEntry { date, description })
+        .collect()
 }
 
 /// The amount still due on the invoices a process holds.
@@ -350,6 +415,68 @@ impl Core {
 }
 
 impl Services {
+    /// Renders an email of a process as it would be sent now, with its customer, invoices,
+    /// policy, charges and history (PreviewNotification with a process): `kind`, or the next
+    /// email its remaining steps send. Nothing is stored or sent.
+    pub async fn preview_process_email(
+        &self,
+        caller: Caller,
+        process_id: Uuid,
+        kind: Option<TemplateKind>,
+        locale: Option<String>,
+    ) -> Result<ComposedEmail, Error> {
+        let p = self
+            .store
+            .find_process(caller.organization_id, process_id, false)
+            .await?
+            .ok_or_else(|| process_not_found(process_id))?;
+        let policy = policy_of(&self.store, &p).await?;
+        let kind = match kind {
+            Some(kind) => kind,
+            None => next_email_kind(&policy.definition.steps, p.current_step_index).ok_or_else(
+                || {
+                    Error::precondition(
+                        "NO_NEXT_EMAIL",
+                        format!(
+                            "the remaining steps of policy `{}` v{} send no email; give a kind",
+                            policy.code, policy.version
+                        ),
+                    )
+                },
+            )?,
+        };
+        let ids: Vec<Uuid> = p.invoices.iter().map(|i| i.invoice_id).collect();
+        let invoices = self
+            .store
+            .find_invoices_by_ids(caller.organization_id, &ids, false)
+            .await?;
+        let mut dunned = dunned_invoices(&p, &invoices);
+        if dunned.is_empty() {
+            // Nothing left to dun (the process ended): its invoices as they stand.
+            dunned = invoices;
+        }
+        let booked = self.store.charges_of(p.id).await?;
+        let customer = self
+            .store
+            .find_customer(caller.organization_id, p.customer_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
+        let history = if shows_history(kind) {
+            history_entries(
+                &self.store.step_runs_of(p.id).await?,
+                customer.details.timezone,
+            )
+        } else {
+            Vec::new()
+        };
+        let request = EmailRequest {
+            locale,
+            history,
+            ..process_email(&p, &policy, kind, &dunned, &booked)
+        };
+        self.preview_email(caller, &request).await
+    }
+
     /// A process with its full history.
     pub async fn get_process(&self, caller: Caller, id: Uuid) -> Result<ProcessView, Error> {
         let p = self

@@ -11,14 +11,15 @@ use crate::domain::process::state::ProcessState;
 use crate::domain::process::state::{
     ActionOutcome, Charge, ChargeKind, OutcomeStatus, Process, StepRun,
 };
-use crate::domain::process::statement::{escalation_csv, history_lines};
+use crate::domain::process::statement::escalation_csv;
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
-use crate::service::CustomerRef;
-use crate::service::notifications::{BookedCharge, EmailRequest, HistoryEntry};
+use crate::service::notifications::EmailRequest;
 use crate::service::payment_requests::NewRequestFor;
-use crate::service::processes::{ProcessChange, resolution_events};
+use crate::service::processes::{
+    ProcessChange, history_entries, process_email, resolution_events, shows_history,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -123,40 +124,16 @@ impl StepRunner<'_> {
         note: &str,
         attachments: Vec<Attachment>,
     ) -> Result<ActionOutcome, Error> {
-        let history = match kind {
-            TemplateKind::CollectionAgencyHandover | TemplateKind::SalesNotification => {
-                let tz = self.customer.details.timezone;
-                history_lines(&self.history(run).await?, tz)
-                    .into_iter()
-                    .map(|(date, description)| HistoryEntry { date, description })
-                    .collect()
-            }
-            _ => Vec::new(),
+        let history = if shows_history(kind) {
+            history_entries(&self.history(run).await?, self.customer.details.timezone)
+        } else {
+            Vec::new()
         };
-        let definition = &self.policy.definition;
         let request = EmailRequest {
-            kind,
-            customer: CustomerRef::Id(self.customer.id),
-            invoice_external_ids: dunned.iter().map(|i| i.external_id.clone()).collect(),
-            currency: Some(self.process.currency),
-            locale: None,
-            payment_link: String::new(),
-            process_id: Some(self.process.id),
-            payment_request_id: None,
-            extra_bcc: definition.bcc_emails.clone(),
-            collection_agency_email: definition.collection_agency_email.clone(),
-            charges: self
-                .booked
-                .iter()
-                .map(|c| BookedCharge {
-                    kind: c.kind,
-                    invoice_external_id: c.invoice_external_id.clone(),
-                    amount: crate::domain::money::Money::new(c.currency, c.amount_minor),
-                })
-                .collect(),
             attachments,
             history,
             note: note.to_owned(),
+            ..process_email(&self.process, self.policy, kind, dunned, &self.booked)
         };
         let composed = self
             .core

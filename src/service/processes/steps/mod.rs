@@ -12,11 +12,11 @@ mod operations;
 pub use batch::ClaimedProcess;
 pub(crate) use operations::Operation;
 
-use super::{ProcessChange, amount_due, promise_event, resolution_events};
+use super::{ProcessChange, amount_due, dunned_invoices, promise_event, resolution_events};
 use crate::domain::charges::DatedPayment;
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
-use crate::domain::invoice::{Invoice, InvoiceState};
+use crate::domain::invoice::Invoice;
 use crate::domain::organization::Organization;
 use crate::domain::policy::{ActionType, Policy};
 use crate::domain::process::command::{PromiseOutcome, settle_promise};
@@ -216,12 +216,7 @@ impl StepRunner<'_> {
     /// The invoices the process duns now: held, open, something due, not disputed or
     /// blocked on their own.
     fn dunned(&self) -> Vec<Invoice> {
-        self.invoices
-            .iter()
-            .filter(|i| self.process.holds(i.id) && i.state == InvoiceState::Open)
-            .filter(|i| i.amount_due_minor() > 0 && !i.disputed && !i.dunning_blocked)
-            .cloned()
-            .collect()
+        dunned_invoices(&self.process, &self.invoices)
     }
 
     async fn record_superseded(&mut self, index: usize, by: usize) -> Result<(), Error> {
