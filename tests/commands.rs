@@ -877,6 +877,39 @@ async fn preview_renders_the_next_email_of_a_process(s: &TestServer, smtp: &Smtp
     );
 }
 
+/// An operator escalates from PAUSED and from EXHAUSTED too (the agency gets the hand-over
+/// once each); a closed process cannot be escalated.
+async fn escalate_from_paused_and_exhausted(s: &TestServer, smtp: &SmtpServer) {
+    let paused = running_process(s, smtp, "cus_esc_p").await;
+    pause(s, &paused.id, "").await.unwrap();
+    let from_paused = escalate(s, &paused.id, "").await.unwrap().process.unwrap();
+    assert_eq!(from_paused.state, ESCALATED);
+    assert_eq!(from_paused.pause_reason, PauseReason::Unspecified as i32);
+    s.deliver().await;
+    let exhausted = running_process(s, smtp, "cus_esc_x").await;
+    advance(s, &exhausted.id, "").await.unwrap();
+    assert_eq!(
+        advance(s, &exhausted.id, "").await.unwrap().state,
+        EXHAUSTED
+    );
+    let from_exhausted = escalate(s, &exhausted.id, "").await.unwrap();
+    assert_eq!(from_exhausted.process.unwrap().state, ESCALATED);
+    run_everything(s).await;
+    let to_agency = smtp
+        .received()
+        .iter()
+        .filter(|m| m.rcpt_to.contains(&"cases@agency.test".to_string()))
+        .count();
+    assert_eq!(to_agency, 2);
+    let closed = running_process(s, smtp, "cus_esc_c").await;
+    cancel(s, &closed.id, "").await.unwrap();
+    assert_error(
+        escalate(s, &closed.id, "").await,
+        Code::FailedPrecondition,
+        "PROCESS_CLOSED",
+    );
+}
+
 on_both_backends_with_smtp!(
     advance_runs_the_next_step_now,
     pause_resume_and_cancel,
@@ -888,4 +921,5 @@ on_both_backends_with_smtp!(
     bad_promises_name_their_fields,
     assign_policy_moves_open_processes_on_request,
     preview_renders_the_next_email_of_a_process,
+    escalate_from_paused_and_exhausted,
 );
