@@ -910,6 +910,38 @@ async fn escalate_from_paused_and_exhausted(s: &TestServer, smtp: &SmtpServer) {
     );
 }
 
+/// A customer excluded from dunning while a promise runs: when the promise ends the process
+/// is held by the exclusion, and nothing is sent.
+async fn an_exclusion_during_a_promise_holds_the_process(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_promx").await;
+    promise(s, &p.id, "2026-11-28", "").await.unwrap();
+    s.customers()
+        .update_customer(proto::UpdateCustomerRequest {
+            customer: Some(proto::Customer {
+                external_id: "cus_promx".into(),
+                dunning_excluded: true,
+                dunning_excluded_reason: "insolvency".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["dunning_excluded".into(), "dunning_excluded_reason".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    live_until(s, at("2026-12-10T12:00:00Z")).await;
+    let held = get(s, &p.id).await;
+    assert_eq!(held.state, PAUSED);
+    assert_eq!(held.pause_reason, PauseReason::CustomerExcluded as i32);
+    assert_eq!(
+        smtp.received().len(),
+        1,
+        "nothing after the friendly reminder"
+    );
+    let events = s.event_types().await;
+    assert!(events.iter().any(|e| e == "promise.broken"), "{events:?}");
+}
+
 on_both_backends_with_smtp!(
     advance_runs_the_next_step_now,
     pause_resume_and_cancel,
@@ -922,4 +954,5 @@ on_both_backends_with_smtp!(
     assign_policy_moves_open_processes_on_request,
     preview_renders_the_next_email_of_a_process,
     escalate_from_paused_and_exhausted,
+    an_exclusion_during_a_promise_holds_the_process,
 );

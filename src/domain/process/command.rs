@@ -523,8 +523,21 @@ mod tests {
         assert_eq!(p.note, "called");
         assert_eq!(resume(&mut p, now()), Ok(Applied::Changed));
         assert_eq!(p.state, ProcessState::Active);
-        assert_eq!(p.due_at, p.next_step_at);
+        // It waited for a charge's outcome: looked at again now.
+        assert_eq!(p.due_at, Some(now()));
         assert_eq!(resume(&mut p, now()), Ok(Applied::AlreadyInEffect));
+    }
+
+    #[test]
+    fn a_resumed_process_waiting_for_a_charge_is_looked_at_again_at_once() {
+        let mut p = process(ProcessState::Paused, Some(PauseReason::Manual));
+        assert!(p.waiting_step_run_id.is_some());
+        assert_eq!(resume(&mut p, now()), Ok(Applied::Changed));
+        assert_eq!(p.due_at, Some(now()));
+        let mut q = process(ProcessState::Paused, Some(PauseReason::Manual));
+        q.waiting_step_run_id = None;
+        resume(&mut q, now()).unwrap();
+        assert_eq!(q.due_at, q.next_step_at);
     }
 
     #[test]

@@ -8,6 +8,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// How long the actions after a charge in a policy's last step wait for its outcome before
+/// they are skipped (a later step's time ends the wait otherwise).
+pub const OUTCOME_WAIT: chrono::Duration = chrono::Duration::days(3);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProcessState {
     Active,
@@ -172,12 +176,39 @@ impl Process {
         self.updated_at = now;
     }
 
-    /// Back to ACTIVE; a step whose time has passed runs at once (the catch-up rule applies).
+    /// Back to ACTIVE; a step whose time has passed runs at once (the catch-up rule applies),
+    /// and a step waiting for a charge's outcome is looked at again now (the outcome may have
+    /// arrived while the process was paused).
     pub fn resume(&mut self, now: DateTime<Utc>) {
         self.state = ProcessState::Active;
         self.pause_reason = None;
-        self.due_at = self.next_step_at;
+        self.due_at = if self.waiting_step_run_id.is_some() {
+            Some(now)
+        } else {
+            self.next_step_at
+        };
         self.updated_at = now;
+    }
+
+    /// When the engine next has work for the process: its next step while it runs (ACTIVE
+    /// or ESCALATED), the end of a wait for a charge's outcome, or the deadline of the promise
+    /// it is paused for.
+    pub fn work_due_at(&self) -> Option<DateTime<Utc>> {
+        if self.state == ProcessState::Paused
+            && self.pause_reason == Some(PauseReason::PromiseToPay)
+        {
+            return self.promise.as_ref().map(|promise| promise.deadline);
+        }
+        if !matches!(self.state, ProcessState::Active | ProcessState::Escalated) {
+            return None;
+        }
+        if self.waiting_step_run_id.is_some() {
+            return Some(match self.next_step_at {
+                Some(next) => next,
+                None => self.last_step_at.unwrap_or(self.updated_at) + OUTCOME_WAIT,
+            });
+        }
+        self.next_step_at
     }
 
     /// Whether the process holds `invoice_id` now.

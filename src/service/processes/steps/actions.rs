@@ -63,6 +63,8 @@ impl StepRunner<'_> {
     /// The process's step runs so far, oldest first, `run` (still being written) last.
     async fn history(&self, run: Option<&StepRun>) -> Result<Vec<StepRun>, Error> {
         let mut history = self.tx.step_runs_of(self.process.id).await?;
+        // A continued step run is stored already; `run` is its current state.
+        history.retain(|stored| run.is_none_or(|run| stored.id != run.id));
         let process_id = self.process.id;
         history.extend(
             self.writes

@@ -32,30 +32,13 @@ use crate::service::payment_requests::charge_outcome;
 use crate::service::{Caller, Core};
 use crate::storage::Tx;
 use batch::StepWrites;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// How long the actions after a charge in a policy's last step wait for its outcome before
-/// they are skipped (a later step's time ends the wait otherwise).
-const OUTCOME_WAIT: Duration = Duration::days(3);
-
-/// When the engine next has work for a process: its next step while it runs (ACTIVE or
-/// ESCALATED), or the end of a wait for a charge's outcome.
+/// When the engine next has work for a process (see `Process::work_due_at`).
 fn due_at(p: &Process) -> Option<DateTime<Utc>> {
-    if p.state == ProcessState::Paused && p.pause_reason == Some(PauseReason::PromiseToPay) {
-        return p.promise.as_ref().map(|promise| promise.deadline);
-    }
-    if !matches!(p.state, ProcessState::Active | ProcessState::Escalated) {
-        return None;
-    }
-    if p.waiting_step_run_id.is_some() {
-        return Some(match p.next_step_at {
-            Some(next) => next,
-            None => p.last_step_at.unwrap_or(p.updated_at) + OUTCOME_WAIT,
-        });
-    }
-    p.next_step_at
+    p.work_due_at()
 }
 
 /// Whether the last charge of a step before action `index` ran: conditions after it apply.
@@ -110,7 +93,11 @@ impl StepRunner<'_> {
         if !self.reconcile_now()? {
             return Ok(());
         }
-        if self.process.pause_reason == Some(PauseReason::PromiseToPay) && !self.settle_promise()? {
+        if self.process.pause_reason == Some(PauseReason::PromiseToPay)
+            && !(self.settle_promise()? && self.reconcile_now()?)
+        {
+            // Still waiting for the promise; or, once it settled, a dispute or an exclusion
+            // that came meanwhile holds the process.
             return Ok(());
         }
         if let Some(run_id) = self.process.waiting_step_run_id

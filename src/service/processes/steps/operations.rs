@@ -59,7 +59,16 @@ impl Core {
             Operation::Escalate { note } => runner.escalate(note).await?,
             Operation::InformSales { note } => (runner.inform_sales(note).await?, true),
         };
-        let (process, events) = runner.finish();
+        let due_before = runner.process.due_at;
+        let (mut process, events) = runner.finish();
+        if *operation != Operation::Advance {
+            // An email by an operator leaves the engine's work where it was: a step waiting
+            // for a charge that was just woken (due now) stays due now.
+            process.due_at = match (due_before, process.due_at) {
+                (Some(before), Some(after)) => Some(before.min(after)),
+                (before, after) => after.or(before.filter(|_| process.state.is_open())),
+            };
+        }
         if changed {
             writes.processes.push(process.clone());
             writes.write(self, tx).await?;
