@@ -668,14 +668,7 @@ async fn later_capabilities_answer_unimplemented(s: &TestServer) {
         "{}",
         status.message()
     );
-    assert_error(
-        s.dunning()
-            .simulate_policy(proto::SimulatePolicyRequest::default())
-            .await,
-        Code::Unimplemented,
-        "NOT_IMPLEMENTED",
-    );
-    // Authentication still comes first.
+    // Authentication comes first.
     let mut anonymous =
         dunning::proto::dunning_service_client::DunningServiceClient::new(s.channel.clone());
     assert_error(

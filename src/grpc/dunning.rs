@@ -16,9 +16,15 @@ use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
     impl proto::dunning_service_server::DunningService for Api {
-        later("the collections operations (simulation and the collections report)") {
-            simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
+        later("the collections report") {
             get_collections_report(GetCollectionsReportRequest) -> GetCollectionsReportResponse;
+        }
+
+        async fn simulate_policy(
+            &self,
+            request: Request<proto::SimulatePolicyRequest>,
+        ) -> Result<Response<proto::SimulatePolicyResponse>, Status> {
+            super::simulation::simulate(self, request).await
         }
 
         async fn pause_process(

@@ -13,6 +13,7 @@ mod organizations;
 mod payment_requests;
 mod policies;
 mod processes;
+mod simulation;
 mod status;
 mod webhooks;
 

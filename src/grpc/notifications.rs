@@ -49,7 +49,7 @@ pub fn kind_to_proto(kind: &str) -> proto::TemplateKind {
     }
 }
 
-fn state_to_proto(state: NotificationState) -> proto::NotificationState {
+pub(super) fn state_to_proto(state: NotificationState) -> proto::NotificationState {
     match state {
         NotificationState::Queued => proto::NotificationState::Queued,
         NotificationState::Sent => proto::NotificationState::Sent,

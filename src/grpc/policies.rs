@@ -562,7 +562,7 @@ fn interest_to_proto(i: &InterestSettings) -> proto::InterestSettings {
     }
 }
 
-fn action_to_proto(a: &Action) -> proto::Action {
+pub(super) fn action_to_proto(a: &Action) -> proto::Action {
     proto::Action {
         r#type: action_type_to_proto(a.action_type) as i32,
         condition: match a.condition {

@@ -98,7 +98,7 @@ fn step_run_to_proto(run: &StepRun, currency: crate::domain::money::Currency) ->
     }
 }
 
-fn charge_to_proto(c: &Charge) -> proto::Charge {
+pub(super) fn charge_to_proto(c: &Charge) -> proto::Charge {
     let (from, to) = c.period_dates();
     proto::Charge {
         id: c.id.to_string(),

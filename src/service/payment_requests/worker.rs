@@ -4,12 +4,15 @@
 
 use super::{load_request, lock_request};
 use crate::domain::event::{EventType, NewEvent};
+use crate::domain::organization::Organization;
+use crate::domain::payment_request::PaymentRequest;
 use crate::domain::payment_request::{ChargeTarget, Decline, NextAction, PaymentRequestStatus};
 use crate::error::Error;
 use crate::payments::{ChargeOutcome, ChargeRequest, PaymentProvider, Providers};
 use crate::service::customers::load_customer;
 use crate::service::organizations::load_organization;
-use crate::service::{Caller, CustomerRef, Jobs};
+use crate::service::{Caller, Core, CustomerRef, Jobs};
+use crate::storage::Tx;
 use chrono::Duration;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -22,6 +25,81 @@ const CHARGE_LEASE: Duration = Duration::minutes(10);
 /// Requests worked on per round, and at the same time.
 const WORK_BATCH: u64 = 200;
 const WORK_CONCURRENCY: usize = 16;
+
+/// The provider named in a simulation's declined attempts.
+const SIMULATED_PROVIDER: &str = "simulation";
+
+/// The provider's smallest charge in the request's currency, if it has one.
+fn minimum_charge(org: &Organization, request: &PaymentRequest) -> Option<i64> {
+    org.settings
+        .payment_provider
+        .minimum_charge_minor
+        .get(&request.currency)
+        .copied()
+}
+
+impl Core {
+    /// Takes a request that will not be charged off the worker's list, in `tx`, emailing its
+    /// payment link first (`email_link`) if it is still pending. Returns the events.
+    async fn work_without_charge(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        id: Uuid,
+        email_link: bool,
+    ) -> Result<Vec<NewEvent>, Error> {
+        let mut request = load_request(tx, caller, id, true).await?;
+        if email_link && request.status == PaymentRequestStatus::Pending {
+            self.email_payment_link(tx, caller, &mut request).await?;
+        }
+        request.next_action_at = None;
+        self.save_request(tx, &request).await
+    }
+
+    /// Works a request in `tx` as the worker would with a provider that declines every
+    /// charge (`can_charge`: whether the customer has a chargeable method): a simulation's
+    /// payment attempt. Returns the events.
+    pub(crate) async fn work_with_declining_provider(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        id: Uuid,
+        can_charge: bool,
+        decline: Decline,
+    ) -> Result<Vec<NewEvent>, Error> {
+        let request = load_request(tx, caller, id, false).await?;
+        let org = load_organization(tx, caller).await?;
+        let email_link = match request.next_action(can_charge, minimum_charge(&org, &request)) {
+            NextAction::Charge => {
+                let (mut request, invoices) = lock_request(tx, caller, id).await?;
+                let now = self.now();
+                let target = ChargeTarget {
+                    provider: SIMULATED_PROVIDER.into(),
+                    url: String::new(),
+                    token: String::new(),
+                };
+                request.begin_charge_call(&target, now);
+                let mut events = self
+                    .record_decline(
+                        tx,
+                        caller,
+                        &mut request,
+                        &invoices,
+                        decline,
+                        "",
+                        SIMULATED_PROVIDER,
+                        now,
+                    )
+                    .await?;
+                events.extend(self.save_request(tx, &request).await?);
+                return Ok(events);
+            }
+            NextAction::Email { .. } => true,
+            NextAction::Nothing => false,
+        };
+        self.work_without_charge(tx, caller, id, email_link).await
+    }
+}
 
 impl Jobs {
     /// Charges or emails every payment request with work due; returns how many were worked
@@ -81,37 +159,23 @@ impl Jobs {
                 .provider(&org.settings.payment_provider, t)
                 .map(|p| (p, t.clone()))
         });
-        let minimum = org
-            .settings
-            .payment_provider
-            .minimum_charge_minor
-            .get(&request.currency)
-            .copied();
-        match (request.next_action(provider.is_some(), minimum), provider) {
+        let minimum = minimum_charge(&org, &request);
+        let email_link = match (request.next_action(provider.is_some(), minimum), provider) {
             (NextAction::Charge, Some((provider, target))) => {
-                self.charge(caller, id, provider, target).await
+                return self.charge(caller, id, provider, target).await;
             }
             (NextAction::Email { why }, _) => {
-                let tx = self.store.begin().await?;
-                let mut request = load_request(&tx, caller, id, true).await?;
-                if request.status == PaymentRequestStatus::Pending {
-                    tracing::info!(payment_request = %id, why, "emailing the payment link");
-                    self.email_payment_link(&tx, caller, &mut request).await?;
-                }
-                request.next_action_at = None;
-                let events = self.save_request(&tx, &request).await?;
-                tx.append_events(caller.organization_id, &events).await?;
-                tx.commit().await
+                tracing::info!(payment_request = %id, why, "emailing the payment link");
+                true
             }
-            (NextAction::Charge | NextAction::Nothing, _) => {
-                let tx = self.store.begin().await?;
-                let mut request = load_request(&tx, caller, id, true).await?;
-                request.next_action_at = None;
-                let events = self.save_request(&tx, &request).await?;
-                tx.append_events(caller.organization_id, &events).await?;
-                tx.commit().await
-            }
-        }
+            (NextAction::Charge | NextAction::Nothing, _) => false,
+        };
+        let tx = self.store.begin().await?;
+        let events = self
+            .work_without_charge(&tx, caller, id, email_link)
+            .await?;
+        tx.append_events(caller.organization_id, &events).await?;
+        tx.commit().await
     }
 
     /// One call to the provider for a request's charge: PROCESSING is committed before the

@@ -4,6 +4,7 @@
 
 mod assign;
 mod commands;
+pub mod simulate;
 mod start;
 mod steps;
 

@@ -5,6 +5,7 @@
 //! come and the threshold is reached (DESIGN.md §9).
 
 use super::{ProcessChange, amount_due};
+use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::Invoice;
 use crate::domain::money::Money;
@@ -13,7 +14,8 @@ use crate::domain::process::schedule::{start_time, step_time};
 use crate::domain::process::state::{Process, ProcessInvoice, ProcessState};
 use crate::domain::process::{check_dunnable, resolve_policy_code, scope_key};
 use crate::error::Error;
-use crate::service::{Caller, Jobs};
+use crate::service::{Caller, Core, Jobs};
+use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -58,14 +60,55 @@ impl Jobs {
         customer_id: Uuid,
         claimed: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let org_id = caller.organization_id;
         let tx = self.store.begin().await?;
+        let looked = self
+            .start_for_customer(&tx, caller, customer_id, None)
+            .await?;
+        tx.settle_dunning_check(customer_id, claimed, looked.next_look)
+            .await?;
+        tx.append_events(caller.organization_id, &looked.events)
+            .await?;
+        tx.commit().await?;
+        if looked.started > 0 {
+            tracing::debug!(customer = %customer_id, started = looked.started, "dunning processes started");
+            self.wake.engine.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// What looking at a customer did.
+pub(crate) struct Looked {
+    /// The events to append.
+    pub events: Vec<NewEvent>,
+    /// How many processes it started.
+    pub started: usize,
+    /// When dunning of an invoice of the customer may start next (a pre-due start, an
+    /// invoice becoming overdue), if any.
+    pub next_look: Option<DateTime<Utc>>,
+}
+
+impl Core {
+    /// Starts (or joins to a running CUSTOMER_BALANCE process) what is due now for one
+    /// customer, in `tx`. `policy` replaces the policy resolution when given (a simulation
+    /// of that policy); otherwise each invoice's policy is resolved as DESIGN.md §9 says.
+    pub(crate) async fn start_for_customer(
+        &self,
+        tx: &Tx,
+        caller: Caller,
+        customer_id: Uuid,
+        policy: Option<&Policy>,
+    ) -> Result<Looked, Error> {
+        let org_id = caller.organization_id;
         let now = self.now();
         let Some(customer) = tx.lock_customer(org_id, customer_id).await? else {
-            tx.settle_dunning_check(customer_id, claimed, None).await?;
-            return tx.commit().await;
+            return Ok(Looked {
+                events: Vec::new(),
+                started: 0,
+                next_look: None,
+            });
         };
-        let org = crate::service::organizations::load_organization(&tx, caller).await?;
+        let org = crate::service::organizations::load_organization(tx, caller).await?;
         // Locked: a payment recorded meanwhile either is seen here or waits and then finds
         // the process this starts.
         let invoices = tx.lock_open_invoices_of_customer(customer_id).await?;
@@ -83,9 +126,12 @@ impl Jobs {
         let mut note_look = |at: DateTime<Utc>| {
             next_look = Some(next_look.map_or(at, |n: DateTime<Utc>| n.min(at)));
         };
+        let default_code = org.settings.default_policy_code.as_str();
+        if let Some(chosen) = policy {
+            policies.insert(chosen.code.clone(), Some(chosen.clone()));
+        }
         for invoice in &free {
-            if let Some(code) =
-                resolve_policy_code(invoice, &customer, &org.settings.default_policy_code)
+            if let Some(code) = chosen_or_resolved(policy, invoice, &customer, default_code)
                 && !policies.contains_key(code)
             {
                 let found = tx.find_policy(org_id, code, None, false).await?;
@@ -100,9 +146,7 @@ impl Jobs {
             {
                 continue;
             }
-            let Some(code) =
-                resolve_policy_code(invoice, &customer, &org.settings.default_policy_code)
-            else {
+            let Some(code) = chosen_or_resolved(policy, invoice, &customer, default_code) else {
                 continue;
             };
             let Some(Some(policy)) = policies.get(code) else {
@@ -137,7 +181,7 @@ impl Jobs {
         for (key, candidate) in candidates {
             if let Some(process) = open.iter_mut().find(|p| p.scope_key == key) {
                 events.extend(
-                    self.join(&tx, process, &candidate.invoices, &invoices, now)
+                    self.join(tx, process, &candidate.invoices, &invoices, now)
                         .await?,
                 );
                 continue;
@@ -197,21 +241,17 @@ impl Jobs {
             events.push(ProcessChange::new(EventType::ProcessStarted, None, total).event(&p, now));
             started += 1;
         }
-        tx.settle_dunning_check(customer_id, claimed, next_look)
-            .await?;
-        tx.append_events(org_id, &events).await?;
-        tx.commit().await?;
-        if started > 0 {
-            tracing::debug!(customer = %customer_id, started, "dunning processes started");
-            self.wake.engine.notify_one();
-        }
-        Ok(())
+        Ok(Looked {
+            events,
+            started,
+            next_look,
+        })
     }
 
     /// Adds overdue invoices to a running CUSTOMER_BALANCE process.
     async fn join(
         &self,
-        tx: &crate::storage::Tx,
+        tx: &Tx,
         process: &mut Process,
         joining: &[&Invoice],
         invoices: &[Invoice],
@@ -245,5 +285,18 @@ impl Jobs {
                 event
             })
             .collect())
+    }
+}
+
+/// The policy code of an invoice: the chosen one (a simulation), else as resolved.
+fn chosen_or_resolved<'a>(
+    chosen: Option<&'a Policy>,
+    invoice: &'a Invoice,
+    customer: &'a Customer,
+    default_code: &'a str,
+) -> Option<&'a str> {
+    match chosen {
+        Some(policy) => Some(policy.code.as_str()),
+        None => resolve_policy_code(invoice, customer, default_code),
     }
 }

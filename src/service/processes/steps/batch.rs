@@ -25,10 +25,22 @@ const SQLITE_STEP_BATCH: u64 = 20;
 /// What the steps of one batch share, read once per batch: policy versions (immutable),
 /// organizations and template sources.
 #[derive(Default)]
-pub(super) struct BatchCache {
+pub(crate) struct BatchCache {
     policies: HashMap<(Uuid, String, i32), Policy>,
     organizations: HashMap<Uuid, Organization>,
     templates: TemplateCache,
+}
+
+impl BatchCache {
+    /// A cache that knows `policy` already (a policy simulated without being stored).
+    pub(crate) fn with_policy(organization_id: Uuid, policy: &Policy) -> Self {
+        let mut cache = Self::default();
+        cache.policies.insert(
+            (organization_id, policy.code.clone(), policy.version),
+            policy.clone(),
+        );
+        cache
+    }
 }
 
 /// A process this replica holds the lease of.
@@ -149,8 +161,12 @@ impl Jobs {
         tx.commit().await?;
         Ok(ran)
     }
+}
 
-    async fn run_batch_of_organization(
+impl Core {
+    /// Runs what is due for the claimed processes of one organization in `tx` (claims lost
+    /// meanwhile are left out) and writes it there. Returns how many ran.
+    pub(crate) async fn run_batch_of_organization(
         &self,
         tx: &Tx,
         organization_id: Uuid,

@@ -9,6 +9,7 @@ mod actions;
 mod batch;
 mod operations;
 
+pub(crate) use batch::BatchCache;
 pub use batch::ClaimedProcess;
 pub(crate) use operations::Operation;
 
