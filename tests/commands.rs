@@ -942,6 +942,42 @@ async fn an_exclusion_during_a_promise_holds_the_process(s: &TestServer, smtp: &
     assert!(events.iter().any(|e| e == "promise.broken"), "{events:?}");
 }
 
+/// A fee is booked once per invoice and step of a policy version: a reset books step 2's fee
+/// nothing again, but a process moved to another policy books the fee of that policy's step 2.
+async fn a_moved_process_books_the_new_policys_fees(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_mvf").await;
+    advance(s, &p.id, "").await.unwrap();
+    let fees = |p: &proto::Process| -> Vec<String> {
+        p.charges.iter().map(|c| c.amount.clone()).collect()
+    };
+    assert_eq!(fees(&get(s, &p.id).await), vec!["10.00".to_string()]);
+    // Reset: step 1 and 2 of the same version again, no second fee.
+    s.dunning()
+        .reset_process(proto::ResetProcessRequest {
+            id: p.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    run_everything(s).await;
+    advance(s, &p.id, "").await.unwrap();
+    assert_eq!(fees(&get(s, &p.id).await), vec!["10.00".to_string()]);
+
+    let mut stricter = three_steps("stricter", "cases@agency.test");
+    stricter.steps[1].actions[1] = fixed_fee("EUR", "25");
+    create_policy(s, stricter).await;
+    assign(s, "cus_mvf", "stricter", true).await.unwrap();
+    run_everything(s).await;
+    let moved = get(s, &p.id).await;
+    assert_eq!(moved.policy_code, "stricter");
+    assert_eq!(moved.current_step_index, 1, "{moved:#?}");
+    advance(s, &p.id, "").await.unwrap();
+    let after = get(s, &p.id).await;
+    assert_eq!(fees(&after), vec!["10.00".to_string(), "25.00".into()]);
+    let fee_steps: Vec<i32> = after.charges.iter().map(|c| c.step_index).collect();
+    assert_eq!(fee_steps, vec![1, 1]);
+}
+
 on_both_backends_with_smtp!(
     advance_runs_the_next_step_now,
     pause_resume_and_cancel,
@@ -955,4 +991,5 @@ on_both_backends_with_smtp!(
     preview_renders_the_next_email_of_a_process,
     escalate_from_paused_and_exhausted,
     an_exclusion_during_a_promise_holds_the_process,
+    a_moved_process_books_the_new_policys_fees,
 );

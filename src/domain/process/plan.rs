@@ -53,6 +53,9 @@ pub struct StepFacts<'a> {
     pub payments: &'a HashMap<Uuid, Vec<DatedPayment>>,
     /// Everything the process booked so far.
     pub booked: &'a [Charge],
+    /// The policy version running, and the index of its step.
+    pub policy_code: &'a str,
+    pub policy_version: i32,
     pub step_index: usize,
     /// The step's date in the customer's time zone (interest accrues through it).
     pub local_date: NaiveDate,
@@ -128,8 +131,9 @@ pub fn plan_action(action: &Action, facts: &StepFacts<'_>) -> PlannedAction {
     }
 }
 
-/// The fee of each invoice not charged a fee by this step before (a reset does not book it
-/// again); zero fees are left out.
+/// The fee of each invoice not charged a fee by this step of this policy version before (a
+/// reset does not book it again; a process moved to another policy books its steps' fees);
+/// zero fees are left out.
 pub fn plan_fees(settings: &FeeSettings, facts: &StepFacts<'_>) -> Vec<PlannedCharge> {
     facts
         .invoices
@@ -139,6 +143,8 @@ pub fn plan_fees(settings: &FeeSettings, facts: &StepFacts<'_>) -> Vec<PlannedCh
                 c.kind == ChargeKind::Fee
                     && c.invoice_id == invoice.id
                     && c.step_index == facts.step_index
+                    && c.policy_version == facts.policy_version
+                    && c.policy_code == facts.policy_code
             })
         })
         .filter_map(|invoice| {

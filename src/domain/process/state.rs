@@ -401,6 +401,9 @@ pub struct Charge {
     pub currency: Currency,
     pub step_index: usize,
     pub booked_at: DateTime<Utc>,
+    /// The policy version whose step `step_index` booked it.
+    pub policy_code: String,
+    pub policy_version: i32,
     /// Interest only: the period and the rate of its last day.
     pub interest_period: Option<(NaiveDate, NaiveDate)>,
     pub annual_rate_percent: Option<rust_decimal::Decimal>,

@@ -20,6 +20,9 @@ pub struct Model {
     pub interest_from: String,
     pub interest_to: String,
     pub annual_rate_percent: String,
+    /// The policy version whose step booked it.
+    pub policy_code: String,
+    pub policy_version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

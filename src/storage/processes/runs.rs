@@ -189,6 +189,8 @@ fn charge_model(c: &Charge) -> charge::Model {
         interest_from: from,
         interest_to: to,
         annual_rate_percent: c.rate_text(),
+        policy_code: c.policy_code.clone(),
+        policy_version: c.policy_version,
     }
 }
 
@@ -210,6 +212,8 @@ fn charge_from_model(m: charge::Model) -> Result<Charge, Error> {
             .ok_or_else(|| corrupt("currency", &m.currency_code))?,
         step_index: usize::try_from(m.step_index).unwrap_or(0),
         booked_at: from_micros(m.booked_at),
+        policy_code: m.policy_code,
+        policy_version: m.policy_version,
         interest_period: period,
         annual_rate_percent: if m.annual_rate_percent.is_empty() {
             None

@@ -216,6 +216,8 @@ impl StepRunner<'_> {
                 currency: self.process.currency,
                 step_index: run.step_index,
                 booked_at: self.now,
+                policy_code: self.policy.code.clone(),
+                policy_version: self.policy.version,
                 interest_period: c.interest_period,
                 annual_rate_percent: c.annual_rate_percent,
             })

@@ -388,6 +388,8 @@ impl StepRunner<'_> {
                 invoices: &dunned,
                 payments: self.payments.as_ref().unwrap_or(&empty),
                 booked: &self.booked,
+                policy_code: &self.policy.code,
+                policy_version: self.policy.version,
                 step_index: run.step_index,
                 local_date: self
                     .now
