@@ -978,6 +978,55 @@ async fn a_moved_process_books_the_new_policys_fees(s: &TestServer, smtp: &SmtpS
     assert_eq!(fee_steps, vec![1, 1]);
 }
 
+/// A promise is kept by what was paid, not by how the amount due moved: an invoice joining
+/// the customer's balance while the promise runs does not break a promise that was paid.
+async fn a_paid_promise_is_kept_when_an_invoice_joins(s: &TestServer, _smtp: &SmtpServer) {
+    create_policy(
+        s,
+        proto::Policy {
+            scope: PolicyScope::CustomerBalance as i32,
+            ..three_steps("bal", "")
+        },
+    )
+    .await;
+    create_customer(
+        s,
+        proto::Customer {
+            policy_code: "bal".into(),
+            ..customer("cus_pj")
+        },
+    )
+    .await;
+    upsert(
+        s,
+        invoice_of("inv_pj_1", "cus_pj", "100.00", "EUR", "2026-11-20"),
+    )
+    .await;
+    run_everything(s).await;
+    let p = only_process(s, "cus_pj").await;
+    promise(s, &p.id, "2026-11-28", "40.00").await.unwrap();
+    upsert(
+        s,
+        invoice_of("inv_pj_2", "cus_pj", "100.00", "EUR", "2026-11-25"),
+    )
+    .await;
+    live_until(s, at("2026-11-26T12:00:00Z")).await;
+    pay(s, "inv_pj_1", "pay_pj", "40.00").await;
+    let joined = get(s, &p.id).await;
+    assert_eq!(joined.invoice_external_ids.len(), 2, "{joined:#?}");
+    assert_eq!(joined.state, PAUSED);
+    live_until(s, at("2026-11-29T12:00:00Z")).await;
+    let types: Vec<String> = s
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.r#type.starts_with("promise."))
+        .map(|e| e.r#type)
+        .collect();
+    assert_eq!(types, ["promise.recorded", "promise.kept"]);
+    assert_eq!(get(s, &p.id).await.state, ACTIVE);
+}
+
 on_both_backends_with_smtp!(
     advance_runs_the_next_step_now,
     pause_resume_and_cancel,
@@ -992,4 +1041,5 @@ on_both_backends_with_smtp!(
     escalate_from_paused_and_exhausted,
     an_exclusion_during_a_promise_holds_the_process,
     a_moved_process_books_the_new_policys_fees,
+    a_paid_promise_is_kept_when_an_invoice_joins,
 );

@@ -341,6 +341,7 @@ pub fn make_promise(
         amount_minor,
         deadline: crate::domain::invoice::start_of_day(next_day, tz),
         owed_minor,
+        made_at: now,
     })
 }
 
@@ -357,6 +358,7 @@ pub enum PromiseOutcome {
 pub fn settle_promise(
     p: &mut Process,
     owed_now_minor: i64,
+    paid_since_minor: i64,
     now: DateTime<Utc>,
 ) -> Option<(Promise, PromiseOutcome)> {
     if p.state != ProcessState::Paused || p.pause_reason != Some(PauseReason::PromiseToPay) {
@@ -366,7 +368,7 @@ pub fn settle_promise(
     if now < promise.deadline {
         return None;
     }
-    let outcome = if promise.kept(owed_now_minor) {
+    let outcome = if promise.kept(owed_now_minor, paid_since_minor) {
         PromiseOutcome::Kept
     } else {
         PromiseOutcome::Broken
@@ -429,6 +431,7 @@ mod tests {
             amount_minor,
             deadline: "2026-12-11T00:00:00Z".parse().unwrap(),
             owed_minor: 10_000,
+            made_at: now(),
         }
     }
 
@@ -443,23 +446,27 @@ mod tests {
         assert_eq!(p.pause_reason, Some(PauseReason::PromiseToPay));
         assert_eq!(p.due_at, Some(deadline));
         assert_eq!(
-            settle_promise(&mut p, 6_000, now()),
+            settle_promise(&mut p, 6_000, 4_000, now()),
             None,
             "before the deadline"
         );
-        let settled = settle_promise(&mut p, 6_000, deadline).unwrap();
+        let settled = settle_promise(&mut p, 6_000, 4_000, deadline).unwrap();
         assert_eq!(settled.1, PromiseOutcome::Kept, "40.00 of 100.00 was paid");
         assert_eq!(p.state, ProcessState::Active);
         assert_eq!(p.promise, None);
         let mut q = process(ProcessState::Active, None);
         promise_to_pay(&mut q, promise(Some(4_000)), "", now()).unwrap();
         assert_eq!(
-            settle_promise(&mut q, 6_001, deadline).unwrap().1,
+            settle_promise(&mut q, 6_001, 3_999, deadline).unwrap().1,
             PromiseOutcome::Broken
         );
         // Without an amount, only paying everything keeps it.
-        assert!(!promise(None).kept(1));
-        assert!(promise(None).kept(0));
+        assert!(!promise(None).kept(1, 9_999));
+        assert!(promise(None).kept(0, 0));
+        // What was paid counts, not how the amount due moved: an invoice joining the
+        // balance after a payment of the promised amount does not break the promise.
+        assert!(promise(Some(4_000)).kept(16_000, 4_000));
+        assert!(!promise(Some(4_000)).kept(0, 0));
         // A dispute's pause cannot be turned into a promise.
         let mut disputed = process(ProcessState::Paused, Some(PauseReason::Dispute));
         assert_eq!(

@@ -235,16 +235,19 @@ pub struct Promise {
     pub amount_minor: Option<i64>,
     /// The end of `date` in the customer's time zone: when the promise is kept or broken.
     pub deadline: DateTime<Utc>,
-    /// What was due when the promise was made; what was paid since is measured against it.
+    /// What was due when the promise was made.
     pub owed_minor: i64,
+    /// When it was made: payments recorded from then to the deadline keep it.
+    pub made_at: DateTime<Utc>,
 }
 
 impl Promise {
-    /// Whether the promise is kept with `owed_now_minor` still due: the promised amount (or,
-    /// without one, everything) was paid or credited since it was made.
-    pub fn kept(&self, owed_now_minor: i64) -> bool {
+    /// Whether the promise is kept: the promised amount was paid since it was made
+    /// (`paid_since_minor`, payments on the process's invoices from `made_at` to the
+    /// deadline) or, without an amount, nothing is due any more (`owed_now_minor`).
+    pub fn kept(&self, owed_now_minor: i64, paid_since_minor: i64) -> bool {
         match self.amount_minor {
-            Some(promised) => self.owed_minor - owed_now_minor >= promised,
+            Some(promised) => paid_since_minor >= promised,
             None => owed_now_minor <= 0,
         }
     }

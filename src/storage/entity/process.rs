@@ -34,6 +34,8 @@ pub struct Model {
     pub promise_deadline_at: Option<i64>,
     /// What was due when the promise was made.
     pub promise_owed_minor: Option<i64>,
+    /// When the promise was made; payments from then on keep it.
+    pub promise_made_at: Option<i64>,
     pub note: String,
     pub payment_retries_blocked: bool,
     pub suspension_requested: bool,

@@ -538,6 +538,7 @@ fn to_model(p: &Process) -> process::Model {
             .as_ref()
             .map(|promise| to_micros(promise.deadline)),
         promise_owed_minor: p.promise.as_ref().map(|promise| promise.owed_minor),
+        promise_made_at: p.promise.as_ref().map(|promise| to_micros(promise.made_at)),
         note: p.note.clone(),
         payment_retries_blocked: p.payment_retries_blocked,
         suspension_requested: p.suspension_requested,
@@ -584,6 +585,9 @@ fn from_model(m: process::Model, invoices: Vec<ProcessInvoice>) -> Result<Proces
                 amount_minor: m.promised_amount_minor,
                 deadline: from_micros(deadline),
                 owed_minor: m.promise_owed_minor.unwrap_or_default(),
+                // Promises made before the column existed: since the process last changed
+                // (the promise paused it).
+                made_at: from_micros(m.promise_made_at.unwrap_or(m.updated_at)),
             }),
             _ => None,
         },

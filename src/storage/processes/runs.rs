@@ -8,6 +8,7 @@ use crate::domain::process::state::{ActionOutcome, Charge, ChargeKind, StepRun, 
 use crate::error::Error;
 use crate::storage::entity::{charge, payment, step_run};
 use crate::storage::{Conn, corrupt, db_error, from_micros, to_micros};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -105,6 +106,30 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 
     /// The payments of these invoices by invoice, dated in the time zone `tz` (interest).
+    /// The sum of the payments on `invoice_ids` paid at or after `from` and before `to`.
+    pub async fn payments_between(
+        &self,
+        invoice_ids: &[Uuid],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        let mut total = 0i64;
+        for chunk in invoice_ids.chunks(super::super::rows_per_statement(1)) {
+            let amounts: Vec<i64> = payment::Entity::find()
+                .select_only()
+                .column(payment::Column::AmountMinor)
+                .filter(payment::Column::InvoiceId.is_in(chunk.iter().copied()))
+                .filter(payment::Column::PaidAt.gte(to_micros(from)))
+                .filter(payment::Column::PaidAt.lt(to_micros(to)))
+                .into_tuple()
+                .all(&self.conn)
+                .await
+                .map_err(db_error)?;
+            total += amounts.iter().sum::<i64>();
+        }
+        Ok(total)
+    }
+
     pub async fn dated_payments(
         &self,
         invoice_ids: &[Uuid],

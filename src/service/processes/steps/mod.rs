@@ -95,7 +95,7 @@ impl StepRunner<'_> {
             return Ok(());
         }
         if self.process.pause_reason == Some(PauseReason::PromiseToPay)
-            && !(self.settle_promise()? && self.reconcile_now()?)
+            && !(self.settle_promise().await? && self.reconcile_now()?)
         {
             // Still waiting for the promise; or, once it settled, a dispute or an exclusion
             // that came meanwhile holds the process.
@@ -169,12 +169,31 @@ impl StepRunner<'_> {
 
     /// Keeps or breaks the promise the process waits for once its deadline passed, and runs
     /// the process again. Returns whether it runs.
-    fn settle_promise(&mut self) -> Result<bool, Error> {
+    async fn settle_promise(&mut self) -> Result<bool, Error> {
         if self.process.state != ProcessState::Paused {
             return Ok(self.process.state.is_open());
         }
         let owed = self.amount_due()?;
-        let Some((promise, outcome)) = settle_promise(&mut self.process, owed.minor(), self.now)
+        let paid_since = match &self.process.promise {
+            Some(promise) => {
+                self.tx
+                    .payments_between(
+                        // Every invoice it held: one the payment settled counts too.
+                        &self
+                            .process
+                            .invoices
+                            .iter()
+                            .map(|i| i.invoice_id)
+                            .collect::<Vec<_>>(),
+                        promise.made_at,
+                        promise.deadline,
+                    )
+                    .await?
+            }
+            None => 0,
+        };
+        let Some((promise, outcome)) =
+            settle_promise(&mut self.process, owed.minor(), paid_since, self.now)
         else {
             return Ok(false);
         };
