@@ -8,96 +8,18 @@ mod common;
 use chrono::{DateTime, Utc};
 use common::engine::*;
 use common::payments::{self, PaymentsServer};
-use common::policy::{fixed_fee, interest, on_failure, plain, reminder, step};
+use common::policy::{ladder, on_failure, plain, reminder, step};
 use common::smtp::SmtpServer;
 use common::{TestServer, customer};
 use dunning::proto::{self, ActionType, PolicyScope, ProcessState, StepAnchor, TemplateKind};
-
-/// The policy of the 120-day scenarios: a pre-due heads-up, a friendly reminder, a payment
-/// retry whose failure sends the firm reminder and books a fee, interest with the final
-/// notice and a suspension request, the agency, and the write-off.
-fn ladder(code: &str, scope: PolicyScope) -> proto::Policy {
-    proto::Policy {
-        code: code.into(),
-        name: "Standard".into(),
-        scope: scope as i32,
-        bcc_emails: vec!["audit@acme.test".into()],
-        collection_agency_email: "cases@agency.test".into(),
-        steps: vec![
-            step(
-                "Heads-up",
-                -3,
-                StepAnchor::DueDate,
-                vec![reminder(TemplateKind::PreDueReminder)],
-            ),
-            step(
-                "Friendly",
-                1,
-                StepAnchor::DueDate,
-                vec![reminder(TemplateKind::FriendlyReminder)],
-            ),
-            step(
-                "Retry",
-                7,
-                StepAnchor::DueDate,
-                vec![
-                    plain(ActionType::RetryPayment),
-                    on_failure(reminder(TemplateKind::FirmReminder)),
-                    on_failure(fixed_fee("EUR", "40")),
-                    plain(ActionType::NotifySales),
-                ],
-            ),
-            step(
-                "Interest",
-                14,
-                StepAnchor::PreviousStep,
-                vec![
-                    interest("8"),
-                    reminder(TemplateKind::FinalNotice),
-                    plain(ActionType::RequestSuspension),
-                ],
-            ),
-            step(
-                "Agency",
-                30,
-                StepAnchor::PreviousStep,
-                vec![plain(ActionType::Escalate)],
-            ),
-            step(
-                "Write-off",
-                60,
-                StepAnchor::PreviousStep,
-                vec![plain(ActionType::WriteOff)],
-            ),
-        ],
-        ..Default::default()
-    }
-}
 
 /// 120 days of one invoice under an INVOICE-scope policy: every step at its time, every
 /// email exactly once, the decline running the failure actions, fee and interest to the cent,
 /// the events in order, and the write-off resolving the process.
 async fn invoice_scope_runs_the_whole_ladder(s: &TestServer, smtp: &SmtpServer) {
-    let psp = PaymentsServer::start().await;
-    psp.set_mode(payments::Mode::Decline {
-        code: "insufficient_funds".into(),
-        hard: false,
-    });
-    use_http_provider(s, &psp.url).await;
+    let psp = customer_with_declining_card(s, "cus_a").await;
     create_policy(s, ladder("std", PolicyScope::Invoice)).await;
     use_default_policy(s, "std").await;
-    create_customer(
-        s,
-        proto::Customer {
-            sales_rep_email: "rep@acme.test".into(),
-            payment_method: Some(proto::PaymentMethod {
-                provider: "http".into(),
-                token: "pm_1".into(),
-            }),
-            ..customer("cus_a")
-        },
-    )
-    .await;
     upsert(
         s,
         invoice_of("inv_1", "cus_a", "1000.00", "EUR", "2026-11-30"),

@@ -7,62 +7,20 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::engine::*;
-use common::payments::{self, PaymentsServer};
-use common::policy::{amount, fixed_fee, interest, on_failure, plain, reminder, step};
+use common::policy::{amount, fixed_fee, ladder, on_failure};
 use common::smtp::SmtpServer;
-use common::{TestServer, assert_error, bad_fields, customer};
-use dunning::proto::{
-    self, ActionOutcomeStatus, ActionType, PolicyScope, ProcessState, StepAnchor, TemplateKind,
-};
+use common::{TestServer, assert_error, bad_fields};
+use dunning::proto::{self, ActionOutcomeStatus, ActionType, PolicyScope, ProcessState};
 use std::collections::HashMap;
 
+/// The 120-day ladder without the suspension and the write-off, and a threshold.
 fn policy() -> proto::Policy {
-    proto::Policy {
-        code: "sim".into(),
-        name: "Simulated".into(),
-        scope: PolicyScope::Invoice as i32,
-        thresholds: vec![amount("EUR", "50.00")],
-        bcc_emails: vec!["audit@acme.test".into()],
-        collection_agency_email: "cases@agency.test".into(),
-        steps: vec![
-            step(
-                "Heads-up",
-                -3,
-                StepAnchor::DueDate,
-                vec![reminder(TemplateKind::PreDueReminder)],
-            ),
-            step(
-                "Friendly",
-                1,
-                StepAnchor::DueDate,
-                vec![reminder(TemplateKind::FriendlyReminder)],
-            ),
-            step(
-                "Retry",
-                7,
-                StepAnchor::DueDate,
-                vec![
-                    plain(ActionType::RetryPayment),
-                    on_failure(reminder(TemplateKind::FirmReminder)),
-                    on_failure(fixed_fee("EUR", "40")),
-                    plain(ActionType::NotifySales),
-                ],
-            ),
-            step(
-                "Interest",
-                14,
-                StepAnchor::PreviousStep,
-                vec![interest("8"), reminder(TemplateKind::FinalNotice)],
-            ),
-            step(
-                "Agency",
-                30,
-                StepAnchor::PreviousStep,
-                vec![plain(ActionType::Escalate)],
-            ),
-        ],
-        ..Default::default()
-    }
+    let mut policy = ladder("sim", PolicyScope::Invoice);
+    policy.name = "Simulated".into();
+    policy.thresholds = vec![amount("EUR", "50.00")];
+    policy.steps.truncate(5);
+    policy.steps[3].actions.truncate(2);
+    policy
 }
 
 fn time(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
@@ -83,26 +41,9 @@ async fn simulate(
 }
 
 async fn the_simulation_is_what_a_real_process_does(s: &TestServer, _smtp: &SmtpServer) {
-    let psp = PaymentsServer::start().await;
-    psp.set_mode(payments::Mode::Decline {
-        code: "insufficient_funds".into(),
-        hard: false,
-    });
-    use_http_provider(s, &psp.url).await;
+    let psp = customer_with_declining_card(s, "cus_s").await;
     create_policy(s, policy()).await;
     use_default_policy(s, "sim").await;
-    create_customer(
-        s,
-        proto::Customer {
-            sales_rep_email: "rep@acme.test".into(),
-            payment_method: Some(proto::PaymentMethod {
-                provider: "http".into(),
-                token: "pm_1".into(),
-            }),
-            ..customer("cus_s")
-        },
-    )
-    .await;
     upsert(
         s,
         invoice_of("inv_1", "cus_s", "1000.00", "EUR", "2026-11-30"),

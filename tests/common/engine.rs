@@ -189,3 +189,30 @@ pub const SUCCEEDED: i32 = ActionOutcomeStatus::Succeeded as i32;
 pub const PENDING: i32 = ActionOutcomeStatus::Pending as i32;
 pub const FAILED: i32 = ActionOutcomeStatus::Failed as i32;
 pub const SKIPPED: i32 = ActionOutcomeStatus::Skipped as i32;
+
+/// A customer with a sales rep and a card that the payments service (started here, used
+/// through the http provider) declines softly. Returns the payments service.
+pub async fn customer_with_declining_card(
+    s: &TestServer,
+    external_id: &str,
+) -> super::payments::PaymentsServer {
+    let psp = super::payments::PaymentsServer::start().await;
+    psp.set_mode(super::payments::Mode::Decline {
+        code: "insufficient_funds".into(),
+        hard: false,
+    });
+    use_http_provider(s, &psp.url).await;
+    create_customer(
+        s,
+        proto::Customer {
+            sales_rep_email: "rep@acme.test".into(),
+            payment_method: Some(proto::PaymentMethod {
+                provider: "http".into(),
+                token: "pm_1".into(),
+            }),
+            ..super::customer(external_id)
+        },
+    )
+    .await;
+    psp
+}

@@ -1,6 +1,6 @@
 //! Builders of policies for tests.
 
-use dunning::proto::{self, ActionCondition, ActionType, StepAnchor, TemplateKind};
+use dunning::proto::{self, ActionCondition, ActionType, PolicyScope, StepAnchor, TemplateKind};
 
 pub fn amount(currency: &str, amount: &str) -> proto::CurrencyAmount {
     proto::CurrencyAmount {
@@ -68,5 +68,66 @@ pub fn step(
         delay_days,
         anchor: anchor as i32,
         actions,
+    }
+}
+
+/// The policy of the 120-day scenarios: a pre-due heads-up, a friendly reminder, a payment
+/// retry whose failure sends the firm reminder and books a fee, interest with the final
+/// notice and a suspension request, the agency, and the write-off.
+pub fn ladder(code: &str, scope: PolicyScope) -> proto::Policy {
+    proto::Policy {
+        code: code.into(),
+        name: "Standard".into(),
+        scope: scope as i32,
+        bcc_emails: vec!["audit@acme.test".into()],
+        collection_agency_email: "cases@agency.test".into(),
+        steps: vec![
+            step(
+                "Heads-up",
+                -3,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::PreDueReminder)],
+            ),
+            step(
+                "Friendly",
+                1,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FriendlyReminder)],
+            ),
+            step(
+                "Retry",
+                7,
+                StepAnchor::DueDate,
+                vec![
+                    plain(ActionType::RetryPayment),
+                    on_failure(reminder(TemplateKind::FirmReminder)),
+                    on_failure(fixed_fee("EUR", "40")),
+                    plain(ActionType::NotifySales),
+                ],
+            ),
+            step(
+                "Interest",
+                14,
+                StepAnchor::PreviousStep,
+                vec![
+                    interest("8"),
+                    reminder(TemplateKind::FinalNotice),
+                    plain(ActionType::RequestSuspension),
+                ],
+            ),
+            step(
+                "Agency",
+                30,
+                StepAnchor::PreviousStep,
+                vec![plain(ActionType::Escalate)],
+            ),
+            step(
+                "Write-off",
+                60,
+                StepAnchor::PreviousStep,
+                vec![plain(ActionType::WriteOff)],
+            ),
+        ],
+        ..Default::default()
     }
 }
