@@ -12,6 +12,7 @@ mod m20261203_000001_processes;
 mod m20261203_000002_notification_attachments;
 mod m20261204_000001_process_commands;
 mod m20261204_000002_promises;
+mod m20261205_000001_report_indexes;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_notification_attachments::Migration),
             Box::new(m20261204_000001_process_commands::Migration),
             Box::new(m20261204_000002_promises::Migration),
+            Box::new(m20261205_000001_report_indexes::Migration),
         ]
     }
 }

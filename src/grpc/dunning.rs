@@ -16,9 +16,15 @@ use tonic::{Request, Response, Status};
 
 service_with_later_rpcs! {
     impl proto::dunning_service_server::DunningService for Api {
-        later("the collections operations (simulation and the collections report)") {
+        later("the collections operations (simulation)") {
             simulate_policy(SimulatePolicyRequest) -> SimulatePolicyResponse;
-            get_collections_report(GetCollectionsReportRequest) -> GetCollectionsReportResponse;
+        }
+
+        async fn get_collections_report(
+            &self,
+            request: Request<proto::GetCollectionsReportRequest>,
+        ) -> Result<Response<proto::GetCollectionsReportResponse>, Status> {
+            super::report::get(self, request).await
         }
 
         async fn pause_process(

@@ -13,6 +13,7 @@ mod organizations;
 mod payment_requests;
 mod policies;
 mod processes;
+mod report;
 mod status;
 mod webhooks;
 
