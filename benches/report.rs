@@ -741,6 +741,19 @@ async fn run(label: &str, database_url: String) {
             as_of: now,
             currency: None,
         };
+        if std::env::var("DUNNING_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            for statement in collections_report_statements(
+                if label == "SQLite" {
+                    Backend::Sqlite
+                } else {
+                    Backend::Postgres
+                },
+                caller.organization_id,
+                &query,
+            ) {
+                eprintln!("{statement:?}");
+            }
+        }
         let (bare, slowest, slowest_ms) = ceiling(&db, caller.organization_id, &query).await;
         println!(
             "| {label} | {inv} | {proc_count} | {days} days | **{p50:.0} ms** / {p99:.0} ms | \
@@ -757,8 +770,15 @@ async fn main() {
         "| database | invoices | processes | period | GetCollectionsReport p50 / p99 | ceiling (same SQL, bare connection) p50 | ceiling / gRPC | slowest statement p50 | seeding |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    // DUNNING_BENCH_KEEP=1 keeps the seeded databases (to look at query plans) and prints
+    // the report's statements.
+    let keep = std::env::var("DUNNING_BENCH_KEEP").is_ok_and(|v| v == "1");
     for database in support::databases("bench_report").await {
         run(database.label(), database.url()).await;
-        database.remove().await;
+        if keep {
+            eprintln!("kept {}", database.url());
+        } else {
+            database.remove().await;
+        }
     }
 }

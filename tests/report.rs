@@ -435,6 +435,14 @@ async fn report_figures_match_the_hand_computed_dataset(s: &TestServer) {
         ]
     );
 
+    // A step that ran before the period still gets the payments after it, under its name.
+    let last = report(s, "2026-12-04", "2026-12-05", "EUR").await.unwrap();
+    let rpt = &last.currencies[0].policies[0];
+    assert_eq!(
+        steps(rpt),
+        vec![(0, s2("Friendly"), 0, s2("50.00"), s2("0.00"))]
+    );
+
     // Defaults: the 30 days up to today.
     let default = report(s, "", "", "").await.unwrap();
     assert_eq!(

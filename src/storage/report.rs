@@ -5,7 +5,7 @@
 //! `booked_at`, report events by `occurred_at`; migration `m20261205_000001_report_indexes`).
 //! What comes back is one row per group, never a row per invoice or payment.
 
-use super::{Backend, Conn, corrupt, db_error, to_micros};
+use super::{Backend, Store, corrupt, db_error, to_micros};
 use crate::domain::money::Currency;
 use crate::domain::process::state::ProcessState;
 use crate::domain::report::{
@@ -27,8 +27,10 @@ const REPORT_EVENTS: &str =
 /// The parts of the report, one statement each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    /// Open invoices: overdue balance, counts, aging.
+    /// Open invoices: amount and count per aging range.
     Snapshot,
+    /// Customers with overdue invoices.
+    OverdueCustomers,
     /// Payments of the period on invoices overdue when paid.
     Payments,
     /// Invoices that became PAID in the period after they were overdue.
@@ -37,7 +39,9 @@ enum Part {
     OpenProcesses,
     /// Processes that ended in the period.
     EndedProcesses,
-    /// Processes started in the period: count, what they recovered, what is still owed.
+    /// Processes started in the period.
+    StartedProcesses,
+    /// Processes started in the period: what they recovered, what is still owed.
     Cohort,
     /// Exhausted and escalated processes, written-off invoices (from the event log).
     Events,
@@ -51,12 +55,14 @@ enum Part {
     Median,
 }
 
-const PARTS: [Part; 11] = [
+const PARTS: [Part; 13] = [
     Part::Snapshot,
+    Part::OverdueCustomers,
     Part::Payments,
     Part::PaidInvoices,
     Part::OpenProcesses,
     Part::EndedProcesses,
+    Part::StartedProcesses,
     Part::Cohort,
     Part::Events,
     Part::Charges,
@@ -107,41 +113,33 @@ fn part_sql(backend: Backend, part: Part) -> String {
     let sum = |expr: &str| format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)");
     let currency = |col: &str| format!("(:currency = '' OR {col} = :currency)");
     match part {
+        // One row per (currency, aging range): the ranges are contiguous and ordered from
+        // the newest overdue instant down, so the first lower bound passed names the range.
         Part::Snapshot => {
-            let mut columns = vec![
-                format!("{} AS overdue_minor", sum("CASE WHEN overdue_at <= :as_of THEN amount_due_minor END")),
-                "CAST(COUNT(CASE WHEN overdue_at <= :as_of THEN 1 END) AS BIGINT) AS overdue_count".into(),
-                "CAST(COUNT(DISTINCT CASE WHEN overdue_at <= :as_of THEN customer_id END) AS BIGINT) \
-                 AS overdue_customers"
-                    .into(),
-            ];
-            for (i, range) in AGING_RANGES.iter().enumerate() {
-                // Which bounds a range has does not depend on the instant; their values do.
-                let (lower, upper) = range.overdue_at_bounds(chrono::DateTime::UNIX_EPOCH);
-                let mut bounds = Vec::new();
-                if lower.is_some() {
-                    bounds.push(format!("overdue_at > :lower{i}"));
+            let mut range = String::from("CAST(CASE");
+            for (i, r) in AGING_RANGES.iter().enumerate() {
+                match r.overdue_at_bounds(chrono::DateTime::UNIX_EPOCH).0 {
+                    Some(_) => range.push_str(&format!(" WHEN overdue_at > :lower{i} THEN {i}")),
+                    None => range.push_str(&format!(" ELSE {i}")),
                 }
-                if upper.is_some() {
-                    bounds.push(format!("overdue_at <= :upper{i}"));
-                }
-                let condition = bounds.join(" AND ");
-                columns.push(format!(
-                    "{} AS amount{i}",
-                    sum(&format!("CASE WHEN {condition} THEN amount_due_minor END"))
-                ));
-                columns.push(format!(
-                    "CAST(COUNT(CASE WHEN {condition} THEN 1 END) AS BIGINT) AS count{i}"
-                ));
             }
+            range.push_str(" END AS BIGINT)");
             format!(
-                "SELECT currency_code, {} FROM invoices WHERE organization_id = :org AND state = \
-                 'OPEN' AND disputed = false AND amount_due_minor > 0 AND {} GROUP BY \
-                 currency_code",
-                columns.join(", "),
+                "SELECT currency_code, {range} AS aging_range, {} AS amount, CAST(COUNT(*) AS \
+                 BIGINT) AS invoices FROM invoices WHERE organization_id = :org AND state = \
+                 'OPEN' AND disputed = false AND amount_due_minor > 0 AND {} GROUP BY 1, 2",
+                sum("amount_due_minor"),
                 currency("currency_code")
             )
         }
+        // DISTINCT then COUNT: a hash aggregate, where COUNT(DISTINCT) would sort.
+        Part::OverdueCustomers => format!(
+            "SELECT currency_code, CAST(COUNT(*) AS BIGINT) AS customers FROM (SELECT DISTINCT \
+             currency_code, customer_id FROM invoices WHERE organization_id = :org AND state = \
+             'OPEN' AND disputed = false AND amount_due_minor > 0 AND overdue_at <= :as_of AND \
+             {}) AS overdue GROUP BY currency_code",
+            currency("currency_code")
+        ),
         Part::Payments => format!(
             "SELECT pay.currency_code, {} AS amount FROM payments pay JOIN invoices i ON i.id = \
              pay.invoice_id WHERE pay.organization_id = :org AND pay.paid_at >= :start AND \
@@ -167,12 +165,17 @@ fn part_sql(backend: Backend, part: Part) -> String {
              ended_at < :end AND {} GROUP BY currency_code, policy_code, policy_version, state",
             currency("currency_code")
         ),
+        Part::StartedProcesses => format!(
+            "SELECT currency_code, policy_code, policy_version, CAST(COUNT(*) AS BIGINT) AS \
+             processes FROM processes WHERE organization_id = :org AND started_at >= :start AND \
+             started_at < :end AND {} GROUP BY currency_code, policy_code, policy_version",
+            currency("currency_code")
+        ),
         // One row per (process, invoice) of the cohort, with the payments on the invoice while
         // the process was open; grouped per policy version outside.
         Part::Cohort => format!(
-            "SELECT currency_code, policy_code, policy_version, CAST(COUNT(DISTINCT process_id) \
-             AS BIGINT) AS processes, {} AS recovered, {} AS outstanding FROM (SELECT \
-             p.currency_code, p.policy_code, p.policy_version, p.id AS process_id, (SELECT \
+            "SELECT currency_code, policy_code, policy_version, {} AS recovered, {} AS \
+             outstanding FROM (SELECT p.currency_code, p.policy_code, p.policy_version, (SELECT \
              SUM(pay.amount_minor) FROM payments pay WHERE pay.invoice_id = pi.invoice_id AND \
              pay.paid_at >= p.started_at AND (p.ended_at IS NULL OR pay.paid_at <= p.ended_at)) \
              AS recovered, CASE WHEN i.state IN ('OPEN', 'WRITTEN_OFF') THEN i.amount_due_minor \
@@ -184,16 +187,20 @@ fn part_sql(backend: Backend, part: Part) -> String {
             sum("outstanding"),
             currency("p.currency_code")
         ),
+        // The invoice is read by key for the events that need it (a hash join would read
+        // every invoice of the organization).
         Part::Events => format!(
-            "SELECT COALESCE(p.currency_code, i.currency_code) AS currency_code, p.policy_code, \
-             p.policy_version, e.event_type, CAST(COUNT(DISTINCT e.process_id) AS BIGINT) AS \
-             processes, {} AS amount FROM events e LEFT JOIN processes p ON p.id = e.process_id \
-             LEFT JOIN invoices i ON i.id = e.invoice_id WHERE e.organization_id = :org AND \
-             {REPORT_EVENTS} AND e.occurred_at >= :start AND e.occurred_at < :end AND {} GROUP \
-             BY COALESCE(p.currency_code, i.currency_code), p.policy_code, p.policy_version, \
-             e.event_type",
-            sum("CASE WHEN e.event_type = 'invoice.written_off' THEN i.amount_due_minor END"),
-            currency("COALESCE(p.currency_code, i.currency_code)")
+            "SELECT currency_code, policy_code, policy_version, event_type, \
+             CAST(COUNT(DISTINCT process_id) AS BIGINT) AS processes, {} AS amount FROM (SELECT \
+             COALESCE(p.currency_code, (SELECT i.currency_code FROM invoices i WHERE i.id = \
+             e.invoice_id)) AS currency_code, p.policy_code, p.policy_version, e.event_type, \
+             e.process_id, CASE WHEN e.event_type = 'invoice.written_off' THEN (SELECT \
+             i.amount_due_minor FROM invoices i WHERE i.id = e.invoice_id) END AS amount FROM \
+             events e LEFT JOIN processes p ON p.id = e.process_id WHERE e.organization_id = \
+             :org AND {REPORT_EVENTS} AND e.occurred_at >= :start AND e.occurred_at < :end) AS \
+             reported WHERE {} GROUP BY currency_code, policy_code, policy_version, event_type",
+            sum("amount"),
+            currency("currency_code")
         ),
         Part::Charges => format!(
             "SELECT p.currency_code, p.policy_code, p.policy_version, c.step_index, c.kind, {} AS \
@@ -332,13 +339,23 @@ fn collect(part: Part, rows: &[QueryResult], report: &mut ReportBuilder) -> Resu
         match part {
             Part::Snapshot => {
                 let c = report.currency(currency_of(row)?);
-                c.overdue_minor = int(row, "overdue_minor")?;
-                c.overdue_invoice_count = int(row, "overdue_count")?;
-                c.overdue_customer_count = int(row, "overdue_customers")?;
-                for (i, figure) in c.aging.iter_mut().enumerate() {
-                    figure.amount_minor = int(row, &format!("amount{i}"))?;
-                    figure.invoice_count = int(row, &format!("count{i}"))?;
+                let range = int(row, "aging_range")?;
+                let amount = int(row, "amount")?;
+                let invoices = int(row, "invoices")?;
+                let figure = usize::try_from(range)
+                    .ok()
+                    .and_then(|i| c.aging.get_mut(i))
+                    .ok_or_else(|| corrupt("aging range", range))?;
+                figure.amount_minor = amount;
+                figure.invoice_count = invoices;
+                // Every range but "not due" is overdue.
+                if figure.range.min_days > 0 {
+                    c.overdue_minor += amount;
+                    c.overdue_invoice_count += invoices;
                 }
+            }
+            Part::OverdueCustomers => {
+                report.currency(currency_of(row)?).overdue_customer_count = int(row, "customers")?
             }
             Part::Payments => {
                 report.currency(currency_of(row)?).recovered_minor = int(row, "amount")?
@@ -362,9 +379,11 @@ fn collect(part: Part, rows: &[QueryResult], report: &mut ReportBuilder) -> Resu
                     _ => {}
                 }
             }
+            Part::StartedProcesses => {
+                report.policy(&policy_of(row)?).started = int(row, "processes")?
+            }
             Part::Cohort => {
                 let policy = report.policy(&policy_of(row)?);
-                policy.started = int(row, "processes")?;
                 policy.cohort_recovered_minor = int(row, "recovered")?;
                 policy.cohort_outstanding_minor = int(row, "outstanding")?;
             }
@@ -426,19 +445,34 @@ fn collect(part: Part, rows: &[QueryResult], report: &mut ReportBuilder) -> Resu
     Ok(())
 }
 
-impl<C: ConnectionTrait> Conn<C> {
-    /// The collections report of the organization, one aggregate statement per part, run one
-    /// after the other on this connection.
+impl Store {
+    /// The collections report of the organization, one aggregate statement per part. On
+    /// PostgreSQL the statements run at once, each on its own pooled connection (the parts
+    /// are independent reads); SQLite has one connection, so there they run one after the
+    /// other. Each statement sees the data committed when it starts.
     pub async fn collections_report(
         &self,
         organization_id: Uuid,
         query: &ReportQuery,
     ) -> Result<CollectionsReport, Error> {
         let backend = self.backend();
-        let mut report = ReportBuilder::default();
-        for part in PARTS {
+        let run = |part: Part| async move {
             let statement = part_statement(backend, part, organization_id, query);
             let rows = self.conn.query_all_raw(statement).await.map_err(db_error)?;
+            Ok::<_, Error>((part, rows))
+        };
+        let results = match backend {
+            Backend::Postgres => futures_util::future::try_join_all(PARTS.map(run)).await?,
+            Backend::Sqlite => {
+                let mut results = Vec::with_capacity(PARTS.len());
+                for part in PARTS {
+                    results.push(run(part).await?);
+                }
+                results
+            }
+        };
+        let mut report = ReportBuilder::default();
+        for (part, rows) in results {
             collect(part, &rows, &mut report)?;
         }
         Ok(report.finish(query.period, query.as_of))
