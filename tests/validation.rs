@@ -655,25 +655,19 @@ async fn malformed_requests_are_refused_with_the_field_named(s: &TestServer) {
     );
 }
 
-async fn later_capabilities_answer_unimplemented(s: &TestServer) {
-    let status = assert_error(
-        s.dunning()
-            .get_collections_report(proto::GetCollectionsReportRequest::default())
-            .await,
-        Code::Unimplemented,
-        "NOT_IMPLEMENTED",
-    );
-    assert!(
-        status.message().contains("collections"),
-        "{}",
-        status.message()
-    );
-    // Authentication comes first.
+async fn dunning_rpcs_authenticate_first(s: &TestServer) {
     let mut anonymous =
         dunning::proto::dunning_service_client::DunningServiceClient::new(s.channel.clone());
     assert_error(
         anonymous
             .simulate_policy(proto::SimulatePolicyRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "API_KEY_MISSING",
+    );
+    assert_error(
+        anonymous
+            .get_collections_report(proto::GetCollectionsReportRequest::default())
             .await,
         Code::Unauthenticated,
         "API_KEY_MISSING",
@@ -731,6 +725,6 @@ async fn health_and_reflection_need_no_key(s: &TestServer) {
 
 on_both_backends!(
     malformed_requests_are_refused_with_the_field_named,
-    later_capabilities_answer_unimplemented,
+    dunning_rpcs_authenticate_first,
     health_and_reflection_need_no_key,
 );

@@ -13,6 +13,7 @@ mod m20261203_000002_notification_attachments;
 mod m20261204_000001_process_commands;
 mod m20261204_000002_promises;
 mod m20261205_000001_charge_policy;
+mod m20261205_000001_report_indexes;
 mod m20261205_000002_promise_made_at;
 
 /// The ordered list of every migration the service knows.
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_promises::Migration),
             Box::new(m20261205_000001_charge_policy::Migration),
             Box::new(m20261205_000002_promise_made_at::Migration),
+            Box::new(m20261205_000001_report_indexes::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ pub mod payment_request;
 pub mod policy;
 pub mod process;
 pub mod query;
+pub mod report;
 pub mod signature;
 pub mod template;
 pub mod validation;

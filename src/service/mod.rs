@@ -12,6 +12,7 @@ pub mod paging;
 pub mod payment_requests;
 pub mod policies;
 pub mod processes;
+pub mod report;
 pub mod webhooks;
 
 use crate::clock::Clock;

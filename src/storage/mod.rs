@@ -11,11 +11,13 @@ mod organizations;
 mod payment_requests;
 mod policies;
 mod processes;
+mod report;
 mod webhooks;
 
 pub use events::EventWakeup;
 pub use invoices::InvoiceKey;
 pub use organizations::ApiKeyRecord;
+pub use report::collections_report_statements;
 
 use crate::error::Error;
 use chrono::{DateTime, Utc};
