@@ -5,7 +5,7 @@
 //! model of it that could drift. Charges meet a provider that declines every one.
 
 use super::steps::{BatchCache, ClaimedProcess};
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 use crate::domain::customer::{Customer, CustomerDetails, PaymentMethod};
 use crate::domain::invoice::{CollectionMethod, Invoice, InvoiceSync};
 use crate::domain::money::Currency;
@@ -133,12 +133,15 @@ impl Services {
         };
         // Dropped without commit: everything the engine writes below is rolled back.
         let tx = self.store.begin().await?;
-        let (customer, shown_id) = engine.simulated_customer(&tx, caller, &request).await?;
+        let stored = stored_invoices(&tx, caller, &request.stored_invoice_external_ids).await?;
+        let (customer, shown_id) = engine
+            .simulated_customer(&tx, caller, &request, &stored)
+            .await?;
         let copies = engine
-            .simulated_invoices(&tx, caller, &customer, &request)
+            .simulated_invoices(&tx, caller, &customer, &request, &stored)
             .await?;
         let run = engine
-            .run_simulation(&tx, caller, &customer, &policy, &clock, start)
+            .run_simulation(&tx, caller, &customer, &policy, &copies, &clock)
             .await?;
         let stand_ins = StandIns::new(&customer, shown_id, &copies);
         let simulation = run
@@ -199,6 +202,7 @@ impl Core {
         tx: &Tx,
         caller: Caller,
         request: &SimulationRequest,
+        stored_invoices: &[Invoice],
     ) -> Result<(Customer, String), Error> {
         let org = load_organization(tx, caller).await?;
         let stored = match &request.customer_external_id {
@@ -213,10 +217,7 @@ impl Core {
                         )
                     })?,
             ),
-            None => {
-                self.customer_of_stored_invoices(tx, caller, request)
-                    .await?
-            }
+            None => customer_of_invoices(tx, caller, stored_invoices).await?,
         };
         let shown_id = stored.as_ref().map_or_else(
             || "simulated-customer".to_owned(),
@@ -265,41 +266,6 @@ impl Core {
         Ok((customer, shown_id))
     }
 
-    /// The one customer the request's stored invoices belong to, if it names any.
-    async fn customer_of_stored_invoices(
-        &self,
-        tx: &Tx,
-        caller: Caller,
-        request: &SimulationRequest,
-    ) -> Result<Option<Customer>, Error> {
-        if request.stored_invoice_external_ids.is_empty() {
-            return Ok(None);
-        }
-        let stored = tx
-            .find_invoices_by_external_ids(
-                caller.organization_id,
-                &request.stored_invoice_external_ids,
-                false,
-            )
-            .await?;
-        let mut owners: Vec<Uuid> = stored.iter().map(|i| i.customer_id).collect();
-        owners.sort();
-        owners.dedup();
-        match owners.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(tx
-                .find_customers_by_ids(caller.organization_id, &[*one])
-                .await?
-                .into_iter()
-                .next()
-                .filter(|c| !c.is_deleted())),
-            _ => Err(Error::field(
-                "invoice_external_ids",
-                "the invoices belong to more than one customer; simulate them apart",
-            )),
-        }
-    }
-
     /// Copies of the stored invoices and the hypothetical ones, owed by the simulated
     /// customer.
     async fn simulated_invoices(
@@ -308,44 +274,27 @@ impl Core {
         caller: Caller,
         customer: &Customer,
         request: &SimulationRequest,
+        stored: &[Invoice],
     ) -> Result<Vec<Copy>, Error> {
         let now = self.now();
         let tz = customer.details.timezone;
         let suffix = customer.external_id.clone();
         debug_assert!(suffix.starts_with(STAND_IN_PREFIX));
         let mut syncs: Vec<(String, InvoiceSync)> = Vec::new();
-        if !request.stored_invoice_external_ids.is_empty() {
-            let stored = tx
-                .find_invoices_by_external_ids(
-                    caller.organization_id,
-                    &request.stored_invoice_external_ids,
-                    false,
-                )
-                .await?;
-            for external_id in &request.stored_invoice_external_ids {
-                let invoice = stored
-                    .iter()
-                    .find(|i| &i.external_id == external_id)
-                    .ok_or_else(|| {
-                        Error::not_found(
-                            "INVOICE_NOT_FOUND",
-                            format!("no invoice with external_id `{external_id}`"),
-                        )
-                    })?;
-                syncs.push((
-                    external_id.clone(),
-                    InvoiceSync {
-                        // As if its amount due had been owed since the due date.
-                        total_minor: invoice.amount_due_minor(),
-                        credited_minor: 0,
-                        number: invoice.number.clone(),
-                        issue_date: invoice.issue_date,
-                        collection_method: Some(invoice.collection_method),
-                        metadata: invoice.metadata.clone(),
-                        ..hypothetical_sync(external_id, invoice.currency, invoice.due_date)
-                    },
-                ));
-            }
+        for invoice in stored {
+            syncs.push((
+                invoice.external_id.clone(),
+                InvoiceSync {
+                    // As if its amount due had been owed since the due date.
+                    total_minor: invoice.amount_due_minor(),
+                    credited_minor: 0,
+                    number: invoice.number.clone(),
+                    issue_date: invoice.issue_date,
+                    collection_method: Some(invoice.collection_method),
+                    metadata: invoice.metadata.clone(),
+                    ..hypothetical_sync(&invoice.external_id, invoice.currency, invoice.due_date)
+                },
+            ));
         }
         for invoice in &request.invoices {
             syncs.push((
@@ -386,9 +335,10 @@ impl Core {
         caller: Caller,
         customer: &Customer,
         policy: &Policy,
+        copies: &[Copy],
         clock: &ManualClock,
-        start: DateTime<Utc>,
     ) -> Result<SimulationRun, Error> {
+        let start = clock.now();
         let organization_id = caller.organization_id;
         let mut cache = BatchCache::with_policy(organization_id, policy);
         let can_charge = customer.details.payment_method.is_some();
@@ -397,11 +347,9 @@ impl Core {
             state_after: HashMap::new(),
             amount_at: HashMap::new(),
         };
-        let invoices: HashMap<Uuid, i64> = tx
-            .lock_open_invoices_of_customer(customer.id)
-            .await?
-            .into_iter()
-            .map(|i| (i.id, i.amount_due_minor()))
+        let invoices: HashMap<Uuid, i64> = copies
+            .iter()
+            .map(|c| (c.invoice.id, c.invoice.amount_due_minor()))
             .collect();
         let mut worked: HashSet<Uuid> = HashSet::new();
         let horizon = start + Duration::days(HORIZON_DAYS);
@@ -635,6 +583,59 @@ impl StandIns {
             }
         }
         email
+    }
+}
+
+/// The stored invoices to copy, in the order given (NOT_FOUND naming a missing one).
+async fn stored_invoices(
+    tx: &Tx,
+    caller: Caller,
+    external_ids: &[String],
+) -> Result<Vec<Invoice>, Error> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut found = tx
+        .find_invoices_by_external_ids(caller.organization_id, external_ids, false)
+        .await?;
+    external_ids
+        .iter()
+        .map(|external_id| {
+            let at = found
+                .iter()
+                .position(|i| &i.external_id == external_id)
+                .ok_or_else(|| {
+                    Error::not_found(
+                        "INVOICE_NOT_FOUND",
+                        format!("no invoice with external_id `{external_id}`"),
+                    )
+                })?;
+            Ok(found.swap_remove(at))
+        })
+        .collect()
+}
+
+/// The one customer `invoices` belong to, if there are any.
+async fn customer_of_invoices(
+    tx: &Tx,
+    caller: Caller,
+    invoices: &[Invoice],
+) -> Result<Option<Customer>, Error> {
+    let mut owners: Vec<Uuid> = invoices.iter().map(|i| i.customer_id).collect();
+    owners.sort();
+    owners.dedup();
+    match owners.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(tx
+            .find_customers_by_ids(caller.organization_id, &[*one])
+            .await?
+            .into_iter()
+            .next()
+            .filter(|c| !c.is_deleted())),
+        _ => Err(Error::field(
+            "invoice_external_ids",
+            "the invoices belong to more than one customer; simulate them apart",
+        )),
     }
 }
 
