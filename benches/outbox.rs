@@ -79,20 +79,11 @@ async fn run(label: &str, database_url: String) {
         .unwrap();
 
     let request = EmailRequest {
-        kind: TemplateKind::FirmReminder,
-        customer: CustomerRef::ExternalId("cus_bench".into()),
         invoice_external_ids: vec!["inv_bench".into()],
-        currency: None,
-        locale: None,
-        payment_link: String::new(),
-        process_id: None,
-        payment_request_id: None,
-        extra_bcc: vec![],
-        collection_agency_email: String::new(),
-        charges: Vec::new(),
-        attachments: Vec::new(),
-        history: Vec::new(),
-        note: String::new(),
+        ..EmailRequest::new(
+            TemplateKind::FirmReminder,
+            CustomerRef::ExternalId("cus_bench".into()),
+        )
     };
     let queued_at = Instant::now();
     for _ in 0..MESSAGES {

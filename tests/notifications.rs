@@ -36,20 +36,9 @@ async fn caller(s: &TestServer) -> Caller {
 
 fn email(kind: TemplateKind, customer: &str, invoices: &[&str]) -> EmailRequest {
     EmailRequest {
-        kind,
-        customer: CustomerRef::ExternalId(customer.into()),
         invoice_external_ids: invoices.iter().map(|s| s.to_string()).collect(),
-        currency: None,
-        locale: None,
-        payment_link: String::new(),
-        process_id: None,
-        payment_request_id: None,
         extra_bcc: vec!["audit@acme.test".into()],
-        collection_agency_email: String::new(),
-        charges: Vec::new(),
-        attachments: Vec::new(),
-        history: Vec::new(),
-        note: String::new(),
+        ..EmailRequest::new(kind, CustomerRef::ExternalId(customer.into()))
     }
 }
 

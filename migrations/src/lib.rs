@@ -15,6 +15,7 @@ mod m20261204_000002_promises;
 mod m20261205_000001_charge_policy;
 mod m20261205_000001_report_indexes;
 mod m20261205_000002_promise_made_at;
+mod m20261206_000001_payment_plans;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_charge_policy::Migration),
             Box::new(m20261205_000002_promise_made_at::Migration),
             Box::new(m20261205_000001_report_indexes::Migration),
+            Box::new(m20261206_000001_payment_plans::Migration),
         ]
     }
 }

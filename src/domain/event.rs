@@ -47,6 +47,11 @@ pub enum EventType {
     PromiseRecorded,
     PromiseKept,
     PromiseBroken,
+    PaymentPlanRecorded,
+    InstalmentMet,
+    InstalmentMissed,
+    PaymentPlanCompleted,
+    PaymentPlanCancelled,
     SuspensionRequested,
     SuspensionLiftRequested,
     FeeBooked,
@@ -95,6 +100,11 @@ impl EventType {
             Self::PromiseRecorded => "promise.recorded",
             Self::PromiseKept => "promise.kept",
             Self::PromiseBroken => "promise.broken",
+            Self::PaymentPlanRecorded => "payment_plan.recorded",
+            Self::InstalmentMet => "payment_plan.instalment_met",
+            Self::InstalmentMissed => "payment_plan.instalment_missed",
+            Self::PaymentPlanCompleted => "payment_plan.completed",
+            Self::PaymentPlanCancelled => "payment_plan.cancelled",
             Self::SuspensionRequested => "suspension.requested",
             Self::SuspensionLiftRequested => "suspension.lift_requested",
             Self::FeeBooked => "fee.booked",
@@ -210,6 +220,24 @@ pub enum EventPayload {
         promised_date: String,
         /// Decimal string; empty = the full amount due.
         amount: String,
+        currency_code: String,
+        note: String,
+    },
+    PaymentPlan {
+        plan_id: String,
+        /// The plan's state after the change, as `PlanState::as_str`.
+        state: String,
+        /// 1-based number of the instalment met or missed; 0 for the plan as a whole.
+        instalment_number: i32,
+        /// YYYY-MM-DD of that instalment; empty for the plan as a whole.
+        instalment_date: String,
+        /// Decimal string of that instalment; empty for the plan as a whole.
+        instalment_amount: String,
+        /// Payments since the plan was made, decimal string.
+        paid_amount: String,
+        /// What the instalments add up to, decimal string.
+        total_amount: String,
+        instalment_count: i32,
         currency_code: String,
         note: String,
     },

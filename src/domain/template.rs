@@ -19,11 +19,13 @@ pub enum TemplateKind {
     SalesNotification,
     /// Hand-over to the collection agency: customer, invoices, amounts, dunning history.
     CollectionAgencyHandover,
+    /// Reminder of an upcoming instalment of the customer's payment plan, with the plan.
+    InstalmentReminder,
 }
 
 impl TemplateKind {
     /// Every kind, in ladder order.
-    pub const ALL: [TemplateKind; 7] = [
+    pub const ALL: [TemplateKind; 8] = [
         TemplateKind::FriendlyReminder,
         TemplateKind::FirmReminder,
         TemplateKind::FinalNotice,
@@ -31,6 +33,7 @@ impl TemplateKind {
         TemplateKind::PaymentRequest,
         TemplateKind::SalesNotification,
         TemplateKind::CollectionAgencyHandover,
+        TemplateKind::InstalmentReminder,
     ];
 
     /// The stable name of the kind (`"friendly_reminder"`, ...), as used in the API and storage.
@@ -43,6 +46,7 @@ impl TemplateKind {
             TemplateKind::PaymentRequest => "payment_request",
             TemplateKind::SalesNotification => "sales_notification",
             TemplateKind::CollectionAgencyHandover => "collection_agency_handover",
+            TemplateKind::InstalmentReminder => "instalment_reminder",
         }
     }
 
@@ -77,7 +81,8 @@ impl TemplateKind {
             | TemplateKind::FirmReminder
             | TemplateKind::FinalNotice
             | TemplateKind::PreDueReminder
-            | TemplateKind::PaymentRequest => Audience::Customer,
+            | TemplateKind::PaymentRequest
+            | TemplateKind::InstalmentReminder => Audience::Customer,
             TemplateKind::SalesNotification => Audience::SalesRep,
             TemplateKind::CollectionAgencyHandover => Audience::CollectionAgency,
         }

@@ -50,6 +50,11 @@ pub const KNOWN_EVENT_TYPES: &[&str] = &[
     "promise.recorded",
     "promise.kept",
     "promise.broken",
+    "payment_plan.recorded",
+    "payment_plan.instalment_met",
+    "payment_plan.instalment_missed",
+    "payment_plan.completed",
+    "payment_plan.cancelled",
     "policy.assigned",
     "webhook_endpoint.disabled",
 ];

@@ -8,7 +8,7 @@ use crate::domain::process::command::CommandKind;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
-use crate::service::processes::{CommandRequest, CommandResult, PromiseTerms};
+use crate::service::processes::{CommandRequest, CommandResult, PaymentPlanTerms, PromiseTerms};
 use tonic::{Request, Response, Status};
 
 /// What a command request carries, by field name.
@@ -21,6 +21,8 @@ struct Fields<'a> {
     request_id: &'a str,
     /// RecordPromiseToPay: the promised date and amount as given.
     promise: Option<(&'a str, &'a str)>,
+    /// RecordPaymentPlan: the plan as given.
+    plan: Option<&'a proto::RecordPaymentPlanRequest>,
 }
 
 impl<'a> Fields<'a> {
@@ -33,6 +35,7 @@ impl<'a> Fields<'a> {
             note_limit: 0,
             request_id: "",
             promise: None,
+            plan: None,
         }
     }
 
@@ -51,6 +54,32 @@ impl<'a> Fields<'a> {
     fn promise(mut self, promised_date: &'a str, amount: &'a str) -> Self {
         self.promise = Some((promised_date, amount));
         self
+    }
+
+    fn plan(mut self, plan: &'a proto::RecordPaymentPlanRequest) -> Self {
+        self.plan = Some(plan);
+        self
+    }
+}
+
+/// The terms of a payment plan as given; dates and amounts are checked by the service (with
+/// the process's currency and the customer's time zone), so their errors travel with them.
+fn plan_terms(r: &proto::RecordPaymentPlanRequest, v: &mut Violations) -> PaymentPlanTerms {
+    let mut days = |field: &str, value: i32| {
+        v.check(
+            field,
+            u32::try_from(value).map_err(|_| "must be 0 or more".to_owned()),
+        )
+        .unwrap_or(0)
+    };
+    PaymentPlanTerms {
+        grace_days: days("grace_days", r.grace_days),
+        reminder_days_before: days("reminder_days_before", r.reminder_days_before),
+        instalments: r
+            .instalments
+            .iter()
+            .map(|i| (validation::date(&i.date), i.amount.trim().to_owned()))
+            .collect(),
     }
 }
 
@@ -87,6 +116,7 @@ async fn run<T>(
             amount: amount.trim().to_owned(),
         })
     });
+    let payment_plan = fields.plan.map(|plan| plan_terms(plan, &mut v));
     v.finish().map_err(Error::from)?;
     let command = CommandRequest {
         kind,
@@ -94,6 +124,7 @@ async fn run<T>(
         note,
         request_id,
         promise,
+        payment_plan,
     };
     Ok(api.services.run_command(caller, &command).await?)
 }
@@ -199,6 +230,21 @@ pub async fn record_promise_to_pay(
         .promise(&r.promised_date, &r.amount);
     let result = run(api, &request, CommandKind::PromiseToPay, fields).await?;
     Ok(Response::new(proto::RecordPromiseToPayResponse {
+        process: process(result),
+    }))
+}
+
+pub async fn record_payment_plan(
+    api: &Api,
+    request: Request<proto::RecordPaymentPlanRequest>,
+) -> Result<Response<proto::RecordPaymentPlanResponse>, Status> {
+    let r = request.get_ref();
+    let fields = Fields::id("process_id", &r.process_id)
+        .note("note", &r.note, 2000)
+        .request_id(&r.request_id)
+        .plan(r);
+    let result = run(api, &request, CommandKind::PaymentPlan, fields).await?;
+    Ok(Response::new(proto::RecordPaymentPlanResponse {
         process: process(result),
     }))
 }

@@ -92,6 +92,13 @@ impl proto::dunning_service_server::DunningService for Api {
         super::commands::record_promise_to_pay(self, request).await
     }
 
+    async fn record_payment_plan(
+        &self,
+        request: Request<proto::RecordPaymentPlanRequest>,
+    ) -> Result<Response<proto::RecordPaymentPlanResponse>, Status> {
+        super::commands::record_payment_plan(self, request).await
+    }
+
     async fn create_policy(
         &self,
         request: Request<proto::CreatePolicyRequest>,

@@ -1,11 +1,13 @@
 //! Event conversions and the event-reading RPCs of DunningService.
 
 use super::convert::{self, timestamp};
+use super::processes::plan_state_to_proto;
 use crate::domain::event::{Event, EventPayload};
 use crate::domain::invoice::InvoiceState;
 use crate::domain::money::Currency;
 use crate::domain::payment_request::PaymentRequestStatus;
 use crate::domain::policy::PolicyScope;
+use crate::domain::process::payment_plan::PlanState;
 use crate::domain::process::state::{ChargeKind, PauseReason, ProcessState, StepTrigger};
 use crate::domain::query::EventFilter;
 use crate::domain::validation;
@@ -224,6 +226,31 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
         } => Payload::Promise(proto::PromiseEventPayload {
             promised_date,
             amount,
+            currency_code,
+            note,
+        }),
+        EventPayload::PaymentPlan {
+            plan_id,
+            state,
+            instalment_number,
+            instalment_date,
+            instalment_amount,
+            paid_amount,
+            total_amount,
+            instalment_count,
+            currency_code,
+            note,
+        } => Payload::PaymentPlan(proto::PaymentPlanEventPayload {
+            plan_id,
+            state: PlanState::parse(&state)
+                .map_or(proto::PaymentPlanState::Unspecified, plan_state_to_proto)
+                as i32,
+            instalment_number,
+            instalment_date,
+            instalment_amount,
+            paid_amount,
+            total_amount,
+            instalment_count,
             currency_code,
             note,
         }),

@@ -26,6 +26,7 @@ pub fn kind_from_proto(field: &str, value: i32) -> Result<TemplateKind, Error> {
         Ok(P::PaymentRequest) => TemplateKind::PaymentRequest,
         Ok(P::SalesNotification) => TemplateKind::SalesNotification,
         Ok(P::CollectionAgencyHandover) => TemplateKind::CollectionAgencyHandover,
+        Ok(P::InstalmentReminder) => TemplateKind::InstalmentReminder,
         Ok(P::Unspecified) | Err(_) => {
             return Err(Error::field(
                 field,
@@ -45,6 +46,7 @@ pub fn kind_to_proto(kind: &str) -> proto::TemplateKind {
         Some(TemplateKind::PaymentRequest) => P::PaymentRequest,
         Some(TemplateKind::SalesNotification) => P::SalesNotification,
         Some(TemplateKind::CollectionAgencyHandover) => P::CollectionAgencyHandover,
+        Some(TemplateKind::InstalmentReminder) => P::InstalmentReminder,
         None => P::Unspecified,
     }
 }
@@ -134,20 +136,10 @@ fn preview_request(
     };
     v.finish().map_err(Error::from)?;
     let email = EmailRequest {
-        kind,
-        customer,
         invoice_external_ids: req.invoice_external_ids.clone(),
         currency,
         locale,
-        payment_link: String::new(),
-        process_id: None,
-        payment_request_id: None,
-        extra_bcc: Vec::new(),
-        collection_agency_email: String::new(),
-        charges: Vec::new(),
-        attachments: Vec::new(),
-        history: Vec::new(),
-        note: String::new(),
+        ..EmailRequest::new(kind, customer)
     };
     Ok(email)
 }

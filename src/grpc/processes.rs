@@ -3,8 +3,9 @@
 use super::convert::{self, optional_timestamp, timestamp};
 use super::policies::{action_type_to_proto, scope_to_proto};
 use super::{Api, authenticate};
-use crate::domain::money::Money;
+use crate::domain::money::{Currency, Money};
 use crate::domain::process::command::{CommandKind, ProcessCommand};
+use crate::domain::process::payment_plan::{InstalmentState, PaymentPlan, PlanState};
 use crate::domain::process::state::{
     ActionOutcome, Charge, ChargeKind, OutcomeStatus, PauseReason, ProcessState, StepRun,
     StepTrigger,
@@ -42,6 +43,53 @@ pub fn pause_reason_to_proto(reason: Option<PauseReason>) -> proto::PauseReason 
         Some(PauseReason::PromiseToPay) => proto::PauseReason::PromiseToPay,
         Some(PauseReason::DunningBlocked) => proto::PauseReason::DunningBlocked,
         Some(PauseReason::CustomerExcluded) => proto::PauseReason::CustomerExcluded,
+        Some(PauseReason::PaymentPlan) => proto::PauseReason::PaymentPlan,
+    }
+}
+
+pub(super) fn plan_state_to_proto(state: PlanState) -> proto::PaymentPlanState {
+    match state {
+        PlanState::Active => proto::PaymentPlanState::Active,
+        PlanState::Completed => proto::PaymentPlanState::Completed,
+        PlanState::Missed => proto::PaymentPlanState::Missed,
+        PlanState::Cancelled => proto::PaymentPlanState::Cancelled,
+    }
+}
+
+fn instalment_state_to_proto(state: InstalmentState) -> proto::InstalmentState {
+    match state {
+        InstalmentState::Pending => proto::InstalmentState::Pending,
+        InstalmentState::Met => proto::InstalmentState::Met,
+        InstalmentState::Missed => proto::InstalmentState::Missed,
+        InstalmentState::Dropped => proto::InstalmentState::Dropped,
+    }
+}
+
+fn plan_to_proto(plan: &PaymentPlan, currency: Currency) -> proto::PaymentPlan {
+    proto::PaymentPlan {
+        id: plan.id.to_string(),
+        state: plan_state_to_proto(plan.state) as i32,
+        create_time: timestamp(plan.made_at),
+        end_time: optional_timestamp(plan.ended_at),
+        grace_days: plan.grace_days as i32,
+        reminder_days_before: plan.reminder_days_before as i32,
+        total_amount: currency.format(plan.total_minor),
+        paid_amount: currency.format(plan.paid_minor),
+        instalments: plan
+            .instalments
+            .iter()
+            .enumerate()
+            .map(|(index, i)| proto::Instalment {
+                date: i.date.to_string(),
+                amount: currency.format(i.amount_minor),
+                cumulative_amount: currency.format(plan.cumulative_minor(index)),
+                state: instalment_state_to_proto(i.state) as i32,
+                deadline_time: timestamp(i.deadline),
+                reminder_time: optional_timestamp(i.remind_at),
+                reminded_time: optional_timestamp(i.reminded_at),
+                settle_time: optional_timestamp(i.settled_at),
+            })
+            .collect(),
     }
 }
 
@@ -169,6 +217,10 @@ pub fn process_to_proto(view: ProcessView) -> proto::Process {
         note: p.note,
         payment_retries_blocked: p.payment_retries_blocked,
         commands: view.commands.iter().map(command_to_proto).collect(),
+        payment_plan: p
+            .payment_plan
+            .as_ref()
+            .map(|plan| plan_to_proto(plan, currency)),
     }
 }
 
@@ -182,6 +234,7 @@ fn command_type_to_proto(kind: CommandKind) -> proto::CommandType {
         CommandKind::Escalate => proto::CommandType::Escalate,
         CommandKind::InformSales => proto::CommandType::InformSales,
         CommandKind::PromiseToPay => proto::CommandType::PromiseToPay,
+        CommandKind::PaymentPlan => proto::CommandType::PaymentPlan,
     }
 }
 

@@ -41,6 +41,13 @@ use super::templates::resolve_locale;
 /// | `entry.date` | When the step ran, `YYYY-MM-DD`. |
 /// | `entry.description` | What was done, e.g. "Friendly reminder sent to billing@example.com". |
 /// | `note` | The operator's note given with the command that sent the email (an escalation, "inform sales"); may be empty. |
+/// | `instalments` | The process's payment plan, in date order (empty without one). Each has: |
+/// | `instalment.number` | 1-based position in the plan (an integer). |
+/// | `instalment.date` | The date it is to be paid by, `YYYY-MM-DD`. |
+/// | `instalment.currency_code` | ISO 4217 code. |
+/// | `instalment.amount` | Decimal string. |
+/// | `instalment.state` | `pending`, `met`, `missed` or `dropped` (the plan ended before it was due). |
+/// | `instalment` | The instalment the email is about (an instalment reminder's), with the fields above; empty strings and number 0 otherwise. |
 /// | `locale` | The locale the email is rendered for, e.g. `de` (the HTML built-ins put it in `<html lang>`). |
 ///
 /// # Filters
@@ -89,6 +96,10 @@ pub struct EmailContext {
     pub history: Vec<HistoryVars>,
     /// The operator's note with the command that sent the email; empty when there is none.
     pub note: String,
+    /// The process's payment plan; empty without one.
+    pub instalments: Vec<InstalmentVars>,
+    /// The instalment the email is about; empty outside an instalment reminder.
+    pub instalment: InstalmentVars,
     /// The resolved locale, e.g. `"de"`; amounts and dates are formatted for it.
     pub locale: String,
 }
@@ -154,6 +165,21 @@ pub struct ChargeVars {
     pub currency_code: String,
     /// Decimal string.
     pub amount: String,
+}
+
+/// One entry of `instalments` in templates, and `instalment`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InstalmentVars {
+    /// 1-based position in the plan; 0 when there is no instalment.
+    pub number: i64,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// ISO 4217 currency code.
+    pub currency_code: String,
+    /// Decimal string.
+    pub amount: String,
+    /// `pending`, `met`, `missed` or `dropped`.
+    pub state: String,
 }
 
 /// One entry of `history` in templates.
@@ -254,6 +280,29 @@ pub fn sample_context(locale: &str) -> EmailContext {
             },
         ],
         note: "Customer promised by phone to pay on Friday; please follow up.".to_string(),
+        instalments: vec![
+            InstalmentVars {
+                number: 1,
+                date: "2026-11-15".to_string(),
+                currency_code: "EUR".to_string(),
+                amount: "700.00".to_string(),
+                state: "met".to_string(),
+            },
+            InstalmentVars {
+                number: 2,
+                date: "2026-12-15".to_string(),
+                currency_code: "EUR".to_string(),
+                amount: "700.50".to_string(),
+                state: "pending".to_string(),
+            },
+        ],
+        instalment: InstalmentVars {
+            number: 2,
+            date: "2026-12-15".to_string(),
+            currency_code: "EUR".to_string(),
+            amount: "700.50".to_string(),
+            state: "pending".to_string(),
+        },
         locale: resolve_locale(locale).to_string(),
     }
 }
@@ -291,6 +340,8 @@ pub(crate) fn minimal_sample_context() -> EmailContext {
         sales_rep_email: String::new(),
         history: Vec::new(),
         note: String::new(),
+        instalments: Vec::new(),
+        instalment: InstalmentVars::default(),
         locale: "en".to_string(),
     }
 }

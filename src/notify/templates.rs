@@ -13,8 +13,8 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
 use super::context::minimal_sample_context;
 pub use super::context::{
-    AmountVars, ChargeVars, CustomerVars, EmailContext, HistoryVars, InvoiceVars, OrganizationVars,
-    sample_context,
+    AmountVars, ChargeVars, CustomerVars, EmailContext, HistoryVars, InstalmentVars, InvoiceVars,
+    OrganizationVars, sample_context,
 };
 use super::format::{format_date, format_money, language};
 
@@ -110,6 +110,7 @@ pub fn builtin(kind: TemplateKind, locale: &str) -> (TemplateSource, &'static st
         PaymentRequest => "payment_request",
         SalesNotification => "sales_notification",
         CollectionAgencyHandover => "collection_agency_handover",
+        InstalmentReminder => "instalment_reminder",
     );
     let source = TemplateSource {
         subject: subject.to_string(),

@@ -19,7 +19,8 @@ use crate::domain::template::Audience;
 use crate::error::Error;
 use crate::notify::templates::{
     self, AmountVars, ChargeVars, CompiledTemplate, CustomerVars, EmailContext, HistoryVars,
-    InvoiceVars, OrganizationVars, RenderedEmail, TemplateError, TemplateKind, TemplateSource,
+    InstalmentVars, InvoiceVars, OrganizationVars, RenderedEmail, TemplateError, TemplateKind,
+    TemplateSource,
 };
 use crate::notify::transport::{Mailer, SendError};
 use crate::storage::{Conn, Connection};
@@ -57,6 +58,70 @@ pub struct EmailRequest {
     pub history: Vec<HistoryEntry>,
     /// The operator's note with the command that sends the email.
     pub note: String,
+    /// The process's payment plan (an instalment reminder shows it).
+    pub payment_plan: Option<PlanLines>,
+}
+
+impl EmailRequest {
+    /// An email of `kind` to `customer` about its overdue invoices, in its locale, with
+    /// nothing else (no link, process, extra recipients, attachments or note).
+    pub fn new(kind: TemplateKind, customer: CustomerRef) -> Self {
+        Self {
+            kind,
+            customer,
+            invoice_external_ids: Vec::new(),
+            currency: None,
+            locale: None,
+            payment_link: String::new(),
+            process_id: None,
+            payment_request_id: None,
+            extra_bcc: Vec::new(),
+            collection_agency_email: String::new(),
+            charges: Vec::new(),
+            attachments: Vec::new(),
+            history: Vec::new(),
+            note: String::new(),
+            payment_plan: None,
+        }
+    }
+}
+
+/// A payment plan as an email shows it: its instalments, and the one the email is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanLines {
+    pub instalments: Vec<InstalmentLine>,
+    /// Index of the instalment the email is about (a reminder's).
+    pub current: Option<usize>,
+}
+
+/// One instalment an email lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalmentLine {
+    pub date: chrono::NaiveDate,
+    pub amount: Money,
+    pub state: crate::domain::process::payment_plan::InstalmentState,
+}
+
+impl PlanLines {
+    /// The lines of `plan`, in the process's `currency`, about instalment `current`.
+    pub fn of(
+        plan: &crate::domain::process::payment_plan::PaymentPlan,
+        currency: Currency,
+        current: Option<usize>,
+    ) -> Self {
+        Self {
+            instalments: plan
+                .instalments
+                .iter()
+                .map(|i| InstalmentLine {
+                    date: i.date,
+                    amount: Money::new(currency, i.amount_minor),
+                    state: i.state,
+                })
+                .collect(),
+            current,
+        }
+    }
 }
 
 /// One line of the dunning history an email shows.
@@ -175,6 +240,24 @@ async fn template_for<C: Connection>(
     Ok((source, used.to_owned(), false))
 }
 
+/// `instalments` of a template: the payment plan's, numbered from 1.
+fn instalment_vars(request: &EmailRequest) -> Vec<InstalmentVars> {
+    let Some(plan) = &request.payment_plan else {
+        return Vec::new();
+    };
+    plan.instalments
+        .iter()
+        .enumerate()
+        .map(|(i, line)| InstalmentVars {
+            number: i as i64 + 1,
+            date: line.date.to_string(),
+            currency_code: line.amount.currency().code().to_owned(),
+            amount: line.amount.to_string(),
+            state: line.state.as_str().to_lowercase(),
+        })
+        .collect()
+}
+
 fn email_context(
     org: &Organization,
     customer: &Customer,
@@ -252,6 +335,13 @@ fn email_context(
             })
             .collect(),
         note: request.note.clone(),
+        instalments: instalment_vars(request),
+        instalment: request
+            .payment_plan
+            .as_ref()
+            .and_then(|plan| plan.current)
+            .and_then(|current| instalment_vars(request).into_iter().nth(current))
+            .unwrap_or_default(),
         locale: locale.to_owned(),
     })
 }

@@ -2,6 +2,7 @@
 //! command accepts, what it changes, and the record it leaves in the process history. Pure:
 //! the service locks the process, applies one of these and saves the result.
 
+use super::payment_plan::PaymentPlan;
 use super::state::{PauseReason, Process, ProcessState, Promise};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -16,10 +17,11 @@ pub enum CommandKind {
     Escalate,
     InformSales,
     PromiseToPay,
+    PaymentPlan,
 }
 
 impl CommandKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Pause,
         Self::Resume,
         Self::Cancel,
@@ -28,6 +30,7 @@ impl CommandKind {
         Self::Escalate,
         Self::InformSales,
         Self::PromiseToPay,
+        Self::PaymentPlan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl CommandKind {
             Self::Escalate => "ESCALATE",
             Self::InformSales => "INFORM_SALES",
             Self::PromiseToPay => "PROMISE_TO_PAY",
+            Self::PaymentPlan => "PAYMENT_PLAN",
         }
     }
 
@@ -114,9 +118,9 @@ pub fn pause(p: &mut Process, note: &str, now: DateTime<Utc>) -> Result<Applied,
     }
 }
 
-/// Resume a process an operator or a promise paused; its next step keeps its time (a step
-/// whose time has passed runs at once). A pause from a dispute, block or exclusion ends
-/// when that is cleared, not by command.
+/// Resume a process an operator, a promise or a payment plan paused (the promise or plan
+/// ends); its next step keeps its time (a step whose time has passed runs at once). A pause
+/// from a dispute, block or exclusion ends when that is cleared, not by command.
 pub fn resume(p: &mut Process, now: DateTime<Utc>) -> Result<Applied, Refused> {
     match (p.state, p.pause_reason) {
         (ProcessState::Active, _) => Ok(Applied::AlreadyInEffect),
@@ -129,7 +133,7 @@ pub fn resume(p: &mut Process, now: DateTime<Utc>) -> Result<Applied, Refused> {
         }),
         (ProcessState::Paused, _) => {
             p.resume(now);
-            p.promise = None;
+            p.end_arrangements(now);
             Ok(Applied::Changed)
         }
         _ => Err(Refused::new(
@@ -172,7 +176,7 @@ pub fn reset(
     p.next_step_at = Some(first_step_at);
     p.due_at = Some(first_step_at);
     p.waiting_step_run_id = None;
-    p.promise = None;
+    p.end_arrangements(now);
     p.updated_at = now;
     Ok(Applied::Changed)
 }
@@ -205,12 +209,8 @@ pub fn move_to_policy(
     p.waiting_step_run_id = None;
     p.updated_at = now;
     if p.state == ProcessState::Paused {
-        // Waits as it did: for its cause, an operator, or a promise's deadline.
-        p.due_at = p
-            .promise
-            .as_ref()
-            .filter(|_| p.pause_reason == Some(PauseReason::PromiseToPay))
-            .map(|promise| promise.deadline);
+        // Waits as it did: for its cause, an operator, a promise's deadline or its plan.
+        p.due_at = p.work_due_at();
     } else {
         p.state = ProcessState::Active;
         p.due_at = Some(first_step_at);
@@ -282,10 +282,12 @@ pub fn promise_to_pay(
     Ok(Applied::Changed)
 }
 
-/// Whether a promise to pay may be recorded on the process as it is.
+/// Whether a promise to pay may be recorded on the process as it is (not while a payment
+/// plan runs: that is the agreement in force; resume the process first).
 pub fn check_promise(p: &Process) -> Result<(), Refused> {
     let allowed = match (p.state, p.pause_reason) {
         (ProcessState::Active, _) => true,
+        (ProcessState::Paused, Some(PauseReason::PaymentPlan)) => false,
         (ProcessState::Paused, Some(reason)) => !reason.follows_a_cause(),
         _ => false,
     };
@@ -295,6 +297,42 @@ pub fn check_promise(p: &Process) -> Result<(), Refused> {
             p,
             "a promise can be recorded on an ACTIVE process, or one paused by an operator or \
              an earlier promise",
+        ));
+    }
+    Ok(())
+}
+
+/// Pause the process for a payment plan (ACTIVE, or PAUSED by an operator, a promise or an
+/// earlier plan, which this one replaces). The engine looks at it again at each
+/// instalment's deadline and reminder.
+pub fn record_payment_plan(
+    p: &mut Process,
+    plan: PaymentPlan,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<Applied, Refused> {
+    check_payment_plan(p)?;
+    p.end_arrangements(now);
+    p.pause(PauseReason::PaymentPlan, now);
+    p.payment_plan = Some(plan);
+    p.due_at = p.work_due_at();
+    p.note = note.to_owned();
+    Ok(Applied::Changed)
+}
+
+/// Whether a payment plan may be agreed for the process as it is.
+pub fn check_payment_plan(p: &Process) -> Result<(), Refused> {
+    let allowed = match (p.state, p.pause_reason) {
+        (ProcessState::Active, _) => true,
+        (ProcessState::Paused, Some(reason)) => !reason.follows_a_cause(),
+        _ => false,
+    };
+    if !allowed {
+        return Err(Refused::new(
+            "PROCESS_NOT_ACTIVE",
+            p,
+            "a payment plan can be agreed for an ACTIVE process, or one paused by an \
+             operator, a promise or an earlier plan",
         ));
     }
     Ok(())
@@ -411,6 +449,7 @@ mod tests {
             due_at: (state == ProcessState::Active).then_some(next),
             waiting_step_run_id: Some(Uuid::from_u128(9)),
             promise: None,
+            payment_plan: None,
             note: String::new(),
             payment_retries_blocked: false,
             suspension_requested: false,

@@ -2,6 +2,7 @@
 //! process's steps are due (DESIGN.md §9). Pure rules; the engine and the simulation share them.
 
 pub mod command;
+pub mod payment_plan;
 pub mod plan;
 pub mod schedule;
 pub mod state;

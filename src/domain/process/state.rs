@@ -4,6 +4,7 @@
 use crate::domain::money::Currency;
 use crate::domain::notification::{Notification, NotificationState};
 use crate::domain::policy::{ActionType, PolicyScope};
+use crate::domain::process::payment_plan::PaymentPlan;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -61,15 +62,17 @@ pub enum PauseReason {
     PromiseToPay,
     DunningBlocked,
     CustomerExcluded,
+    PaymentPlan,
 }
 
 impl PauseReason {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Manual,
         Self::Dispute,
         Self::PromiseToPay,
         Self::DunningBlocked,
         Self::CustomerExcluded,
+        Self::PaymentPlan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +82,7 @@ impl PauseReason {
             Self::PromiseToPay => "PROMISE_TO_PAY",
             Self::DunningBlocked => "DUNNING_BLOCKED",
             Self::CustomerExcluded => "CUSTOMER_EXCLUDED",
+            Self::PaymentPlan => "PAYMENT_PLAN",
         }
     }
 
@@ -135,6 +139,9 @@ pub struct Process {
     pub waiting_step_run_id: Option<Uuid>,
     /// The customer's open promise to pay, while the process is paused for it.
     pub promise: Option<Promise>,
+    /// The process's payment plan: the one it is paused for, or the last one it had (kept,
+    /// ended, so that the process shows how it went).
+    pub payment_plan: Option<PaymentPlan>,
     pub note: String,
     pub payment_retries_blocked: bool,
     pub suspension_requested: bool,
@@ -156,6 +163,14 @@ impl Process {
     }
 
     fn end(&mut self, state: ProcessState, now: DateTime<Utc>) {
+        if let Some(plan) = &mut self.payment_plan {
+            // Settled: whatever instalments were left are paid. Cancelled: the plan ends too.
+            if state == ProcessState::Resolved {
+                plan.complete(now);
+            } else {
+                plan.cancel(now);
+            }
+        }
         self.state = state;
         self.pause_reason = None;
         self.next_step_at = None;
@@ -190,14 +205,29 @@ impl Process {
         self.updated_at = now;
     }
 
+    /// Ends the customer's arrangements an operator's command overrides (resume, reset,
+    /// escalation): the open promise, and the payment plan if it is still running.
+    pub fn end_arrangements(&mut self, now: DateTime<Utc>) {
+        self.promise = None;
+        if let Some(plan) = &mut self.payment_plan {
+            plan.cancel(now);
+        }
+    }
+
     /// When the engine next has work for the process: its next step while it runs (ACTIVE
-    /// or ESCALATED), the end of a wait for a charge's outcome, or the deadline of the promise
-    /// it is paused for.
+    /// or ESCALATED), the end of a wait for a charge's outcome, the deadline of the promise
+    /// it is paused for, or the next deadline or reminder of its payment plan.
     pub fn work_due_at(&self) -> Option<DateTime<Utc>> {
-        if self.state == ProcessState::Paused
-            && self.pause_reason == Some(PauseReason::PromiseToPay)
-        {
-            return self.promise.as_ref().map(|promise| promise.deadline);
+        if self.state == ProcessState::Paused {
+            match self.pause_reason {
+                Some(PauseReason::PromiseToPay) => {
+                    return self.promise.as_ref().map(|promise| promise.deadline);
+                }
+                Some(PauseReason::PaymentPlan) => {
+                    return self.payment_plan.as_ref().and_then(|p| p.next_due_at());
+                }
+                _ => {}
+            }
         }
         if !matches!(self.state, ProcessState::Active | ProcessState::Escalated) {
             return None;

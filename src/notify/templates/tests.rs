@@ -394,3 +394,44 @@ fn includes_find_nothing() {
         .unwrap_or_else(|| panic!("accepted"));
     assert_eq!(err.part, "text_body");
 }
+
+#[test]
+fn an_instalment_reminder_names_the_instalment_and_shows_the_plan() {
+    for (locale, words) in [
+        (
+            "en",
+            ["instalment 2 of 2", "15 December 2026", "paid, thank you"],
+        ),
+        (
+            "de",
+            ["Rate 2 von 2", "15. Dezember 2026", "bezahlt, vielen Dank"],
+        ),
+        (
+            "fr",
+            ["échéance 2 sur 2", "15 décembre 2026", "payée, merci"],
+        ),
+    ] {
+        let (source, _) = builtin(TemplateKind::InstalmentReminder, locale);
+        let email = render(&source, &sample_context(locale)).unwrap();
+        let amount = format_money("700.50", "EUR", locale);
+        assert!(
+            email.subject.contains(&amount),
+            "{locale}: {}",
+            email.subject
+        );
+        for body in [&email.text_body, &email.html_body] {
+            for word in words {
+                assert!(body.contains(word), "{locale}: {word} in {body}");
+            }
+            assert!(body.contains(&format_money("700.00", "EUR", locale)));
+        }
+    }
+    // Outside a plan (a preview without one) it still renders, without an instalment.
+    let (source, _) = builtin(TemplateKind::InstalmentReminder, "en");
+    let email = render(&source, &minimal_sample_context()).unwrap();
+    assert_eq!(
+        email.subject,
+        "Your payment plan with Northwind Supplies Ltd"
+    );
+    assert!(!email.text_body.contains("Your payment plan:"));
+}

@@ -599,20 +599,15 @@ impl Core {
             return Ok(());
         }
         let email = EmailRequest {
-            kind: TemplateKind::PaymentRequest,
-            customer: CustomerRef::Id(request.customer_id),
             invoice_external_ids: request.invoice_external_ids(),
             currency: Some(request.currency),
-            locale: None,
             payment_link: request.payment_link.clone(),
             process_id: request.process_id,
             payment_request_id: Some(request.id),
-            extra_bcc: Vec::new(),
-            collection_agency_email: String::new(),
-            charges: Vec::new(),
-            attachments: Vec::new(),
-            history: Vec::new(),
-            note: String::new(),
+            ..EmailRequest::new(
+                TemplateKind::PaymentRequest,
+                CustomerRef::Id(request.customer_id),
+            )
         };
         match self.queue_email(tx, caller, &email).await {
             Ok(notification) => {

@@ -4,6 +4,7 @@
 //! either committed first (the command sees its result) or loses its lease (the command
 //! changed `due_at`), so nothing runs twice.
 
+use super::payment_plans::{PaymentPlanTerms, plan_event, plan_events};
 use super::steps::Operation;
 use super::{ProcessChange, ProcessView, amount_due, policy_of, process_not_found, promise_event};
 use crate::domain::event::{EventType, NewEvent};
@@ -29,6 +30,8 @@ pub struct CommandRequest {
     pub request_id: Option<String>,
     /// RecordPromiseToPay: what the customer promised.
     pub promise: Option<PromiseTerms>,
+    /// RecordPaymentPlan: the instalments agreed.
+    pub payment_plan: Option<PaymentPlanTerms>,
 }
 
 /// A promise to pay as the operator records it.
@@ -64,8 +67,11 @@ impl Services {
         request: &CommandRequest,
     ) -> Result<CommandResult, Error> {
         let operation = request.kind.as_str();
-        let request_fingerprint =
-            fingerprint(&(operation, request.process_id, request.note.as_str()));
+        // The terms of a plan are part of the request a request_id stands for.
+        let request_fingerprint = match &request.payment_plan {
+            None => fingerprint(&(operation, request.process_id, request.note.as_str())),
+            Some(terms) => fingerprint(&(operation, request.process_id, &request.note, terms)),
+        };
         let tx = self.store.begin().await?;
         if let Some(request_id) = &request.request_id
             && let Some((stored, command_id)) = tx
@@ -175,7 +181,9 @@ impl Services {
             .find_invoices_by_ids(caller.organization_id, &process.open_invoice_ids(), false)
             .await?;
         let amount = amount_due(&process, &invoices)?;
+        let plan_before = process.payment_plan.clone();
         let mut promised = None;
+        let mut planned = false;
         let (applied, event_type) = match request.kind {
             CommandKind::Pause => (
                 command::pause(&mut process, note, now)?,
@@ -209,6 +217,18 @@ impl Services {
                     EventType::ProcessPaused,
                 )
             }
+            CommandKind::PaymentPlan => {
+                let terms = request.payment_plan.as_ref().ok_or_else(|| {
+                    Error::Internal("a payment plan without its instalments".into())
+                })?;
+                command::check_payment_plan(&process)?;
+                let plan = self.plan_of(tx, caller, &process, terms, amount).await?;
+                planned = true;
+                (
+                    command::record_payment_plan(&mut process, plan, note, now)?,
+                    EventType::ProcessPaused,
+                )
+            }
             other => {
                 return Err(Error::Internal(format!(
                     "command {} has no state change",
@@ -233,6 +253,17 @@ impl Services {
                 EventType::PromiseRecorded,
                 &process,
                 promise,
+                note,
+                now,
+            ));
+        }
+        events.extend(plan_events(plan_before.as_ref(), &process, now));
+        if planned && let Some(plan) = &process.payment_plan {
+            events.push(plan_event(
+                EventType::PaymentPlanRecorded,
+                &process,
+                plan,
+                None,
                 note,
                 now,
             ));

@@ -4,12 +4,14 @@
 
 mod assign;
 mod commands;
+pub(crate) mod payment_plans;
 pub mod simulate;
 mod start;
 mod steps;
 
 pub use assign::AssignedPolicy;
 pub use commands::{CommandRequest, CommandResult, PromiseTerms};
+pub use payment_plans::PaymentPlanTerms;
 pub use steps::ClaimedProcess;
 
 use super::paging::PageRequest;
@@ -22,15 +24,18 @@ use crate::domain::notification::Notification;
 use crate::domain::policy::Policy;
 use crate::domain::policy::next_email_kind;
 use crate::domain::process::command::ProcessCommand;
+use crate::domain::process::payment_plan::InstalmentState;
 use crate::domain::process::state::{
-    ActionOutcome, Charge, OutcomeStatus, Process, ProcessState, Promise, StepRun,
+    ActionOutcome, Charge, OutcomeStatus, PauseReason, Process, ProcessState, Promise, StepRun,
 };
 use crate::domain::process::statement::history_lines;
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::query::{NotificationFilter, ProcessFilter};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
-use crate::service::notifications::{BookedCharge, ComposedEmail, EmailRequest, HistoryEntry};
+use crate::service::notifications::{
+    BookedCharge, ComposedEmail, EmailRequest, HistoryEntry, PlanLines,
+};
 use crate::service::payment_requests::charge_outcome;
 use crate::storage::{Conn, Connection};
 use chrono::{DateTime, Utc};
@@ -187,15 +192,17 @@ pub(crate) fn process_email(
     dunned: &[Invoice],
     booked: &[Charge],
 ) -> EmailRequest {
+    // An instalment reminder is about the next instalment unless told otherwise.
+    let reminded = p.payment_plan.as_ref().and_then(|plan| {
+        plan.instalments
+            .iter()
+            .position(|i| i.state == InstalmentState::Pending)
+            .filter(|_| kind == TemplateKind::InstalmentReminder)
+    });
     EmailRequest {
-        kind,
-        customer: CustomerRef::Id(p.customer_id),
         invoice_external_ids: dunned.iter().map(|i| i.external_id.clone()).collect(),
         currency: Some(p.currency),
-        locale: None,
-        payment_link: String::new(),
         process_id: Some(p.id),
-        payment_request_id: None,
         extra_bcc: policy.definition.bcc_emails.clone(),
         collection_agency_email: policy.definition.collection_agency_email.clone(),
         charges: booked
@@ -206,9 +213,11 @@ pub(crate) fn process_email(
                 amount: Money::new(c.currency, c.amount_minor),
             })
             .collect(),
-        attachments: Vec::new(),
-        history: Vec::new(),
-        note: String::new(),
+        payment_plan: p
+            .payment_plan
+            .as_ref()
+            .map(|plan| PlanLines::of(plan, p.currency, reminded)),
+        ..EmailRequest::new(kind, CustomerRef::Id(p.customer_id))
     }
 }
 
@@ -282,6 +291,7 @@ pub(crate) fn resolution_events(
     {
         events.push(promise_event(EventType::PromiseKept, p, promise, "", now));
     }
+    events.extend(payment_plans::settled_plan_events(p, previous, now));
     events
         .push(ProcessChange::new(EventType::ProcessResolved, Some(previous), amount).event(p, now));
     if p.suspension_requested {
@@ -349,6 +359,7 @@ impl Core {
                     .find_invoices_by_ids(caller.organization_id, &p.open_invoice_ids(), false)
                     .await?;
                 let amount = amount_due(&p, &invoices)?;
+                let plan_before = p.payment_plan.clone();
                 p.cancel(now);
                 p.note = "the customer was deleted".into();
                 conn.update_process(&p).await?;
@@ -357,6 +368,7 @@ impl Core {
                         .note("the customer was deleted")
                         .event(&p, now),
                 );
+                events.extend(payment_plans::plan_events(plan_before.as_ref(), &p, now));
                 continue;
             }
             if payment_method_changed && p.payment_retries_blocked {
@@ -392,6 +404,16 @@ impl Core {
         let previous = p.state;
         let outcome = reconcile(&mut p, &invoices, &customer, now);
         if outcome == Reconciled::Unchanged {
+            if p.pause_reason == Some(PauseReason::PaymentPlan)
+                && p.payment_plan.as_ref().is_some_and(|plan| plan.is_active())
+            {
+                // A payment may have met an instalment: the engine looks at the plan now
+                // instead of at its next deadline.
+                p.due_at = Some(now);
+                p.updated_at = now;
+                conn.update_process(&p).await?;
+                conn.wake_after_commit(&self.wake.engine);
+            }
             return Ok(Vec::new());
         }
         let amount = amount_due(&p, &invoices)?;

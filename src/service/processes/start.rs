@@ -221,6 +221,7 @@ impl Core {
                 due_at: Some(first_at),
                 waiting_step_run_id: None,
                 promise: None,
+                payment_plan: None,
                 note: String::new(),
                 payment_retries_blocked: false,
                 suspension_requested: false,

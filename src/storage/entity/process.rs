@@ -36,6 +36,8 @@ pub struct Model {
     pub promise_owed_minor: Option<i64>,
     /// When the promise was made; payments from then on keep it.
     pub promise_made_at: Option<i64>,
+    /// The process's payment plan as JSON (`PaymentPlan`); NULL if it never had one.
+    pub payment_plan: Option<String>,
     pub note: String,
     pub payment_retries_blocked: bool,
     pub suspension_requested: bool,

@@ -539,6 +539,10 @@ fn to_model(p: &Process) -> process::Model {
             .map(|promise| to_micros(promise.deadline)),
         promise_owed_minor: p.promise.as_ref().map(|promise| promise.owed_minor),
         promise_made_at: p.promise.as_ref().map(|promise| to_micros(promise.made_at)),
+        payment_plan: p.payment_plan.as_ref().map(|plan| {
+            // A plan is plain data (dates, integers, enums): serializing it cannot fail.
+            serde_json::to_string(plan).unwrap_or_default()
+        }),
         note: p.note.clone(),
         payment_retries_blocked: p.payment_retries_blocked,
         suspension_requested: p.suspension_requested,
@@ -590,6 +594,10 @@ fn from_model(m: process::Model, invoices: Vec<ProcessInvoice>) -> Result<Proces
                 made_at: from_micros(m.promise_made_at.unwrap_or(m.updated_at)),
             }),
             _ => None,
+        },
+        payment_plan: match m.payment_plan.as_deref() {
+            None | Some("") => None,
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| corrupt("payment plan", e))?),
         },
         note: m.note,
         payment_retries_blocked: m.payment_retries_blocked,

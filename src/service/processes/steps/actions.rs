@@ -17,6 +17,7 @@ use crate::domain::template::TemplateKind;
 use crate::error::Error;
 use crate::service::notifications::EmailRequest;
 use crate::service::payment_requests::NewRequestFor;
+use crate::service::processes::payment_plans::plan_events;
 use crate::service::processes::{
     ProcessChange, history_entries, process_email, resolution_events, shows_history,
 };
@@ -105,9 +106,13 @@ impl StepRunner<'_> {
             )
             .await?;
         let previous = self.process.state;
+        let plan_before = self.process.payment_plan.clone();
         self.process.state = ProcessState::Escalated;
         self.process.pause_reason = None;
+        self.process.end_arrangements(self.now);
         self.process.updated_at = self.now;
+        self.events
+            .extend(plan_events(plan_before.as_ref(), &self.process, self.now));
         let amount = self.amount_due()?;
         let mut change =
             ProcessChange::new(EventType::ProcessEscalated, Some(previous), amount).note(why);
@@ -137,12 +142,27 @@ impl StepRunner<'_> {
             note: note.to_owned(),
             ..process_email(&self.process, self.policy, kind, dunned, &self.booked)
         };
+        self.queue_email(action_type, &request, dunned, run, note)
+            .await
+    }
+
+    /// Renders `request` about the dunned invoices and queues it in the outbox with the
+    /// step's writes; the outcome says whether it was queued, suppressed or failed to render.
+    pub(super) async fn queue_email(
+        &mut self,
+        action_type: ActionType,
+        request: &EmailRequest,
+        dunned: &[Invoice],
+        run: Option<&StepRun>,
+        note: &str,
+    ) -> Result<ActionOutcome, Error> {
+        let kind = request.kind;
         let composed = self
             .core
             .compose_from(
                 self.tx,
                 self.caller,
-                &request,
+                request,
                 self.organization.clone(),
                 self.customer.clone(),
                 dunned.to_vec(),
@@ -151,7 +171,7 @@ impl StepRunner<'_> {
             .await;
         let notification = match composed {
             Ok(composed) => {
-                let (row, events) = self.core.outbox_row(self.caller, &request, composed);
+                let (row, events) = self.core.outbox_row(self.caller, request, composed);
                 self.events.extend(events);
                 row
             }

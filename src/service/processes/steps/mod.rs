@@ -8,6 +8,7 @@
 mod actions;
 mod batch;
 mod operations;
+mod payment_plans;
 
 pub(crate) use batch::BatchCache;
 pub use batch::ClaimedProcess;
@@ -99,6 +100,13 @@ impl StepRunner<'_> {
         {
             // Still waiting for the promise; or, once it settled, a dispute or an exclusion
             // that came meanwhile holds the process.
+            return Ok(());
+        }
+        if self.process.pause_reason == Some(PauseReason::PaymentPlan)
+            && !(self.follow_plan().await? && self.reconcile_now()?)
+        {
+            // The plan runs on; or, once it ended, a dispute or an exclusion holds the
+            // process.
             return Ok(());
         }
         if let Some(run_id) = self.process.waiting_step_run_id

@@ -1,0 +1,193 @@
+//! Payment plans of processes (RecordPaymentPlan): making one from an operator's terms, and
+//! the events of what becomes of it. The engine follows a plan in `steps::payment_plans`.
+
+use crate::domain::event::{EventPayload, EventType, NewEvent};
+use crate::domain::money::Money;
+use crate::domain::process::payment_plan::{
+    InstalmentState, InstalmentTerms, PaymentPlan, PlanState, PlanTerms, make_plan,
+};
+use crate::domain::process::state::{Process, ProcessState};
+use crate::error::Error;
+use crate::service::{Caller, Core};
+use crate::storage::{Conn, Connection};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// A payment plan as the operator gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentPlanTerms {
+    /// Each instalment's date (or why the text given is not one) and decimal amount.
+    pub instalments: Vec<(Result<NaiveDate, String>, String)>,
+    pub grace_days: u32,
+    pub reminder_days_before: u32,
+}
+
+impl Core {
+    /// The plan `terms` make for a process owing `owed` (INVALID_ARGUMENT naming
+    /// `instalments[i].date`, `instalments[i].amount`, `instalments`, `grace_days` or
+    /// `reminder_days_before`).
+    pub(crate) async fn plan_of<C: Connection>(
+        &self,
+        conn: &Conn<C>,
+        caller: Caller,
+        p: &Process,
+        terms: &PaymentPlanTerms,
+        owed: Money,
+    ) -> Result<PaymentPlan, Error> {
+        let customer = conn
+            .find_customer(caller.organization_id, p.customer_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
+        let terms = PlanTerms {
+            instalments: terms
+                .instalments
+                .iter()
+                .map(|(date, amount)| InstalmentTerms {
+                    date: date.clone(),
+                    amount_minor: p.currency.parse_amount(amount).map_err(|e| e.to_string()),
+                })
+                .collect(),
+            grace_days: terms.grace_days,
+            reminder_days_before: terms.reminder_days_before,
+        };
+        Ok(make_plan(
+            &terms,
+            owed.minor(),
+            |minor| p.currency.format(minor),
+            customer.details.timezone,
+            self.now(),
+        )?)
+    }
+}
+
+/// An event about `plan` of process `p`: about instalment `index` (0-based), or the plan as a
+/// whole.
+pub(crate) fn plan_event(
+    event_type: EventType,
+    p: &Process,
+    plan: &PaymentPlan,
+    index: Option<usize>,
+    note: &str,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    let instalment = index.and_then(|i| plan.instalments.get(i).map(|inst| (i, inst)));
+    NewEvent {
+        event_type,
+        occurred_at: now,
+        customer_id: Some(p.customer_id),
+        customer_external_id: p.customer_external_id.clone(),
+        invoice_id: None,
+        invoice_external_id: String::new(),
+        process_id: Some(p.id),
+        payload: EventPayload::PaymentPlan {
+            plan_id: plan.id.to_string(),
+            state: plan.state.as_str().to_owned(),
+            instalment_number: instalment.map_or(0, |(i, _)| i as i32 + 1),
+            instalment_date: instalment.map_or(String::new(), |(_, inst)| inst.date.to_string()),
+            instalment_amount: instalment.map_or(String::new(), |(_, inst)| {
+                p.currency.format(inst.amount_minor)
+            }),
+            paid_amount: p.currency.format(plan.paid_minor),
+            total_amount: p.currency.format(plan.total_minor),
+            instalment_count: plan.instalments.len() as i32,
+            currency_code: p.currency.code().to_owned(),
+            note: note.to_owned(),
+        },
+    }
+}
+
+/// The events of what became of the process's payment plan since it was `before`: each
+/// instalment met or missed, then the plan completed or cancelled. A plan replaced by
+/// another is cancelled.
+pub(crate) fn plan_events(
+    before: Option<&PaymentPlan>,
+    p: &Process,
+    now: DateTime<Utc>,
+) -> Vec<NewEvent> {
+    let Some(before) = before.filter(|b| b.is_active()) else {
+        return Vec::new();
+    };
+    let Some(after) = p.payment_plan.as_ref().filter(|a| a.id == before.id) else {
+        let mut replaced = before.clone();
+        replaced.cancel(now);
+        return vec![plan_event(
+            EventType::PaymentPlanCancelled,
+            p,
+            &replaced,
+            None,
+            "replaced by a new payment plan",
+            now,
+        )];
+    };
+    let mut events: Vec<NewEvent> = before
+        .instalments
+        .iter()
+        .zip(&after.instalments)
+        .enumerate()
+        .filter(|(_, (b, _))| b.state == InstalmentState::Pending)
+        .filter_map(|(i, (_, a))| match a.state {
+            InstalmentState::Met => Some(plan_event(
+                EventType::InstalmentMet,
+                p,
+                after,
+                Some(i),
+                "",
+                now,
+            )),
+            InstalmentState::Missed => Some(plan_event(
+                EventType::InstalmentMissed,
+                p,
+                after,
+                Some(i),
+                "",
+                now,
+            )),
+            InstalmentState::Pending | InstalmentState::Dropped => None,
+        })
+        .collect();
+    match after.state {
+        PlanState::Completed => events.push(plan_event(
+            EventType::PaymentPlanCompleted,
+            p,
+            after,
+            None,
+            "",
+            now,
+        )),
+        PlanState::Cancelled => events.push(plan_event(
+            EventType::PaymentPlanCancelled,
+            p,
+            after,
+            None,
+            &p.note,
+            now,
+        )),
+        PlanState::Active | PlanState::Missed => {}
+    }
+    events
+}
+
+/// The events of a process that resolved at `now` while paused for its payment plan: the
+/// instalments its settlement met, and the plan completed (`Process::resolve` completed it).
+pub(crate) fn settled_plan_events(
+    p: &Process,
+    previous: ProcessState,
+    now: DateTime<Utc>,
+) -> Vec<NewEvent> {
+    let Some(plan) = &p.payment_plan else {
+        return Vec::new();
+    };
+    if previous != ProcessState::Paused
+        || plan.state != PlanState::Completed
+        || plan.ended_at != Some(now)
+    {
+        return Vec::new();
+    }
+    let mut before = plan.clone();
+    before.state = PlanState::Active;
+    for instalment in &mut before.instalments {
+        if instalment.settled_at == Some(now) {
+            instalment.state = InstalmentState::Pending;
+        }
+    }
+    plan_events(Some(&before), p, now)
+}
