@@ -2,11 +2,12 @@
 //! driving the manual clock and the background jobs, and reading processes and events.
 #![allow(dead_code)]
 
-use super::TestServer;
-use super::invoice;
 use super::payments;
+use super::policy::{fixed_fee, reminder, step};
+use super::smtp::SmtpServer;
+use super::{TestServer, customer, invoice};
 use chrono::{DateTime, Duration, Utc};
-use dunning::proto::{self, ActionOutcomeStatus};
+use dunning::proto::{self, ActionOutcomeStatus, PolicyScope, StepAnchor, TemplateKind};
 
 pub async fn create_policy(s: &TestServer, policy: proto::Policy) {
     s.dunning()
@@ -215,4 +216,82 @@ pub async fn customer_with_declining_card(
     )
     .await;
     psp
+}
+
+/// Friendly on day 1, firm with a fee on day 15 (due-date steps), final notice ten days
+/// after the firm one (a previous-step delay), and an agency address.
+pub fn three_steps(code: &str, agency: &str) -> proto::Policy {
+    proto::Policy {
+        code: code.into(),
+        name: "Three steps".into(),
+        scope: PolicyScope::Invoice as i32,
+        collection_agency_email: agency.into(),
+        steps: vec![
+            step(
+                "Friendly",
+                1,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FriendlyReminder)],
+            ),
+            step(
+                "Firm",
+                15,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FirmReminder), fixed_fee("EUR", "10")],
+            ),
+            step(
+                "Final",
+                10,
+                StepAnchor::PreviousStep,
+                vec![reminder(TemplateKind::FinalNotice)],
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
+/// A customer with a sales rep and one EUR 100.00 invoice due 2026-11-20 under
+/// `three_steps`; the first step has run (one email). Returns the process.
+pub async fn running_process(s: &TestServer, smtp: &SmtpServer, cus: &str) -> proto::Process {
+    if s.dunning()
+        .get_policy(proto::GetPolicyRequest {
+            code: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .is_err()
+    {
+        create_policy(s, three_steps("ops", "cases@agency.test")).await;
+        use_default_policy(s, "ops").await;
+    }
+    create_customer(
+        s,
+        proto::Customer {
+            sales_rep_email: "rep@acme.test".into(),
+            ..customer(cus)
+        },
+    )
+    .await;
+    let before = smtp.received().len();
+    upsert(
+        s,
+        invoice_of(&format!("inv_{cus}"), cus, "100.00", "EUR", "2026-11-20"),
+    )
+    .await;
+    run_everything(s).await;
+    assert_eq!(smtp.received().len(), before + 1);
+    let p = only_process(s, cus).await;
+    assert_eq!(p.current_step_index, 1);
+    p
+}
+
+/// A process as GetProcess returns it.
+pub async fn get(s: &TestServer, id: &str) -> proto::Process {
+    s.dunning()
+        .get_process(proto::GetProcessRequest { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap()
 }

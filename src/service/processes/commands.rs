@@ -257,7 +257,7 @@ impl Services {
                 now,
             ));
         }
-        events.extend(plan_events(plan_before.as_ref(), &process, now));
+        events.extend(plan_events(plan_before.as_ref(), &process, note, now));
         if planned && let Some(plan) = &process.payment_plan {
             events.push(plan_event(
                 EventType::PaymentPlanRecorded,

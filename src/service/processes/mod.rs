@@ -368,7 +368,12 @@ impl Core {
                         .note("the customer was deleted")
                         .event(&p, now),
                 );
-                events.extend(payment_plans::plan_events(plan_before.as_ref(), &p, now));
+                events.extend(payment_plans::plan_events(
+                    plan_before.as_ref(),
+                    &p,
+                    "the customer was deleted",
+                    now,
+                ));
                 continue;
             }
             if payment_method_changed && p.payment_retries_blocked {

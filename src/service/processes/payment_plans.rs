@@ -96,11 +96,12 @@ pub(crate) fn plan_event(
 }
 
 /// The events of what became of the process's payment plan since it was `before`: each
-/// instalment met or missed, then the plan completed or cancelled. A plan replaced by
-/// another is cancelled.
+/// instalment met or missed, then the plan completed or cancelled (with `why`). A plan
+/// replaced by another is cancelled.
 pub(crate) fn plan_events(
     before: Option<&PaymentPlan>,
     p: &Process,
+    why: &str,
     now: DateTime<Utc>,
 ) -> Vec<NewEvent> {
     let Some(before) = before.filter(|b| b.is_active()) else {
@@ -158,7 +159,7 @@ pub(crate) fn plan_events(
             p,
             after,
             None,
-            &p.note,
+            why,
             now,
         )),
         PlanState::Active | PlanState::Missed => {}
@@ -189,5 +190,5 @@ pub(crate) fn settled_plan_events(
             instalment.state = InstalmentState::Pending;
         }
     }
-    plan_events(Some(&before), p, now)
+    plan_events(Some(&before), p, "", now)
 }

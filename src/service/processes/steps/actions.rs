@@ -111,8 +111,12 @@ impl StepRunner<'_> {
         self.process.pause_reason = None;
         self.process.end_arrangements(self.now);
         self.process.updated_at = self.now;
-        self.events
-            .extend(plan_events(plan_before.as_ref(), &self.process, self.now));
+        self.events.extend(plan_events(
+            plan_before.as_ref(),
+            &self.process,
+            why,
+            self.now,
+        ));
         let amount = self.amount_due()?;
         let mut change =
             ProcessChange::new(EventType::ProcessEscalated, Some(previous), amount).note(why);

@@ -46,7 +46,7 @@ impl StepRunner<'_> {
         };
         self.process.updated_at = self.now;
         self.events
-            .extend(plan_events(before.as_ref(), &self.process, self.now));
+            .extend(plan_events(before.as_ref(), &self.process, "", self.now));
         for change in &changes {
             if let PlanChange::Remind(index) = change {
                 self.remind_instalment(*index).await?;
