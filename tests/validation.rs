@@ -672,6 +672,13 @@ async fn dunning_rpcs_authenticate_first(s: &TestServer) {
         Code::Unauthenticated,
         "API_KEY_MISSING",
     );
+    assert_error(
+        anonymous
+            .record_payment_plan(proto::RecordPaymentPlanRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "API_KEY_MISSING",
+    );
 }
 
 async fn health_and_reflection_need_no_key(s: &TestServer) {
