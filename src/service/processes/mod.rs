@@ -119,15 +119,10 @@ impl<'a> ProcessChange<'a> {
                 Vec::<ActionOutcome>::new(),
             ),
         };
-        NewEvent {
-            event_type: self.event_type,
-            occurred_at: now,
-            customer_id: Some(p.customer_id),
-            customer_external_id: p.customer_external_id.clone(),
-            invoice_id: None,
-            invoice_external_id: String::new(),
-            process_id: Some(p.id),
-            payload: EventPayload::Process {
+        process_event(
+            self.event_type,
+            p,
+            EventPayload::Process {
                 policy_code: p.policy_code.clone(),
                 policy_version: p.policy_version,
                 scope: p.scope.as_str().to_owned(),
@@ -151,7 +146,8 @@ impl<'a> ProcessChange<'a> {
                     .unwrap_or_default(),
                 actor: self.actor,
             },
-        }
+            now,
+        )
     }
 }
 
@@ -256,15 +252,10 @@ pub(crate) fn promise_event(
     note: &str,
     now: DateTime<Utc>,
 ) -> NewEvent {
-    NewEvent {
+    process_event(
         event_type,
-        occurred_at: now,
-        customer_id: Some(p.customer_id),
-        customer_external_id: p.customer_external_id.clone(),
-        invoice_id: None,
-        invoice_external_id: String::new(),
-        process_id: Some(p.id),
-        payload: EventPayload::Promise {
+        p,
+        EventPayload::Promise {
             promised_date: promise.date.to_string(),
             amount: promise
                 .amount_minor
@@ -273,6 +264,26 @@ pub(crate) fn promise_event(
             currency_code: p.currency.code().to_owned(),
             note: note.to_owned(),
         },
+        now,
+    )
+}
+
+/// An event about process `p` (its customer, no single invoice) with `payload`.
+pub(crate) fn process_event(
+    event_type: EventType,
+    p: &Process,
+    payload: EventPayload,
+    now: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent {
+        event_type,
+        occurred_at: now,
+        customer_id: Some(p.customer_id),
+        customer_external_id: p.customer_external_id.clone(),
+        invoice_id: None,
+        invoice_external_id: String::new(),
+        process_id: Some(p.id),
+        payload,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::domain::process::payment_plan::{
 };
 use crate::domain::process::state::{Process, ProcessState};
 use crate::error::Error;
+use crate::service::processes::process_event;
 use crate::service::{Caller, Core};
 use crate::storage::{Conn, Connection};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -70,15 +71,10 @@ pub(crate) fn plan_event(
     now: DateTime<Utc>,
 ) -> NewEvent {
     let instalment = index.and_then(|i| plan.instalments.get(i).map(|inst| (i, inst)));
-    NewEvent {
+    process_event(
         event_type,
-        occurred_at: now,
-        customer_id: Some(p.customer_id),
-        customer_external_id: p.customer_external_id.clone(),
-        invoice_id: None,
-        invoice_external_id: String::new(),
-        process_id: Some(p.id),
-        payload: EventPayload::PaymentPlan {
+        p,
+        EventPayload::PaymentPlan {
             plan_id: plan.id.to_string(),
             state: plan.state.as_str().to_owned(),
             instalment_number: instalment.map_or(0, |(i, _)| i as i32 + 1),
@@ -92,7 +88,8 @@ pub(crate) fn plan_event(
             currency_code: p.currency.code().to_owned(),
             note: note.to_owned(),
         },
-    }
+        now,
+    )
 }
 
 /// The events of what became of the process's payment plan since it was `before`: each

@@ -19,7 +19,7 @@ use crate::service::notifications::EmailRequest;
 use crate::service::payment_requests::NewRequestFor;
 use crate::service::processes::payment_plans::plan_events;
 use crate::service::processes::{
-    ProcessChange, history_entries, process_email, resolution_events, shows_history,
+    ProcessChange, history_entries, process_email, process_event, resolution_events, shows_history,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -391,26 +391,26 @@ impl StepRunner<'_> {
 fn charge_event(p: &Process, c: &Charge, now: DateTime<Utc>) -> NewEvent {
     let (from, to) = c.period_dates();
     NewEvent {
-        event_type: match c.kind {
-            ChargeKind::Fee => EventType::FeeBooked,
-            ChargeKind::Interest => EventType::InterestBooked,
-        },
-        occurred_at: now,
-        customer_id: Some(p.customer_id),
-        customer_external_id: p.customer_external_id.clone(),
         invoice_id: Some(c.invoice_id),
         invoice_external_id: c.invoice_external_id.clone(),
-        process_id: Some(p.id),
-        payload: EventPayload::Charge {
-            charge_id: c.id.to_string(),
-            charge_kind: c.kind.as_str().to_owned(),
-            invoice_external_id: c.invoice_external_id.clone(),
-            amount: c.currency.format(c.amount_minor),
-            currency_code: c.currency.code().to_owned(),
-            step_index: c.step_index as i32,
-            interest_from_date: from,
-            interest_to_date: to,
-            annual_rate_percent: c.rate_text(),
-        },
+        ..process_event(
+            match c.kind {
+                ChargeKind::Fee => EventType::FeeBooked,
+                ChargeKind::Interest => EventType::InterestBooked,
+            },
+            p,
+            EventPayload::Charge {
+                charge_id: c.id.to_string(),
+                charge_kind: c.kind.as_str().to_owned(),
+                invoice_external_id: c.invoice_external_id.clone(),
+                amount: c.currency.format(c.amount_minor),
+                currency_code: c.currency.code().to_owned(),
+                step_index: c.step_index as i32,
+                interest_from_date: from,
+                interest_to_date: to,
+                annual_rate_percent: c.rate_text(),
+            },
+            now,
+        )
     }
 }
