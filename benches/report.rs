@@ -33,8 +33,8 @@ use dunning::proto;
 use dunning::proto::dunning_service_client::DunningServiceClient;
 use dunning::service::invoices::NewPayment;
 use dunning::service::{Caller, InvoiceRef, Services};
-use dunning::storage::{Backend, collections_report_statements};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use dunning::storage::{Backend, POSTGRES_REPORT_SETTINGS, collections_report_statements};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
 use std::time::Instant;
 use tonic::metadata::MetadataValue;
 
@@ -444,6 +444,7 @@ async fn seed(db: &DatabaseConnection, org: uuid::Uuid, invoices: usize) -> f64 
             ("amount_minor", total.clone()),
             ("paid_at", d.paid_at(n)),
             ("created_at", d.paid_at(n)),
+            ("invoice_overdue_at", d.overdue_at(n)),
         ],
         invoices,
         &paid,
@@ -584,6 +585,8 @@ async fn seed(db: &DatabaseConnection, org: uuid::Uuid, invoices: usize) -> f64 
                 ("customer_id", d.uid(1, &format!("(({inv} - 1) / 10 + 1)"))),
                 ("invoice_id", d.uid(2, &inv)),
                 ("process_id", d.uid(3, m)),
+                ("currency_code", "NULL".into()),
+                ("amount_minor", "NULL".into()),
             ],
             processes,
             &filter,
@@ -609,6 +612,8 @@ async fn seed(db: &DatabaseConnection, org: uuid::Uuid, invoices: usize) -> f64 
             ("customer_id", d.uid(1, &format!("(({n} - 1) / 10 + 1)"))),
             ("invoice_id", d.uid(2, n)),
             ("process_id", "NULL".into()),
+            ("currency_code", Dialect::currency(n)),
+            ("amount_minor", total.clone()),
         ],
         invoices,
         &format!("{r} = 9"),
@@ -683,13 +688,21 @@ async fn ceiling(
     let mut per_statement = vec![Vec::new(); statements.len()];
     for i in 0..CALLS + 2 {
         let started = Instant::now();
+        // With the settings the service runs the statements with.
+        let tx = db.begin().await.unwrap();
+        if backend == Backend::Postgres {
+            tx.execute_unprepared(POSTGRES_REPORT_SETTINGS)
+                .await
+                .unwrap();
+        }
         for (j, statement) in statements.iter().enumerate() {
             let t = Instant::now();
-            db.query_all_raw(statement.clone()).await.unwrap();
+            tx.query_all_raw(statement.clone()).await.unwrap();
             if i >= 2 {
                 per_statement[j].push(t.elapsed().as_secs_f64() * 1e3);
             }
         }
+        tx.commit().await.unwrap();
         if i >= 2 {
             totals.push(started.elapsed().as_secs_f64() * 1e3);
         }

@@ -305,6 +305,26 @@ impl NewEvent {
         }
     }
 
+    /// The money an event of the collections report is about: what an `invoice.written_off`
+    /// wrote off. `None` for every other event.
+    pub fn reported_amount(&self) -> Option<super::money::Money> {
+        match (&self.event_type, &self.payload) {
+            (
+                EventType::InvoiceWrittenOff,
+                EventPayload::Invoice {
+                    currency_code,
+                    amount_due,
+                    ..
+                },
+            ) => {
+                let currency = super::money::Currency::from_code(currency_code)?;
+                let minor = currency.parse_amount(amount_due).ok()?;
+                Some(super::money::Money::new(currency, minor))
+            }
+            _ => None,
+        }
+    }
+
     /// The same event with the reason the caller gave for the change (invoice events only).
     pub fn with_reason(mut self, why: &str) -> NewEvent {
         if let EventPayload::Invoice { reason, .. } = &mut self.payload {

@@ -203,7 +203,7 @@ pub(crate) async fn pay_invoice<C: Connection>(
     };
     conn.save_invoices(&[], std::slice::from_ref(invoice))
         .await?;
-    conn.insert_payment(&recorded).await?;
+    conn.insert_payment(&recorded, invoice.overdue_at).await?;
     let mut events = vec![NewEvent {
         event_type: EventType::PaymentRecorded,
         occurred_at: now,

@@ -285,8 +285,14 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
-    pub async fn insert_payment(&self, p: &Payment) -> Result<(), Error> {
+    /// Saves a payment of an invoice that was overdue from `invoice_overdue_at`.
+    pub async fn insert_payment(
+        &self,
+        p: &Payment,
+        invoice_overdue_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
         let model = payment::Model {
+            invoice_overdue_at: Some(to_micros(invoice_overdue_at)),
             id: p.id,
             organization_id: p.organization_id,
             invoice_id: p.invoice_id,

@@ -17,7 +17,7 @@ mod webhooks;
 pub use events::EventWakeup;
 pub use invoices::InvoiceKey;
 pub use organizations::ApiKeyRecord;
-pub use report::collections_report_statements;
+pub use report::{POSTGRES_REPORT_SETTINGS, collections_report_statements};
 
 use crate::error::Error;
 use chrono::{DateTime, Utc};

@@ -15,6 +15,10 @@ pub struct Model {
     pub invoice_external_id: String,
     pub process_id: Option<Uuid>,
     pub payload: String,
+    /// The money the event is about, for the collections report (`NewEvent::reported_amount`);
+    /// NULL for other events.
+    pub currency_code: Option<String>,
+    pub amount_minor: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,9 @@ pub struct Model {
     pub paid_at: i64,
     pub reference: String,
     pub created_at: i64,
+    /// The invoice's overdue instant when the payment was recorded (the collections report
+    /// counts payments on overdue invoices without looking each invoice up).
+    pub invoice_overdue_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
