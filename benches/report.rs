@@ -445,6 +445,9 @@ async fn seed(db: &DatabaseConnection, org: uuid::Uuid, invoices: usize) -> f64 
             ("paid_at", d.paid_at(n)),
             ("created_at", d.paid_at(n)),
             ("invoice_overdue_at", d.overdue_at(n)),
+            // Attributed below, once the processes and their steps exist.
+            ("process_id", "NULL".into()),
+            ("process_step_index", "NULL".into()),
         ],
         invoices,
         &paid,
@@ -627,6 +630,10 @@ async fn seed(db: &DatabaseConnection, org: uuid::Uuid, invoices: usize) -> f64 
         ),
     )
     .await;
+    // The payments' processes and steps, by the rule the service applies when it records one.
+    for statement in migration::ATTRIBUTE_PAYMENTS {
+        sql(db, statement).await;
+    }
     sql(
         db,
         if d.postgres {

@@ -21,6 +21,9 @@ mod m20261206_000002_report_copies;
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
 
+/// Attributing stored payments to processes and steps (the report benchmark seeds with it).
+pub use m20261206_000002_report_copies::ATTRIBUTE_PAYMENTS;
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {

@@ -2,7 +2,9 @@
 //! of a period is one index range without a lookup per row (on 1,000,000 invoices the lookups
 //! were most of the report's time):
 //! - a payment keeps its invoice's overdue instant as it was when paid (the "payments on
-//!   overdue invoices" figure);
+//!   overdue invoices" figure), and the process it is attributed to (open on the invoice when
+//!   it was paid) with the last step that process had run by then (-1: none yet), for the
+//!   amounts recovered per step;
 //! - an `invoice.written_off` event keeps the currency and amount written off.
 //!
 //! The open-invoice index leads with the customer within a currency, so that counting overdue
@@ -14,10 +16,26 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// Attributes the payments not attributed yet: the process holding the invoice that was open
+/// when it was paid, and the last step it had executed by then (a superseded step did not
+/// execute). The same rule as `storage::report` applies to a payment being recorded.
+pub const ATTRIBUTE_PAYMENTS: [&str; 2] = [
+    "UPDATE payments SET process_id = (SELECT p.id FROM process_invoices pi JOIN processes p ON \
+     p.id = pi.process_id WHERE pi.invoice_id = payments.invoice_id AND p.started_at <= \
+     payments.paid_at AND (p.ended_at IS NULL OR payments.paid_at <= p.ended_at) ORDER BY \
+     p.started_at DESC LIMIT 1) WHERE process_id IS NULL",
+    "UPDATE payments SET process_step_index = COALESCE((SELECT sr.step_index FROM step_runs sr \
+     WHERE sr.process_id = payments.process_id AND sr.executed_at <= payments.paid_at AND \
+     sr.outcomes NOT LIKE '%\"detail\":\"superseded by step %' ORDER BY sr.executed_at DESC, \
+     sr.step_index DESC LIMIT 1), -1) WHERE process_id IS NOT NULL AND process_step_index IS \
+     NULL",
+];
+
 const UP: &[&str] = &[
     "ALTER TABLE payments ADD COLUMN invoice_overdue_at BIGINT NULL",
     "UPDATE payments SET invoice_overdue_at = (SELECT i.overdue_at FROM invoices i WHERE i.id = \
      payments.invoice_id)",
+    "ALTER TABLE payments ADD COLUMN process_step_index INTEGER NULL",
     "ALTER TABLE events ADD COLUMN currency_code VARCHAR NULL",
     "ALTER TABLE events ADD COLUMN amount_minor BIGINT NULL",
     "UPDATE events SET currency_code = (SELECT i.currency_code FROM invoices i WHERE i.id = \
@@ -28,7 +46,7 @@ const UP: &[&str] = &[
     "DROP INDEX ix_invoices_report_open",
     "DROP INDEX ix_invoices_id_overdue",
     "CREATE INDEX ix_payments_report ON payments (organization_id, paid_at, invoice_overdue_at, \
-     currency_code, amount_minor, invoice_id)",
+     currency_code, amount_minor, process_id, process_step_index)",
     "CREATE INDEX ix_events_report ON events (organization_id, occurred_at, event_type, \
      currency_code, amount_minor, process_id) WHERE event_type IN ('invoice.written_off', \
      'process.exhausted', 'process.escalated')",
@@ -49,6 +67,8 @@ const DOWN: &[&str] = &[
     "CREATE INDEX ix_invoices_report_open ON invoices (organization_id, currency_code, \
      overdue_at, amount_due_minor, customer_id) WHERE state = 'OPEN' AND disputed = false",
     "ALTER TABLE payments DROP COLUMN invoice_overdue_at",
+    "ALTER TABLE payments DROP COLUMN process_id",
+    "ALTER TABLE payments DROP COLUMN process_step_index",
     "ALTER TABLE events DROP COLUMN currency_code",
     "ALTER TABLE events DROP COLUMN amount_minor",
 ];
@@ -56,8 +76,17 @@ const DOWN: &[&str] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // A UUID column is declared as each backend stores the other ids.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Payments::Table)
+                    .add_column(ColumnDef::new(Payments::ProcessId).uuid().null())
+                    .to_owned(),
+            )
+            .await?;
         let db = manager.get_connection();
-        for statement in UP {
+        for statement in UP.iter().chain(&ATTRIBUTE_PAYMENTS) {
             db.execute_unprepared(statement).await?;
         }
         Ok(())
@@ -70,4 +99,10 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum Payments {
+    Table,
+    ProcessId,
 }

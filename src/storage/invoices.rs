@@ -1,6 +1,6 @@
 //! Invoices and the payments recorded against them.
 
-use super::entity::{invoice, payment};
+use super::entity::{invoice, payment, process, process_invoice};
 use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
 use crate::domain::invoice::{CollectionMethod, Invoice, InvoiceState, Payment};
 use crate::domain::money::Currency;
@@ -285,14 +285,19 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
-    /// Saves a payment of an invoice that was overdue from `invoice_overdue_at`.
+    /// Saves a payment of an invoice that was overdue from `invoice_overdue_at`, attributed
+    /// to the process open on the invoice when it was paid and the last step that process had
+    /// executed by then (the collections report's "recovered per step").
     pub async fn insert_payment(
         &self,
         p: &Payment,
         invoice_overdue_at: DateTime<Utc>,
     ) -> Result<(), Error> {
+        let (process_id, process_step_index) = self.attribute_payment(p).await?.unzip();
         let model = payment::Model {
             invoice_overdue_at: Some(to_micros(invoice_overdue_at)),
+            process_id,
+            process_step_index,
             id: p.id,
             organization_id: p.organization_id,
             invoice_id: p.invoice_id,
@@ -317,6 +322,34 @@ impl<C: ConnectionTrait> Conn<C> {
                 )
             })?;
         Ok(())
+    }
+
+    /// The process a payment of `p.invoice_id` at `p.paid_at` is attributed to, with its last
+    /// executed step by then (-1: none); the rule of migration `ATTRIBUTE_PAYMENTS`.
+    async fn attribute_payment(&self, p: &Payment) -> Result<Option<(Uuid, i32)>, Error> {
+        let paid_at = to_micros(p.paid_at);
+        let held = process_invoice::Entity::find()
+            .filter(process_invoice::Column::InvoiceId.eq(p.invoice_id))
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?;
+        let Some(process) = process::Entity::find()
+            .filter(process::Column::Id.is_in(held.iter().map(|h| h.process_id)))
+            .filter(process::Column::StartedAt.lte(paid_at))
+            .filter(
+                Condition::any()
+                    .add(process::Column::EndedAt.is_null())
+                    .add(process::Column::EndedAt.gte(paid_at)),
+            )
+            .order_by_desc(process::Column::StartedAt)
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let step = self.last_executed_step(process.id, p.paid_at).await?;
+        Ok(Some((process.id, step.map_or(-1, |i| i as i32))))
     }
 
     pub async fn find_payment_by_external_id(

@@ -5,6 +5,7 @@
 //! `booked_at`, report events by `occurred_at`; migration `m20261205_000001_report_indexes`).
 //! What comes back is one row per group, never a row per invoice or payment.
 
+use super::processes::SUPERSEDED_OUTCOMES;
 use super::{Backend, Store, corrupt, db_error, to_micros};
 use crate::domain::money::Currency;
 use crate::domain::process::state::ProcessState;
@@ -14,10 +15,6 @@ use crate::domain::report::{
 use crate::error::Error;
 use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Statement, TransactionTrait, Value};
 use uuid::Uuid;
-
-/// A step run recorded as superseded by the catch-up rule did not execute: each of its
-/// outcomes says so (see `record_superseded` in the step runner).
-const EXECUTED_RUN: &str = "sr.outcomes NOT LIKE '%\"detail\":\"superseded by step %'";
 
 /// The events the report counts; the partial index `ix_events_report` holds exactly these
 /// (SQLite uses a partial index only when the query repeats its condition).
@@ -118,6 +115,8 @@ fn statement(backend: Backend, sql: &str, params: &[(&str, Value)]) -> Statement
 fn part_sql(backend: Backend, part: Part) -> String {
     let sum = |expr: &str| format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)");
     let currency = |col: &str| format!("(:currency = '' OR {col} = :currency)");
+    // A run superseded by the catch-up rule did not execute.
+    let executed_run = format!("sr.outcomes NOT LIKE '{SUPERSEDED_OUTCOMES}'");
     match part {
         // One row per (currency, aging range): the ranges are contiguous and ordered from
         // the newest overdue instant down, so the first lower bound passed names the range.
@@ -219,24 +218,19 @@ fn part_sql(backend: Backend, part: Part) -> String {
             "SELECT p.currency_code, p.policy_code, p.policy_version, sr.step_index, \
              MAX(sr.step_name) AS step_name, CAST(COUNT(*) AS BIGINT) AS runs FROM step_runs sr \
              JOIN processes p ON p.id = sr.process_id WHERE sr.organization_id = :org AND \
-             sr.executed_at >= :start AND sr.executed_at < :end AND {EXECUTED_RUN} AND {} GROUP \
+             sr.executed_at >= :start AND sr.executed_at < :end AND {executed_run} AND {} GROUP \
              BY p.currency_code, p.policy_code, p.policy_version, sr.step_index",
             currency("p.currency_code")
         ),
-        // Each payment of the period on an invoice of a process open at its paid_at, with the
-        // last step of that process executed at or before it (-1: none yet).
+        // Each payment of the period was attributed when it was recorded to the process open
+        // on its invoice and the last step that process had executed (-1: none yet).
         Part::Recovered => format!(
-            "SELECT currency_code, policy_code, policy_version, step_index, {} AS amount FROM \
-             (SELECT p.currency_code, p.policy_code, p.policy_version, COALESCE((SELECT \
-             sr.step_index FROM step_runs sr WHERE sr.process_id = p.id AND sr.executed_at <= \
-             pay.paid_at AND {EXECUTED_RUN} ORDER BY sr.executed_at DESC, sr.step_index DESC \
-             LIMIT 1), -1) AS step_index, pay.amount_minor FROM payments pay JOIN \
-             process_invoices pi ON pi.invoice_id = pay.invoice_id JOIN processes p ON p.id = \
-             pi.process_id WHERE pay.organization_id = :org AND pay.paid_at >= :start AND \
-             pay.paid_at < :end AND p.started_at <= pay.paid_at AND (p.ended_at IS NULL OR \
-             pay.paid_at <= p.ended_at) AND {}) AS attributed GROUP BY currency_code, \
-             policy_code, policy_version, step_index",
-            sum("amount_minor"),
+            "SELECT p.currency_code, p.policy_code, p.policy_version, pay.process_step_index AS \
+             step_index, {} AS amount FROM payments pay JOIN processes p ON p.id = \
+             pay.process_id WHERE pay.organization_id = :org AND pay.paid_at >= :start AND \
+             pay.paid_at < :end AND pay.process_id IS NOT NULL AND {} GROUP BY p.currency_code, \
+             p.policy_code, p.policy_version, pay.process_step_index",
+            sum("pay.amount_minor"),
             currency("p.currency_code")
         ),
         Part::Median => {

@@ -16,6 +16,10 @@ pub struct Model {
     /// The invoice's overdue instant when the payment was recorded (the collections report
     /// counts payments on overdue invoices without looking each invoice up).
     pub invoice_overdue_at: Option<i64>,
+    /// The process open on the invoice when it was paid, and the last step it had executed
+    /// by then (-1: none yet): where the report counts the payment as recovered.
+    pub process_id: Option<Uuid>,
+    pub process_step_index: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,8 @@ mod checks;
 mod commands;
 mod runs;
 
+pub(crate) use runs::SUPERSEDED_OUTCOMES;
+
 use super::entity::{dunning_check, process, process_invoice};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
 use crate::domain::money::Currency;

@@ -17,7 +17,33 @@ use sea_orm::{
 use std::collections::HashMap;
 use uuid::Uuid;
 
+/// What the outcomes of a step run superseded by the catch-up rule contain (each says so;
+/// see `record_superseded` in the step runner), as a LIKE pattern: such a run did not execute.
+pub(crate) const SUPERSEDED_OUTCOMES: &str = "%\"detail\":\"superseded by step %";
+
 impl<C: ConnectionTrait> Conn<C> {
+    /// The index of the last step of the process executed at or before `at` (superseded runs
+    /// did not execute); `None` before its first.
+    pub async fn last_executed_step(
+        &self,
+        process_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<usize>, Error> {
+        let index: Option<i32> = step_run::Entity::find()
+            .select_only()
+            .column(step_run::Column::StepIndex)
+            .filter(step_run::Column::ProcessId.eq(process_id))
+            .filter(step_run::Column::ExecutedAt.lte(to_micros(at)))
+            .filter(step_run::Column::Outcomes.not_like(SUPERSEDED_OUTCOMES))
+            .order_by_desc(step_run::Column::ExecutedAt)
+            .order_by_desc(step_run::Column::StepIndex)
+            .into_tuple()
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?;
+        Ok(index.and_then(|i| usize::try_from(i).ok()))
+    }
+
     /// Records step runs in bounded multi-row statements. The unique key (process, step,
     /// attempt) makes a second run of the same step impossible, also when two replicas race:
     /// the loser gets ABORTED.
