@@ -44,8 +44,10 @@ enum Part {
     EndedProcesses,
     /// Processes started in the period.
     StartedProcesses,
-    /// Processes started in the period: what they recovered, what is still owed.
-    Cohort,
+    /// Processes started in the period: what was paid while they were open.
+    CohortRecovered,
+    /// Processes started in the period: what their invoices still owe.
+    CohortOutstanding,
     /// Exhausted and escalated processes, written-off invoices (from the event log).
     Events,
     /// Fees and interest booked in the period, per policy step.
@@ -58,7 +60,7 @@ enum Part {
     Median,
 }
 
-const PARTS: [Part; 13] = [
+const PARTS: [Part; 14] = [
     Part::Snapshot,
     Part::OverdueCustomers,
     Part::Payments,
@@ -66,7 +68,8 @@ const PARTS: [Part; 13] = [
     Part::OpenProcesses,
     Part::EndedProcesses,
     Part::StartedProcesses,
-    Part::Cohort,
+    Part::CohortRecovered,
+    Part::CohortOutstanding,
     Part::Events,
     Part::Charges,
     Part::StepRuns,
@@ -177,20 +180,22 @@ fn part_sql(backend: Backend, part: Part) -> String {
              started_at < :end AND {} GROUP BY currency_code, policy_code, policy_version",
             currency("currency_code")
         ),
-        // One row per (process, invoice) of the cohort, with the payments on the invoice while
-        // the process was open; grouped per policy version outside.
-        Part::Cohort => format!(
-            "SELECT currency_code, policy_code, policy_version, {} AS recovered, {} AS \
-             outstanding FROM (SELECT p.currency_code, p.policy_code, p.policy_version, (SELECT \
-             SUM(pay.amount_minor) FROM payments pay WHERE pay.invoice_id = pi.invoice_id AND \
-             pay.paid_at >= p.started_at AND (p.ended_at IS NULL OR pay.paid_at <= p.ended_at)) \
-             AS recovered, CASE WHEN i.state IN ('OPEN', 'WRITTEN_OFF') THEN i.amount_due_minor \
-             ELSE 0 END AS outstanding FROM processes p JOIN process_invoices pi ON \
-             pi.process_id = p.id JOIN invoices i ON i.id = pi.invoice_id WHERE \
-             p.organization_id = :org AND p.started_at >= :start AND p.started_at < :end AND {}) \
-             AS cohort GROUP BY currency_code, policy_code, policy_version",
-            sum("recovered"),
-            sum("outstanding"),
+        // The payments attributed to the cohort's processes (see `Recovered`).
+        Part::CohortRecovered => format!(
+            "SELECT p.currency_code, p.policy_code, p.policy_version, {} AS recovered FROM \
+             processes p JOIN payments pay ON pay.process_id = p.id WHERE p.organization_id = \
+             :org AND p.started_at >= :start AND p.started_at < :end AND pay.process_id IS NOT \
+             NULL AND {} GROUP BY p.currency_code, p.policy_code, p.policy_version",
+            sum("pay.amount_minor"),
+            currency("p.currency_code")
+        ),
+        Part::CohortOutstanding => format!(
+            "SELECT p.currency_code, p.policy_code, p.policy_version, {} AS outstanding FROM \
+             processes p JOIN process_invoices pi ON pi.process_id = p.id JOIN invoices i ON i.id \
+             = pi.invoice_id WHERE p.organization_id = :org AND p.started_at >= :start AND \
+             p.started_at < :end AND {} GROUP BY p.currency_code, p.policy_code, \
+             p.policy_version",
+            sum("CASE WHEN i.state IN ('OPEN', 'WRITTEN_OFF') THEN i.amount_due_minor ELSE 0 END"),
             currency("p.currency_code")
         ),
         // A write-off's event carries its currency and amount: no invoice is looked up.
@@ -381,10 +386,11 @@ fn collect(part: Part, rows: &[QueryResult], report: &mut ReportBuilder) -> Resu
             Part::StartedProcesses => {
                 report.policy(&policy_of(row)?).started = int(row, "processes")?
             }
-            Part::Cohort => {
-                let policy = report.policy(&policy_of(row)?);
-                policy.cohort_recovered_minor = int(row, "recovered")?;
-                policy.cohort_outstanding_minor = int(row, "outstanding")?;
+            Part::CohortRecovered => {
+                report.policy(&policy_of(row)?).cohort_recovered_minor = int(row, "recovered")?
+            }
+            Part::CohortOutstanding => {
+                report.policy(&policy_of(row)?).cohort_outstanding_minor = int(row, "outstanding")?
             }
             Part::Events => {
                 let currency = currency_of(row)?;
