@@ -698,9 +698,9 @@ async fn ceiling(
         // With the settings the service runs the statements with.
         let tx = db.begin().await.unwrap();
         if backend == Backend::Postgres {
-            tx.execute_unprepared(POSTGRES_REPORT_SETTINGS)
-                .await
-                .unwrap();
+            for setting in POSTGRES_REPORT_SETTINGS {
+                tx.execute_unprepared(setting).await.unwrap();
+            }
         }
         for (j, statement) in statements.iter().enumerate() {
             let t = Instant::now();
