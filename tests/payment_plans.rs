@@ -200,7 +200,10 @@ async fn a_missed_instalment_resumes_dunning(s: &TestServer, smtp: &SmtpServer) 
     assert_eq!(plan(&resumed).state, PaymentPlanState::Missed as i32);
     assert_eq!(
         instalment_states(&resumed),
-        [InstalmentState::Missed as i32, PENDING_I]
+        [
+            InstalmentState::Missed as i32,
+            InstalmentState::Dropped as i32
+        ]
     );
     assert_eq!(
         plan_events(s).await,
@@ -317,6 +320,66 @@ async fn commands_end_and_replace_plans(s: &TestServer, smtp: &SmtpServer) {
     );
 }
 
+/// A payment recorded after an instalment's deadline does not meet it, even when the engine
+/// looks late; voiding the invoice resolves the process without counting its instalments as
+/// paid: the plan is cancelled, not completed.
+async fn late_payments_and_voids_are_not_instalments_met(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_late").await;
+    record(
+        s,
+        plan_request(
+            &p.id,
+            &[("2026-11-25", "40.00"), ("2026-12-20", "60.00")],
+            0,
+            0,
+        ),
+    )
+    .await
+    .unwrap();
+    // The deadline is the end of 25 November; the payment is recorded on the 26th, before
+    // the engine looked.
+    s.clock.advance(chrono::Duration::days(2));
+    pay(s, "inv_cus_late", "pay_late", "40.00").await;
+    run_everything(s).await;
+    let late = get(s, &p.id).await;
+    assert_eq!(late.state, ACTIVE);
+    assert_eq!(plan(&late).state, PaymentPlanState::Missed as i32);
+    assert_eq!(plan(&late).paid_amount, "40.00");
+
+    let q = running_process(s, smtp, "cus_void").await;
+    record(
+        s,
+        plan_request(
+            &q.id,
+            &[("2026-12-10", "50.00"), ("2026-12-20", "50.00")],
+            0,
+            0,
+        ),
+    )
+    .await
+    .unwrap();
+    s.invoices()
+        .void_invoice(proto::VoidInvoiceRequest {
+            invoice: Some(proto::void_invoice_request::Invoice::ExternalId(
+                "inv_cus_void".into(),
+            )),
+            reason: "issued in error".into(),
+        })
+        .await
+        .unwrap();
+    let voided = get(s, &q.id).await;
+    assert_eq!(voided.state, RESOLVED);
+    assert_eq!(plan(&voided).state, PaymentPlanState::Cancelled as i32);
+    assert_eq!(plan(&voided).paid_amount, "0.00");
+    assert!(
+        !plan_events(s)
+            .await
+            .iter()
+            .any(|(t, _)| t == "payment_plan.instalment_met" || t == "payment_plan.completed"),
+        "nothing was paid"
+    );
+}
+
 /// Bad terms are refused naming each bad field, and nothing is recorded.
 async fn bad_plans_name_their_fields(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_badplan").await;
@@ -373,5 +436,6 @@ on_both_backends_with_smtp!(
     instalments_are_met_and_the_last_one_resolves,
     a_missed_instalment_resumes_dunning,
     commands_end_and_replace_plans,
+    late_payments_and_voids_are_not_instalments_met,
     bad_plans_name_their_fields,
 );

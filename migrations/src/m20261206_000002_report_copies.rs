@@ -18,7 +18,8 @@ pub struct Migration;
 
 /// Attributes the payments not attributed yet: the process holding the invoice that was open
 /// when it was paid, and the last step it had executed by then (a superseded step did not
-/// execute). The same rule as `storage::report` applies to a payment being recorded.
+/// execute). `storage::invoices::attribute_payment` applies the same rule to a payment being
+/// recorded.
 pub const ATTRIBUTE_PAYMENTS: [&str; 2] = [
     "UPDATE payments SET process_id = (SELECT p.id FROM process_invoices pi JOIN processes p ON \
      p.id = pi.process_id WHERE pi.invoice_id = payments.invoice_id AND p.started_at <= \

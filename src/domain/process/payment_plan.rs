@@ -3,10 +3,10 @@
 //! terms a plan may have, and what becomes of it as payments arrive and deadlines pass.
 //!
 //! An instalment is met once the payments recorded on the process's invoices since the plan
-//! was made reach the sum of the instalments up to and including it (so paying early or
-//! paying two at once counts). It is missed when its deadline passes unmet: the end of its
-//! date plus the plan's grace days, in the customer's time zone. A missed instalment ends the
-//! plan and dunning resumes; the last one met completes it.
+//! was made, and before the instalment's deadline, reach the sum of the instalments up to and
+//! including it (so paying early or paying two at once counts). It is missed when its deadline
+//! passes unmet: the end of its date plus the plan's grace days, in the customer's time zone.
+//! A missed instalment ends the plan and dunning resumes; the last one met completes it.
 
 use crate::domain::invoice::start_of_day;
 use crate::domain::validation::{FieldViolation, Violations};
@@ -22,9 +22,19 @@ pub const MAX_PLAN_DAYS: u64 = 731;
 pub const MAX_GRACE_DAYS: u32 = 30;
 /// Most days before an instalment's date its reminder may go out.
 pub const MAX_REMINDER_DAYS: u32 = 30;
-/// Reminders go out this long after the start of their day in the customer's time zone
-/// (09:00 local), so that nobody is written to at midnight.
-const REMINDER_TIME_OF_DAY: Duration = Duration::hours(9);
+/// Reminders go out at this hour of their day in the customer's time zone, so that nobody is
+/// written to at midnight.
+const REMINDER_HOUR: u32 = 9;
+
+/// 09:00 of `day` in `tz` (the first such instant when clocks go back; an hour after the start
+/// of the day when 09:00 does not exist).
+fn reminder_time(day: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    day.and_hms_opt(REMINDER_HOUR, 0, 0)
+        .and_then(|local| tz.from_local_datetime(&local).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| start_of_day(day, tz) + Duration::hours(i64::from(REMINDER_HOUR)))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -186,7 +196,13 @@ pub fn make_plan(
                 v.add(format!("instalments[{i}].amount"), "must be positive");
                 sum = None;
             }
-            Ok(minor) => sum = sum.and_then(|s| s.checked_add(*minor)),
+            Ok(minor) => match sum.map(|s| s.checked_add(*minor)) {
+                Some(None) => {
+                    v.add("instalments", "the amounts add up to more than can be owed");
+                    sum = None;
+                }
+                added => sum = added.flatten(),
+            },
             Err(why) => {
                 v.add(format!("instalments[{i}].amount"), why.clone());
                 sum = None;
@@ -215,10 +231,7 @@ pub fn make_plan(
         .map(|(date, amount_minor)| {
             let after_grace = date + Days::new(u64::from(terms.grace_days) + 1);
             let remind_at = (terms.reminder_days_before > 0)
-                .then(|| {
-                    start_of_day(date - Days::new(u64::from(terms.reminder_days_before)), tz)
-                        + REMINDER_TIME_OF_DAY
-                })
+                .then(|| reminder_time(date - Days::new(u64::from(terms.reminder_days_before)), tz))
                 .filter(|at| *at >= now);
             Instalment {
                 date,
@@ -251,8 +264,6 @@ pub enum PlanChange {
     Met(usize),
     /// Instalment `i` was missed: the plan ended, dunning resumes.
     Missed(usize),
-    /// Instalment `i`'s reminder is due now.
-    Remind(usize),
     /// Every instalment is met.
     Completed,
     /// The plan was ended before its instalments were.
@@ -272,22 +283,34 @@ impl PaymentPlan {
             .sum()
     }
 
-    /// Brings the plan up to date with `paid_minor` (payments since it was made) at `now`:
-    /// instalments covered are met, the first one past its deadline uncovered is missed (and
-    /// ends the plan), reminders whose time came are due. Returns what changed, in order.
-    pub fn follow(&mut self, paid_minor: i64, now: DateTime<Utc>) -> Vec<PlanChange> {
+    /// Brings the instalments up to date with `payments` (when each payment on the process's
+    /// invoices was recorded since the plan was made, and its amount) at `now`: each one
+    /// covered by what was recorded before its deadline is met; the first one past its
+    /// deadline uncovered is missed, which ends the plan (the later ones are dropped). Returns
+    /// what changed, in order; reminders are [`due_reminders`](Self::due_reminders).
+    pub fn settle(
+        &mut self,
+        payments: &[(DateTime<Utc>, i64)],
+        now: DateTime<Utc>,
+    ) -> Vec<PlanChange> {
         let mut changes = Vec::new();
         if !self.is_active() {
             return changes;
         }
-        self.paid_minor = paid_minor;
+        self.paid_minor = payments.iter().map(|(_, amount)| amount).sum();
         let mut cumulative = 0i64;
+        let mut missed = None;
         for (index, instalment) in self.instalments.iter_mut().enumerate() {
-            cumulative += instalment.amount_minor;
+            cumulative = cumulative.saturating_add(instalment.amount_minor);
             if instalment.state != InstalmentState::Pending {
                 continue;
             }
-            if paid_minor >= cumulative {
+            let in_time: i64 = payments
+                .iter()
+                .filter(|(at, _)| *at < instalment.deadline)
+                .map(|(_, amount)| amount)
+                .sum();
+            if in_time >= cumulative {
                 instalment.state = InstalmentState::Met;
                 instalment.settled_at = Some(now);
                 changes.push(PlanChange::Met(index));
@@ -297,51 +320,44 @@ impl PaymentPlan {
                 instalment.state = InstalmentState::Missed;
                 instalment.settled_at = Some(now);
                 changes.push(PlanChange::Missed(index));
-                self.end(PlanState::Missed, now);
-                return changes;
+                missed = Some(index);
             }
             // Not covered yet (so no later one is either).
             break;
         }
-        if self
+        if let Some(index) = missed {
+            for later in &mut self.instalments[index + 1..] {
+                later.state = InstalmentState::Dropped;
+            }
+            self.end(PlanState::Missed, now);
+        } else if self
             .instalments
             .iter()
             .all(|i| i.state == InstalmentState::Met)
         {
             self.end(PlanState::Completed, now);
             changes.push(PlanChange::Completed);
-            return changes;
         }
+        changes
+    }
+
+    /// The instalments whose reminder is due at `now` (still pending, not reminded yet),
+    /// marked as reminded.
+    pub fn due_reminders(&mut self, now: DateTime<Utc>) -> Vec<usize> {
+        if !self.is_active() {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
         for (index, instalment) in self.instalments.iter_mut().enumerate() {
             if instalment.state == InstalmentState::Pending
                 && instalment.reminded_at.is_none()
                 && instalment.remind_at.is_some_and(|at| now >= at)
             {
                 instalment.reminded_at = Some(now);
-                changes.push(PlanChange::Remind(index));
+                due.push(index);
             }
         }
-        changes
-    }
-
-    /// The process's invoices are settled: every instalment left counts as met and the plan
-    /// is completed.
-    pub fn complete(&mut self, now: DateTime<Utc>) -> Vec<PlanChange> {
-        if !self.is_active() {
-            return Vec::new();
-        }
-        self.paid_minor = self.paid_minor.max(self.total_minor);
-        let mut changes = Vec::new();
-        for (index, instalment) in self.instalments.iter_mut().enumerate() {
-            if instalment.state == InstalmentState::Pending {
-                instalment.state = InstalmentState::Met;
-                instalment.settled_at = Some(now);
-                changes.push(PlanChange::Met(index));
-            }
-        }
-        self.end(PlanState::Completed, now);
-        changes.push(PlanChange::Completed);
-        changes
+        due
     }
 
     /// Ends an active plan before its instalments were all met or one was missed.
@@ -496,34 +512,48 @@ mod tests {
             ("2026-12-20", 3_000),
         ]);
         // Paying the first and part of the second meets only the first.
+        let first = [(at("2026-12-02T10:00:00Z"), 5_000)];
         assert_eq!(
-            p.follow(5_000, at("2026-12-02T12:00:00Z")),
+            p.settle(&first, at("2026-12-02T12:00:00Z")),
             vec![PlanChange::Met(0)]
         );
         assert_eq!(p.paid_minor, 5_000);
         // The second's reminder (7 December, 09:00 Berlin) comes before its deadline.
         assert_eq!(p.next_due_at(), Some(at("2026-12-07T08:00:00Z")));
-        assert_eq!(
-            p.follow(5_000, at("2026-12-07T08:00:00Z")),
-            vec![PlanChange::Remind(1)]
+        assert!(p.settle(&first, at("2026-12-07T08:00:00Z")).is_empty());
+        assert_eq!(p.due_reminders(at("2026-12-07T08:00:00Z")), vec![1]);
+        assert!(
+            p.due_reminders(at("2026-12-07T09:00:00Z")).is_empty(),
+            "once"
         );
         assert_eq!(p.next_due_at(), Some(at("2026-12-12T23:00:00Z")));
-        // Still short at the end of the grace days: missed, the plan ends.
+        // What is recorded after the deadline does not meet it: missed, the plan ends and
+        // the instalments after it are dropped.
+        let late = [
+            (at("2026-12-02T10:00:00Z"), 5_000),
+            (at("2026-12-13T01:00:00Z"), 2_000),
+        ];
         assert_eq!(
-            p.follow(6_999, at("2026-12-12T23:00:00Z")),
+            p.settle(&late, at("2026-12-13T02:00:00Z")),
             vec![PlanChange::Missed(1)]
         );
         assert_eq!(p.state, PlanState::Missed);
-        assert_eq!(p.instalments[2].state, InstalmentState::Pending);
+        assert_eq!(p.instalments[2].state, InstalmentState::Dropped);
         assert_eq!(p.next_due_at(), None);
-        assert!(p.follow(10_000, at("2026-12-13T00:00:00Z")).is_empty());
+        assert!(p.settle(&late, at("2026-12-14T00:00:00Z")).is_empty());
     }
 
     #[test]
     fn paying_ahead_meets_several_and_the_last_completes_the_plan() {
         let mut p = plan(&[("2026-12-03", 4_000), ("2026-12-10", 6_000)]);
         assert_eq!(
-            p.follow(10_000, at("2026-12-02T00:00:00Z")),
+            p.settle(
+                &[
+                    (at("2026-12-01T11:00:00Z"), 3_000),
+                    (at("2026-12-01T12:00:00Z"), 7_000)
+                ],
+                at("2026-12-02T00:00:00Z")
+            ),
             vec![
                 PlanChange::Met(0),
                 PlanChange::Met(1),
@@ -531,12 +561,7 @@ mod tests {
             ]
         );
         assert_eq!(p.state, PlanState::Completed);
-        let mut q = plan(&[("2026-12-03", 4_000), ("2026-12-10", 6_000)]);
-        q.follow(4_000, at("2026-12-02T00:00:00Z"));
-        assert_eq!(
-            q.complete(at("2026-12-04T00:00:00Z")),
-            vec![PlanChange::Met(1), PlanChange::Completed]
-        );
+        assert!(p.due_reminders(at("2026-12-07T08:00:00Z")).is_empty());
         let mut r = plan(&[("2026-12-03", 4_000), ("2026-12-10", 6_000)]);
         assert_eq!(
             r.cancel(at("2026-12-02T00:00:00Z")),
@@ -544,5 +569,14 @@ mod tests {
         );
         assert_eq!(r.instalments[0].state, InstalmentState::Dropped);
         assert!(r.cancel(at("2026-12-02T00:00:00Z")).is_empty());
+    }
+
+    #[test]
+    fn a_reminder_is_at_nine_local_time_also_when_the_clocks_change() {
+        // 29 March 2026: Berlin goes from UTC+1 to UTC+2 at 02:00.
+        assert_eq!(
+            reminder_time(date("2026-03-29"), chrono_tz::Europe::Berlin),
+            at("2026-03-29T07:00:00Z")
+        );
     }
 }

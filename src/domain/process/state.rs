@@ -164,12 +164,10 @@ impl Process {
 
     fn end(&mut self, state: ProcessState, now: DateTime<Utc>) {
         if let Some(plan) = &mut self.payment_plan {
-            // Settled: whatever instalments were left are paid. Cancelled: the plan ends too.
-            if state == ProcessState::Resolved {
-                plan.complete(now);
-            } else {
-                plan.cancel(now);
-            }
+            // A plan still running ends with the process: its invoices were settled otherwise
+            // (credited, voided) or the process was cancelled. One whose last instalment the
+            // final payment met was completed before (the writer settles the plan first).
+            plan.cancel(now);
         }
         self.state = state;
         self.pause_reason = None;

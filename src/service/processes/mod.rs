@@ -189,12 +189,16 @@ pub(crate) fn process_email(
     booked: &[Charge],
 ) -> EmailRequest {
     // An instalment reminder is about the next instalment unless told otherwise.
-    let reminded = p.payment_plan.as_ref().and_then(|plan| {
-        plan.instalments
-            .iter()
-            .position(|i| i.state == InstalmentState::Pending)
-            .filter(|_| kind == TemplateKind::InstalmentReminder)
-    });
+    let reminded = p
+        .payment_plan
+        .as_ref()
+        .filter(|plan| plan.is_active())
+        .and_then(|plan| {
+            plan.instalments
+                .iter()
+                .position(|i| i.state == InstalmentState::Pending)
+                .filter(|_| kind == TemplateKind::InstalmentReminder)
+        });
     EmailRequest {
         invoice_external_ids: dunned.iter().map(|i| i.external_id.clone()).collect(),
         currency: Some(p.currency),
@@ -302,7 +306,6 @@ pub(crate) fn resolution_events(
     {
         events.push(promise_event(EventType::PromiseKept, p, promise, "", now));
     }
-    events.extend(payment_plans::settled_plan_events(p, previous, now));
     events
         .push(ProcessChange::new(EventType::ProcessResolved, Some(previous), amount).event(p, now));
     if p.suspension_requested {
@@ -418,26 +421,31 @@ impl Core {
             .await?
             .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
         let previous = p.state;
+        // A payment may meet instalments of a running plan (the last one met completes it
+        // before the payment resolves the process).
+        let plan_before = p.payment_plan.clone();
+        let plan_changed = p.pause_reason == Some(PauseReason::PaymentPlan)
+            && payment_plans::settle_plan(conn, &mut p, now).await?;
         let outcome = reconcile(&mut p, &invoices, &customer, now);
+        let plan_events = payment_plans::plan_events(plan_before.as_ref(), &p, "", now);
         if outcome == Reconciled::Unchanged {
-            if p.pause_reason == Some(PauseReason::PaymentPlan)
-                && p.payment_plan.as_ref().is_some_and(|plan| plan.is_active())
-            {
-                // A payment may have met an instalment: the engine looks at the plan now
-                // instead of at its next deadline.
+            if plan_changed {
+                // The engine looks at the plan now (a missed or completed plan resumes the
+                // process; reminders of met instalments are not sent).
                 p.due_at = Some(now);
                 p.updated_at = now;
                 conn.update_process(&p).await?;
                 conn.wake_after_commit(&self.wake.engine);
             }
-            return Ok(Vec::new());
+            return Ok(plan_events);
         }
         let amount = amount_due(&p, &invoices)?;
         conn.update_process(&p).await?;
         if p.due_at.is_some() {
             conn.wake_after_commit(&self.wake.engine);
         }
-        Ok(match outcome {
+        let mut events = plan_events;
+        events.extend(match outcome {
             Reconciled::Resolved => resolution_events(&p, previous, amount, now),
             Reconciled::Paused(reason) => vec![
                 ProcessChange::new(EventType::ProcessPaused, Some(previous), amount)
@@ -449,7 +457,8 @@ impl Core {
                     .event(&p, now),
             ],
             Reconciled::Unchanged => Vec::new(),
-        })
+        });
+        Ok(events)
     }
 }
 

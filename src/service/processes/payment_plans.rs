@@ -6,7 +6,7 @@ use crate::domain::money::Money;
 use crate::domain::process::payment_plan::{
     InstalmentState, InstalmentTerms, PaymentPlan, PlanState, PlanTerms, make_plan,
 };
-use crate::domain::process::state::{Process, ProcessState};
+use crate::domain::process::state::Process;
 use crate::error::Error;
 use crate::service::processes::process_event;
 use crate::service::{Caller, Core};
@@ -20,6 +20,32 @@ pub struct PaymentPlanTerms {
     pub instalments: Vec<(Result<NaiveDate, String>, String)>,
     pub grace_days: u32,
     pub reminder_days_before: u32,
+}
+
+/// Settles the running payment plan of `p` with the payments recorded on its invoices since
+/// the plan was made (see `PaymentPlan::settle`); returns whether anything changed.
+pub(crate) async fn settle_plan<C: Connection>(
+    conn: &Conn<C>,
+    p: &mut Process,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let Some(made_at) = p
+        .payment_plan
+        .as_ref()
+        .filter(|plan| plan.is_active())
+        .map(|plan| plan.made_at)
+    else {
+        return Ok(false);
+    };
+    // Every invoice it held: one a payment settled counts too.
+    let invoice_ids: Vec<_> = p.invoices.iter().map(|i| i.invoice_id).collect();
+    let payments = conn.payments_recorded_since(&invoice_ids, made_at).await?;
+    let Some(plan) = p.payment_plan.as_mut() else {
+        return Ok(false);
+    };
+    let paid_before = plan.paid_minor;
+    let changed = !plan.settle(&payments, now).is_empty() || plan.paid_minor != paid_before;
+    Ok(changed)
 }
 
 impl Core {
@@ -162,30 +188,4 @@ pub(crate) fn plan_events(
         PlanState::Active | PlanState::Missed => {}
     }
     events
-}
-
-/// The events of a process that resolved at `now` while paused for its payment plan: the
-/// instalments its settlement met, and the plan completed (`Process::resolve` completed it).
-pub(crate) fn settled_plan_events(
-    p: &Process,
-    previous: ProcessState,
-    now: DateTime<Utc>,
-) -> Vec<NewEvent> {
-    let Some(plan) = &p.payment_plan else {
-        return Vec::new();
-    };
-    if previous != ProcessState::Paused
-        || plan.state != PlanState::Completed
-        || plan.ended_at != Some(now)
-    {
-        return Vec::new();
-    }
-    let mut before = plan.clone();
-    before.state = PlanState::Active;
-    for instalment in &mut before.instalments {
-        if instalment.settled_at == Some(now) {
-            instalment.state = InstalmentState::Pending;
-        }
-    }
-    plan_events(Some(&before), p, "", now)
 }

@@ -131,6 +131,33 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(out)
     }
 
+    /// When each payment on `invoice_ids` recorded at or after `since` was recorded, and its
+    /// amount (a payment plan counts what was recorded, whatever value date it carries).
+    pub async fn payments_recorded_since(
+        &self,
+        invoice_ids: &[Uuid],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>, Error> {
+        let mut out = Vec::new();
+        for chunk in invoice_ids.chunks(super::super::rows_per_statement(1)) {
+            let rows: Vec<(i64, i64)> = payment::Entity::find()
+                .select_only()
+                .column(payment::Column::CreatedAt)
+                .column(payment::Column::AmountMinor)
+                .filter(payment::Column::InvoiceId.is_in(chunk.iter().copied()))
+                .filter(payment::Column::CreatedAt.gte(to_micros(since)))
+                .into_tuple()
+                .all(&self.conn)
+                .await
+                .map_err(db_error)?;
+            out.extend(
+                rows.into_iter()
+                    .map(|(at, amount)| (from_micros(at), amount)),
+            );
+        }
+        Ok(out)
+    }
+
     /// The payments of these invoices by invoice, dated in the time zone `tz` (interest).
     /// The sum of the payments on `invoice_ids` paid at or after `from` and before `to`.
     pub async fn payments_between(

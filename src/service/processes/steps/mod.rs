@@ -14,6 +14,7 @@ pub(crate) use batch::BatchCache;
 pub use batch::ClaimedProcess;
 pub(crate) use operations::Operation;
 
+use super::payment_plans::plan_events;
 use super::{ProcessChange, amount_due, dunned_invoices, promise_event, resolution_events};
 use crate::domain::charges::DatedPayment;
 use crate::domain::customer::Customer;
@@ -151,11 +152,19 @@ impl StepRunner<'_> {
     /// runs: false once it resolved or paused.
     fn reconcile_now(&mut self) -> Result<bool, Error> {
         let previous = self.process.state;
+        let plan_before = self.process.payment_plan.clone();
         let reconciled = reconcile(&mut self.process, &self.invoices, self.customer, self.now);
         let amount = self.amount_due()?;
         let (event, note, runs) = match reconciled {
             Reconciled::Unchanged => return Ok(true),
             Reconciled::Resolved => {
+                // A plan still running ended with the process.
+                self.events.extend(plan_events(
+                    plan_before.as_ref(),
+                    &self.process,
+                    "",
+                    self.now,
+                ));
                 self.events
                     .extend(resolution_events(&self.process, previous, amount, self.now));
                 return Ok(false);
