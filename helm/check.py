@@ -8,7 +8,8 @@ no cluster). For each values case below it
   3. parses every manifest (duplicate YAML keys fail) and validates it with kubernetes-validate
      against the target version's strict schemas (unknown fields fail); the one CRD kind the
      chart may emit, ServiceMonitor, gets a structural check instead,
-  4. checks that the Service selects the API pods and never the engine pods.
+  4. checks that the Service selects the API pods and never the engine pods, and that each
+     Deployment's pods run the role they are for (DUNNING_ROLES).
 
 Usage: python3 helm/check.py [KUBE_VERSION]   (default 1.30). Prints one summary line; exits 1
 on any problem, after listing each problem on its own line.
@@ -52,6 +53,13 @@ def check_service_monitor(doc):
     ok = doc.get("apiVersion") == "monitoring.coreos.com/v1" and spec.get("selector", {}).get("matchLabels")
     ok = ok and all(e.get("port") and e.get("path") for e in spec.get("endpoints") or [{}])
     return [] if ok else ["ServiceMonitor lacks apiVersion, selector or endpoints port/path"]
+
+
+def pod_roles(docs, role):
+    return [next((e.get("value") for c in d["spec"]["template"]["spec"]["containers"]
+                  for e in c.get("env", []) if e["name"] == "DUNNING_ROLES"), None)
+            for d in docs
+            if d["kind"] == "Deployment" and d["metadata"]["labels"].get("app.kubernetes.io/component") == role]
 
 
 def pod_labels(docs, role):
@@ -99,6 +107,12 @@ def check_case(chart, case, values):
         problems.append("the gRPC Service does not select the API pods")
     if any(map(matches, pod_labels(objects, "engine"))):
         problems.append("the gRPC Service selects engine pods")
+    engine_apart = bool(values.get("engine", {}).get("enabled"))
+    expected = {"api": "api" if engine_apart else "api,engine", "engine": "engine"}
+    for role, want in expected.items():
+        for roles in pod_roles(objects, role):
+            if roles != want:
+                problems.append(f"{role} pods run DUNNING_ROLES={roles}, expected {want}")
     return [f"[{case}] {p}" for p in problems], len(docs)
 
 

@@ -130,7 +130,9 @@ pub async fn start(
     background.push(tokio::spawn(async move {
         relay.store().relay_other_replicas_events().await
     }));
-    if options.background_tasks {
+    // The engine role does the background work; a process with the api role alone leaves it
+    // to the engine processes on the same database.
+    if options.background_tasks && config.roles.engine {
         let jobs: [Arc<dyn Job>; 5] = [
             Arc::new(jobs::DunningEngine { jobs: jobs.clone() }),
             Arc::new(jobs::OverdueScanner {
@@ -156,7 +158,7 @@ pub async fn start(
         }
     }
 
-    let routes = crate::grpc::routes(services.clone(), live.clone()).await;
+    let routes = crate::grpc::routes(services.clone(), live.clone(), config.roles).await;
     let request_metrics = metrics.clone();
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
@@ -168,7 +170,7 @@ pub async fn start(
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped));
     let server = tokio::spawn(server);
-    tracing::info!(%grpc_addr, "serving gRPC");
+    tracing::info!(%grpc_addr, roles = config.roles.as_text(), "serving gRPC");
     Ok(RunningServer {
         grpc_addr,
         metrics_addr,

@@ -14,9 +14,75 @@ pub enum LogFormat {
     Json,
 }
 
+/// The parts of the service one `dunning serve` process runs (`DUNNING_ROLES`, TOML `roles`):
+/// `api` serves the gRPC API; `engine` does the background work (the dunning engine, the
+/// overdue scanner, email delivery, payment requests, webhook deliveries). Default: both. Any
+/// number of processes of either role share one PostgreSQL database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub engine: bool,
+}
+
+impl Roles {
+    pub const BOTH: Roles = Roles {
+        api: true,
+        engine: true,
+    };
+
+    /// `api`, `engine` or `api,engine` (in any order, spaces allowed).
+    pub fn parse(text: &str) -> Result<Roles, String> {
+        let mut roles = Roles {
+            api: false,
+            engine: false,
+        };
+        for role in text.split(',').map(str::trim) {
+            match role {
+                "api" => roles.api = true,
+                "engine" => roles.engine = true,
+                other => {
+                    return Err(format!(
+                        "unknown role `{other}`: expected api, engine or api,engine"
+                    ));
+                }
+            }
+        }
+        Ok(roles)
+    }
+
+    /// The roles as `parse` reads them.
+    pub fn as_text(self) -> &'static str {
+        match (self.api, self.engine) {
+            (true, true) => "api,engine",
+            (true, false) => "api",
+            (false, true) => "engine",
+            (false, false) => "",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Roles {
+    /// A string (`"api,engine"`) or a list (`["api", "engine"]`).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Text(String),
+            List(Vec<String>),
+        }
+        let text = match Given::deserialize(d)? {
+            Given::Text(text) => text,
+            Given::List(list) => list.join(","),
+        };
+        Roles::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// What this process runs.
+    pub roles: Roles,
     /// `sqlite://dunning.db?mode=rwc` (embedded default) or `postgres://...`.
     pub database_url: String,
     /// Address the gRPC server listens on.
@@ -52,6 +118,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            roles: Roles::BOTH,
             database_url: "sqlite://dunning.db?mode=rwc".into(),
             grpc_addr: "127.0.0.1:50051".parse().expect("valid address"),
             metrics_addr: "127.0.0.1:9090".parse().expect("valid address"),
@@ -109,6 +176,10 @@ impl Config {
         };
         if let Some(url) = secret("DUNNING_DATABASE_URL")? {
             self.database_url = url;
+        }
+        if let Some(v) = var("DUNNING_ROLES") {
+            self.roles =
+                Roles::parse(&v).map_err(|e| ConfigError(format!("DUNNING_ROLES={v}: {e}")))?;
         }
         if let Some(v) = var("DUNNING_GRPC_ADDR") {
             self.grpc_addr = addr("DUNNING_GRPC_ADDR", v)?;
@@ -271,6 +342,31 @@ mod tests {
                 .apply_env(|k| (k == "DUNNING_DATABASE_URL").then(|| "mysql://x".into()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn roles_are_api_engine_or_both() {
+        let roles = |text: &str| {
+            let mut config = Config::default();
+            config
+                .apply_env(|k| (k == "DUNNING_ROLES").then(|| text.to_owned()))
+                .map(|()| config.roles)
+        };
+        assert_eq!(Config::default().roles, Roles::BOTH);
+        assert_eq!(
+            roles("engine").unwrap(),
+            Roles {
+                api: false,
+                engine: true
+            }
+        );
+        assert_eq!(roles("engine, api").unwrap(), Roles::BOTH);
+        let refused = roles("workers").unwrap_err().to_string();
+        assert!(refused.contains("DUNNING_ROLES=workers"), "{refused}");
+        assert!(roles("").is_err());
+        let config: Config = toml::from_str("roles = [\"api\"]").unwrap();
+        assert_eq!(config.roles.as_text(), "api");
+        assert!(toml::from_str::<Config>("roles = \"api,cron\"").is_err());
     }
 
     #[test]

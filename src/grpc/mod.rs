@@ -17,6 +17,7 @@ mod simulation;
 mod status;
 mod webhooks;
 
+use crate::config::Roles;
 use crate::error::Error;
 use crate::proto;
 use crate::service::{Caller, LiveEvents, Services};
@@ -63,8 +64,14 @@ pub(crate) async fn authenticate<T>(
     services.authenticate(key).await
 }
 
-/// Every service of the API plus health and reflection (which need no key).
-pub async fn routes(services: Services, live: LiveEvents) -> Routes {
+/// The health service name under which a process with the engine role reports SERVING (its
+/// background work runs); unknown in a process without it.
+pub const ENGINE_HEALTH_SERVICE: &str = "dunning.engine";
+
+/// Health and reflection (which need no key), and every service of the API when the process
+/// has the `api` role. Health reports each API service, and `dunning.engine` for the engine
+/// role.
+pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> Routes {
     use proto::{
         customer_service_server::CustomerServiceServer,
         dunning_service_server::DunningServiceServer, invoice_service_server::InvoiceServiceServer,
@@ -74,14 +81,21 @@ pub async fn routes(services: Services, live: LiveEvents) -> Routes {
     };
     let api = Api { services, live };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<OrganizationServiceServer<Api>>().await;
-    health.set_serving::<CustomerServiceServer<Api>>().await;
-    health.set_serving::<InvoiceServiceServer<Api>>().await;
-    health
-        .set_serving::<PaymentRequestServiceServer<Api>>()
-        .await;
-    health.set_serving::<DunningServiceServer<Api>>().await;
-    health.set_serving::<WebhookServiceServer<Api>>().await;
+    if roles.api {
+        health.set_serving::<OrganizationServiceServer<Api>>().await;
+        health.set_serving::<CustomerServiceServer<Api>>().await;
+        health.set_serving::<InvoiceServiceServer<Api>>().await;
+        health
+            .set_serving::<PaymentRequestServiceServer<Api>>()
+            .await;
+        health.set_serving::<DunningServiceServer<Api>>().await;
+        health.set_serving::<WebhookServiceServer<Api>>().await;
+    }
+    if roles.engine {
+        health
+            .set_service_status(ENGINE_HEALTH_SERVICE, tonic_health::ServingStatus::Serving)
+            .await;
+    }
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -99,9 +113,13 @@ pub async fn routes(services: Services, live: LiveEvents) -> Routes {
             $server::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES)
         };
     }
-    Routes::new(health_service)
+    let routes = Routes::new(health_service)
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(reflection_v1alpha);
+    if !roles.api {
+        return routes;
+    }
+    routes
         .add_service(limited!(OrganizationServiceServer))
         .add_service(limited!(CustomerServiceServer))
         .add_service(limited!(InvoiceServiceServer))

@@ -141,6 +141,10 @@ spec:
         - configMapRef:
             name: {{ include "dunning.fullname" $ctx }}
       env:
+        # The engine pods do the background work; API pods do it too unless an engine
+        # Deployment runs apart.
+        - name: DUNNING_ROLES
+          value: {{ if eq $role "engine" }}engine{{ else if $v.engine.enabled }}api{{ else }}api,engine{{ end }}
         {{- include "dunning.secretEnv" $ctx | nindent 8 }}
         {{- with $v.extraEnv }}
         {{- toYaml . | nindent 8 }}
@@ -148,14 +152,23 @@ spec:
       startupProbe:
         grpc:
           port: {{ $v.ports.grpc }}
+          {{- if eq $role "engine" }}
+          service: dunning.engine
+          {{- end }}
         {{- toYaml $v.probes.startup | nindent 8 }}
       livenessProbe:
         grpc:
           port: {{ $v.ports.grpc }}
+          {{- if eq $role "engine" }}
+          service: dunning.engine
+          {{- end }}
         {{- toYaml $v.probes.liveness | nindent 8 }}
       readinessProbe:
         grpc:
           port: {{ $v.ports.grpc }}
+          {{- if eq $role "engine" }}
+          service: dunning.engine
+          {{- end }}
         {{- toYaml $v.probes.readiness | nindent 8 }}
       {{- if and (gt (int $v.preStopSleepSeconds) 0) (semverCompare ">=1.30.0-0" $ctx.Capabilities.KubeVersion.Version) }}
       lifecycle:

@@ -1,0 +1,165 @@
+//! Roles across real OS processes on one PostgreSQL database: a `dunning serve` with the api
+//! role alone serves the API and does no background work; one with the engine role alone
+//! serves only health (reporting `dunning.engine`) and does the work: the step the API
+//! process's data made due reaches the SMTP server from the engine process.
+
+mod common;
+
+use common::policy::{reminder, step};
+use common::smtp::SmtpServer;
+use common::{Backend, TestServer, customer, invoice};
+use dunning::proto::{self, PolicyScope, StepAnchor, TemplateKind};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+async fn health(addr: &str, service: &str) -> Result<i32, tonic::Code> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .map_err(|status| status.code())
+}
+
+#[tokio::test]
+async fn api_and_engine_processes_split_the_work() {
+    let s = TestServer::start(Backend::Postgres).await;
+    let smtp = SmtpServer::start().await;
+    let settings = |roles: &str| {
+        vec![
+            ("DUNNING_ROLES", roles.to_owned()),
+            ("DUNNING_SMTP_URL", smtp.url()),
+        ]
+    };
+    let api = common::spawn_serve(s.database_url(), &settings("api")).await;
+    assert_eq!(
+        health(&api.addr, "dunning.v1.DunningService").await,
+        Ok(ServingStatus::Serving as i32)
+    );
+    assert_eq!(
+        health(&api.addr, dunning::grpc::ENGINE_HEALTH_SERVICE).await,
+        Err(tonic::Code::NotFound),
+        "no background work in an API process"
+    );
+
+    // A policy with one reminder due long ago, set up through the API process.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", api.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let key: tonic::metadata::MetadataValue<_> = format!("Bearer {}", s.key).parse().unwrap();
+    let auth = move |mut request: tonic::Request<()>| {
+        request.metadata_mut().insert("authorization", key.clone());
+        Ok(request)
+    };
+    let mut dunning = proto::dunning_service_client::DunningServiceClient::with_interceptor(
+        channel.clone(),
+        auth.clone(),
+    );
+    let mut organizations =
+        proto::organization_service_client::OrganizationServiceClient::with_interceptor(
+            channel.clone(),
+            auth.clone(),
+        );
+    let mut customers = proto::customer_service_client::CustomerServiceClient::with_interceptor(
+        channel.clone(),
+        auth.clone(),
+    );
+    let mut invoices =
+        proto::invoice_service_client::InvoiceServiceClient::with_interceptor(channel, auth);
+    dunning
+        .create_policy(proto::CreatePolicyRequest {
+            policy: Some(proto::Policy {
+                code: "one".into(),
+                name: "One reminder".into(),
+                scope: PolicyScope::Invoice as i32,
+                steps: vec![step(
+                    "Friendly",
+                    1,
+                    StepAnchor::DueDate,
+                    vec![reminder(TemplateKind::FriendlyReminder)],
+                )],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    organizations
+        .update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(proto::Organization {
+                default_policy_code: "one".into(),
+                quiet_hours: Some(proto::QuietHours {
+                    enabled: false,
+                    start_time: "08:00".into(),
+                    end_time: "20:00".into(),
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["default_policy_code".into(), "quiet_hours".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    customers
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer("cus_roles")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    invoices
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(proto::Invoice {
+                collection_method: proto::CollectionMethod::Automatic as i32,
+                ..invoice("inv_roles", "cus_roles")
+            }),
+        })
+        .await
+        .unwrap();
+
+    let engine = common::spawn_serve(s.database_url(), &settings("engine")).await;
+    assert_eq!(
+        health(&engine.addr, dunning::grpc::ENGINE_HEALTH_SERVICE).await,
+        Ok(ServingStatus::Serving as i32)
+    );
+    assert_eq!(
+        health(&engine.addr, "dunning.v1.DunningService").await,
+        Err(tonic::Code::NotFound),
+        "no API in an engine process"
+    );
+    let mut engine_api = proto::dunning_service_client::DunningServiceClient::connect(format!(
+        "http://{}",
+        engine.addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        engine_api
+            .list_processes(proto::ListProcessesRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::Unimplemented
+    );
+    // The engine process runs the step: its reminder arrives, once.
+    let received = smtp.wait_for(1).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["cus_roles@example.com"]);
+    let processes = dunning
+        .list_processes(proto::ListProcessesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .processes;
+    assert_eq!(processes.len(), 1);
+    assert_eq!(processes[0].current_step_index, 1);
+}
