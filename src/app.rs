@@ -33,7 +33,12 @@ pub struct RunningServer {
     webhooks: WebhookSender,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The background jobs: told to stop, they finish the round they are in.
     background: Vec<JoinHandle<()>>,
+    /// Tasks without work of their own to finish (metrics, the event relay): aborted.
+    helpers: Vec<JoinHandle<()>>,
+    health: crate::grpc::Health,
+    drain_timeout: Duration,
 }
 
 impl RunningServer {
@@ -61,16 +66,42 @@ impl RunningServer {
         &self.webhooks
     }
 
-    /// Stops accepting requests, lets in-flight requests finish, stops background tasks.
+    /// Drains: health turns NOT_SERVING, event streams end (UNAVAILABLE, resumable from the
+    /// last sequence), no new connection is accepted while in-flight requests finish, and each
+    /// background job finishes the round it is in (committing what it claimed, so no lease is
+    /// left to expire) and claims nothing more. What has not finished within the drain
+    /// timeout is abandoned (its transactions roll back; its leases expire as after a crash).
     pub async fn shutdown(self) {
+        self.health.draining().await;
         self.live.begin_shutdown();
         let _ = self.stop.send(true);
-        let _ = self.server.await;
-        for task in self.background {
-            task.abort();
-            let _ = task.await;
+        for helper in &self.helpers {
+            helper.abort();
+        }
+        let mut server = self.server;
+        let mut background = self.background;
+        let drained = tokio::time::timeout(self.drain_timeout, async {
+            let _ = (&mut server).await;
+            for task in &mut background {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                timeout = ?self.drain_timeout,
+                "drain timed out: unfinished requests and background rounds are abandoned"
+            );
+            server.abort();
+            for task in &background {
+                task.abort();
+            }
+        }
+        for helper in self.helpers {
+            let _ = helper.await;
         }
         self.services.store().clone().close().await;
+        tracing::info!(drained = drained.is_ok(), "stopped");
     }
 }
 
@@ -112,6 +143,7 @@ pub async fn start(
     let (stop, stopped) = watch::channel(false);
 
     let mut background = Vec::new();
+    let mut helpers = Vec::new();
     let mut metrics_addr = None;
     if options.metrics {
         let metrics_listener = crate::metrics::bind(config.metrics_addr)
@@ -120,14 +152,14 @@ pub async fn start(
                 Error::Unavailable(format!("cannot listen on {}: {e}", config.metrics_addr))
             })?;
         metrics_addr = metrics_listener.local_addr().ok();
-        background.push(tokio::spawn(crate::metrics::serve(
+        helpers.push(tokio::spawn(crate::metrics::serve(
             metrics_listener,
             metrics.clone(),
         )));
     }
     // Other replicas' events wake this process's event streams (PostgreSQL LISTEN/NOTIFY).
     let relay = services.clone();
-    background.push(tokio::spawn(async move {
+    helpers.push(tokio::spawn(async move {
         relay.store().relay_other_replicas_events().await
     }));
     // The engine role does the background work; a process with the api role alone leaves it
@@ -158,7 +190,7 @@ pub async fn start(
         }
     }
 
-    let routes = crate::grpc::routes(services.clone(), live.clone(), config.roles).await;
+    let (routes, health) = crate::grpc::routes(services.clone(), live.clone(), config.roles).await;
     let request_metrics = metrics.clone();
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
@@ -183,6 +215,9 @@ pub async fn start(
         stop,
         server,
         background,
+        helpers,
+        health,
+        drain_timeout: config.drain_timeout,
     })
 }
 

@@ -113,6 +113,10 @@ pub struct Config {
     /// must exceed the longest step or SMTP conversation.
     #[serde(with = "seconds")]
     pub claim_lease: Duration,
+    /// How long a stopping process (SIGTERM, SIGINT) waits for in-flight requests and the
+    /// background rounds it is in before it abandons them.
+    #[serde(with = "seconds")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for Config {
@@ -131,6 +135,7 @@ impl Default for Config {
             webhook_timeout: Duration::from_secs(10),
             webhook_failures_before_disable: 50,
             claim_lease: Duration::from_secs(300),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -265,6 +270,18 @@ impl Config {
                 .ok_or_else(|| {
                     ConfigError(format!(
                         "DUNNING_CLAIM_LEASE_SECONDS={v}: expected 1 to 3600"
+                    ))
+                })?;
+        }
+        if let Some(v) = var("DUNNING_DRAIN_TIMEOUT_SECONDS") {
+            self.drain_timeout = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=600).contains(n))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "DUNNING_DRAIN_TIMEOUT_SECONDS={v}: expected 1 to 600"
                     ))
                 })?;
         }

@@ -193,6 +193,45 @@ async fn leases_held(db: &DatabaseConnection) -> i64 {
     row.try_get::<i64>("", "held").unwrap()
 }
 
+/// SIGTERM in the middle of the burst: the replica drains (finishes the batches and emails it
+/// holds, claims nothing more) and exits cleanly, leaving no lease behind; a replica started
+/// after it completes the rest within a time far below the lease (300 s), every step and
+/// email exactly once, with no second copy at the SMTP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_replica_drains_and_the_next_completes_the_rest() {
+    let smtp = SmtpServer::start().await;
+    let s = TestServer::start(Backend::Postgres).await;
+    burst(&s).await;
+    let mut sent = sent_events(&s).await;
+    let url = s.database_url().to_owned();
+    let settings = vec![
+        ("DUNNING_SMTP_URL", smtp.url()),
+        ("DUNNING_CLAIM_LEASE_SECONDS", "300".into()),
+    ];
+    let mut steps = events_of_type(&s, "process.step_executed").await;
+    let db = Database::connect(&url).await.unwrap();
+    let mut replica = common::spawn_serve(&url, &settings).await;
+    await_events(&mut steps, 150).await;
+    let status = replica.terminate().await;
+    assert!(
+        status.success(),
+        "a drained process exits cleanly: {status}"
+    );
+    assert_eq!(leases_held(&db).await, 0, "no lease is left to expire");
+    let ran_before = s
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.r#type == "process.step_executed")
+        .count();
+    assert!(ran_before < PROCESSES, "SIGTERM came after the burst");
+    let next = common::spawn_serve(&url, &settings).await;
+    await_events(&mut sent, PROCESSES).await;
+    assert_exactly_once(&s, &smtp, 0).await;
+    drop(next);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_run_each_step_exactly_once() {
     let smtp = SmtpServer::start().await;

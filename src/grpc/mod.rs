@@ -68,10 +68,29 @@ pub(crate) async fn authenticate<T>(
 /// background work runs); unknown in a process without it.
 pub const ENGINE_HEALTH_SERVICE: &str = "dunning.engine";
 
+/// What health reports SERVING, to report NOT_SERVING instead once the process drains.
+#[derive(Clone)]
+pub struct Health {
+    reporter: tonic_health::server::HealthReporter,
+    services: Vec<&'static str>,
+}
+
+impl Health {
+    /// Every service this process reported, and the server as a whole, NOT_SERVING: load
+    /// balancers and probes stop sending work here while it drains.
+    pub async fn draining(&self) {
+        for service in self.services.iter().copied().chain([""]) {
+            self.reporter
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    }
+}
+
 /// Health and reflection (which need no key), and every service of the API when the process
 /// has the `api` role. Health reports each API service, and `dunning.engine` for the engine
 /// role.
-pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> Routes {
+pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> (Routes, Health) {
     use proto::{
         customer_service_server::CustomerServiceServer,
         dunning_service_server::DunningServiceServer, invoice_service_server::InvoiceServiceServer,
@@ -79,23 +98,32 @@ pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> Route
         payment_request_service_server::PaymentRequestServiceServer,
         webhook_service_server::WebhookServiceServer,
     };
+    use tonic::server::NamedService;
     let api = Api { services, live };
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let mut reported = Vec::new();
     if roles.api {
-        health.set_serving::<OrganizationServiceServer<Api>>().await;
-        health.set_serving::<CustomerServiceServer<Api>>().await;
-        health.set_serving::<InvoiceServiceServer<Api>>().await;
-        health
-            .set_serving::<PaymentRequestServiceServer<Api>>()
-            .await;
-        health.set_serving::<DunningServiceServer<Api>>().await;
-        health.set_serving::<WebhookServiceServer<Api>>().await;
+        reported.extend([
+            OrganizationServiceServer::<Api>::NAME,
+            CustomerServiceServer::<Api>::NAME,
+            InvoiceServiceServer::<Api>::NAME,
+            PaymentRequestServiceServer::<Api>::NAME,
+            DunningServiceServer::<Api>::NAME,
+            WebhookServiceServer::<Api>::NAME,
+        ]);
     }
     if roles.engine {
-        health
-            .set_service_status(ENGINE_HEALTH_SERVICE, tonic_health::ServingStatus::Serving)
+        reported.push(ENGINE_HEALTH_SERVICE);
+    }
+    for service in &reported {
+        reporter
+            .set_service_status(*service, tonic_health::ServingStatus::Serving)
             .await;
     }
+    let health = Health {
+        reporter,
+        services: reported,
+    };
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -117,13 +145,14 @@ pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> Route
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     if !roles.api {
-        return routes;
+        return (routes, health);
     }
-    routes
+    let routes = routes
         .add_service(limited!(OrganizationServiceServer))
         .add_service(limited!(CustomerServiceServer))
         .add_service(limited!(InvoiceServiceServer))
         .add_service(limited!(PaymentRequestServiceServer))
         .add_service(limited!(DunningServiceServer))
-        .add_service(limited!(WebhookServiceServer))
+        .add_service(limited!(WebhookServiceServer));
+    (routes, health)
 }

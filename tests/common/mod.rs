@@ -521,6 +521,21 @@ impl ServeProcess {
     pub async fn kill(&mut self) {
         self.child.kill().await.expect("kill");
     }
+
+    /// Asks the process to stop (SIGTERM, as Kubernetes does) and waits for it to exit, at
+    /// most a minute; returns its exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the process runs");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the process exits after SIGTERM")
+            .expect("exit status")
+    }
 }
 
 /// Starts `dunning serve` on `database_url` with extra `DUNNING_*` settings; returns once it
