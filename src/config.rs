@@ -140,6 +140,53 @@ impl Default for Config {
     }
 }
 
+/// Every environment variable the service reads, with its TOML key (`None`: environment
+/// only). The README's configuration table lists exactly these (a test checks it).
+pub const SETTINGS: &[(&str, Option<&str>)] = &[
+    ("DUNNING_ROLES", Some("roles")),
+    ("DUNNING_DATABASE_URL", Some("database_url")),
+    ("DUNNING_GRPC_ADDR", Some("grpc_addr")),
+    ("DUNNING_METRICS_ADDR", Some("metrics_addr")),
+    ("DUNNING_SMTP_URL", Some("smtp_url")),
+    ("DUNNING_SMTP_POOL_SIZE", Some("smtp_pool_size")),
+    ("DUNNING_OUTBOX_DIR", Some("outbox_dir")),
+    ("DUNNING_LOG_FORMAT", Some("log_format")),
+    (
+        "DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS",
+        Some("overdue_scan_interval"),
+    ),
+    ("DUNNING_PAYMENT_TIMEOUT_SECONDS", Some("payment_timeout")),
+    ("DUNNING_WEBHOOK_TIMEOUT_SECONDS", Some("webhook_timeout")),
+    (
+        "DUNNING_WEBHOOK_FAILURES_BEFORE_DISABLE",
+        Some("webhook_failures_before_disable"),
+    ),
+    ("DUNNING_CLAIM_LEASE_SECONDS", Some("claim_lease")),
+    ("DUNNING_DRAIN_TIMEOUT_SECONDS", Some("drain_timeout")),
+    ("DUNNING_LOG", None),
+    ("DUNNING_CONFIG", None),
+];
+
+/// Settings whose value may come from a file named by the variable with `_FILE` appended.
+const SECRET_SETTINGS: [&str; 2] = ["DUNNING_DATABASE_URL", "DUNNING_SMTP_URL"];
+
+/// The `DUNNING_*` variable names among `names` that the service does not read (a typo, or a
+/// setting of another version): each is worth a warning at start.
+pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let known = |name: &str| {
+        SETTINGS.iter().any(|(setting, _)| *setting == name)
+            || SECRET_SETTINGS
+                .iter()
+                .any(|secret| name.strip_suffix("_FILE") == Some(*secret))
+    };
+    let mut unknown: Vec<String> = names
+        .into_iter()
+        .filter(|name| name.starts_with("DUNNING_") && !known(name))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 /// A configuration problem, reported before anything starts.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -384,6 +431,64 @@ mod tests {
         let config: Config = toml::from_str("roles = [\"api\"]").unwrap();
         assert_eq!(config.roles.as_text(), "api");
         assert!(toml::from_str::<Config>("roles = \"api,cron\"").is_err());
+    }
+
+    #[test]
+    fn unknown_variables_are_found() {
+        let names = [
+            "DUNNING_GRPC_ADDR",
+            "DUNNING_SMTP_URL_FILE",
+            "DUNNING_GRPC_ADRR",
+            "DUNNING_GRPC_ADDR_FILE",
+            "HOME",
+        ]
+        .map(String::from);
+        assert_eq!(
+            unknown_variables(names),
+            ["DUNNING_GRPC_ADDR_FILE", "DUNNING_GRPC_ADRR"]
+        );
+    }
+
+    /// The README's configuration table and the code list the same settings, so neither
+    /// drifts from the other.
+    #[test]
+    fn the_readme_lists_every_setting() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("| Environment | TOML key |")
+            .expect("configuration table");
+        let rows: Vec<(String, Option<String>)> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let env = cells[1].split('`').nth(1).unwrap_or_default().to_owned();
+                let toml = cells[2].split('`').nth(1).map(str::to_owned);
+                (env, toml)
+            })
+            .collect();
+        let documented: Vec<(String, Option<String>)> = rows
+            .into_iter()
+            .filter(|(env, _)| env != "DUNNING_CONFIG")
+            .collect();
+        let coded: Vec<(String, Option<String>)> = SETTINGS
+            .iter()
+            .filter(|(env, _)| *env != "DUNNING_CONFIG")
+            .map(|(env, toml)| (env.to_string(), toml.map(str::to_owned)))
+            .collect();
+        assert_eq!(documented, coded);
+        // Every TOML key of the table is one the configuration file accepts.
+        for (_, key) in SETTINGS {
+            if let Some(key) = key {
+                let text = format!("{key} = 0");
+                let refused = toml::from_str::<Config>(&text)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(!refused.contains("unknown field"), "{key}: {refused}");
+            }
+        }
     }
 
     #[test]

@@ -98,6 +98,13 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(cli.config.as_deref())?;
     init_logging(config.log_format);
+    for name in dunning::config::unknown_variables(std::env::vars().map(|(name, _)| name)) {
+        tracing::warn!(
+            variable = %name,
+            "unknown DUNNING_* variable ignored (the README's configuration table lists the \
+             settings)"
+        );
+    }
     match cli.command {
         Command::Serve => {
             let services = services(&config).await?;
