@@ -47,6 +47,12 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    /// The caller's key may not make this call (a scope it lacks).
+    #[error("{message}")]
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
     /// A capability that a later release of this API implements.
     #[error("{0}")]
     Unimplemented(String),

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use dunning::clock::SystemClock;
 use dunning::config::{Config, LogFormat};
+use dunning::domain::access::Scopes;
 use dunning::service::Services;
 use dunning::storage::Store;
 use std::path::PathBuf;
@@ -53,8 +54,16 @@ enum KeyCommand {
     Create {
         #[arg(long)]
         org: String,
+        /// What the key may call: read (dashboards, stream subscribers), write (billing sync,
+        /// operator commands), payments (the payments service reporting results), admin
+        /// (policies, webhooks, templates, settings); comma-separated.
+        #[arg(long, default_value = "read,write,payments,admin")]
+        scopes: String,
+        /// Days until the key stops working; without it, it works until revoked.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
-    /// List an organization's keys (id, prefix, created, revoked).
+    /// List an organization's keys (id, prefix, scopes, created, revoked, expiry).
     List {
         #[arg(long)]
         org: String,
@@ -131,8 +140,18 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Key { command } => {
             let services = services(&config).await?;
             match command {
-                KeyCommand::Create { org } => {
-                    println!("{}", services.create_api_key(&org).await?.plain_text);
+                KeyCommand::Create {
+                    org,
+                    scopes,
+                    expires_in_days,
+                } => {
+                    let scopes = Scopes::parse(&scopes).map_err(|e| format!("--scopes: {e}"))?;
+                    let expires_at = expires_in_days
+                        .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+                    let key = services
+                        .create_scoped_api_key(&org, scopes, expires_at)
+                        .await?;
+                    println!("{}", key.plain_text);
                 }
                 KeyCommand::List { org } => {
                     for key in services.list_api_keys(&org).await? {
@@ -140,12 +159,18 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             .revoked_at
                             .map(|t| t.to_rfc3339())
                             .unwrap_or_else(|| "-".into());
+                        let expires = key
+                            .expires_at
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_else(|| "-".into());
                         println!(
-                            "{}\t{}…\t{}\t{}",
+                            "{}\t{}…\t{}\t{}\t{}\texpires {}",
                             key.id,
                             key.prefix,
+                            key.scopes.to_text(),
                             key.created_at.to_rfc3339(),
-                            revoked
+                            revoked,
+                            expires
                         );
                     }
                 }

@@ -730,8 +730,95 @@ async fn health_and_reflection_need_no_key(s: &TestServer) {
     }
 }
 
+/// A key does what its scopes allow and nothing else (PERMISSION_DENIED naming the scope
+/// needed); an expired key stops working at once (the clock passes its expiry).
+async fn keys_are_limited_to_their_scopes_and_expire(s: &TestServer) {
+    use dunning::clock::Clock;
+    use dunning::domain::access::Scopes;
+    let services = s.server().services();
+    let reader = services
+        .create_scoped_api_key("acme", Scopes::parse("read").unwrap(), None)
+        .await
+        .unwrap()
+        .plain_text;
+    assert_eq!(reader.len(), s.key.len());
+    s.customers()
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer("cus_scoped")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let listed = s
+        .customers_as(&reader)
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.customers.len(), 1);
+    let denied = assert_error(
+        s.invoices_as(&reader)
+            .upsert_invoice(proto::UpsertInvoiceRequest {
+                invoice: Some(invoice("inv_scoped", "cus_scoped")),
+            })
+            .await,
+        Code::PermissionDenied,
+        "SCOPE_MISSING",
+    );
+    assert!(denied.message().contains("`write`"), "{}", denied.message());
+    assert!(
+        denied.message().contains("UpsertInvoice"),
+        "{}",
+        denied.message()
+    );
+    let writer = services
+        .create_scoped_api_key(
+            "acme",
+            Scopes::parse("write").unwrap(),
+            Some(s.clock.now() + chrono::Duration::days(1)),
+        )
+        .await
+        .unwrap()
+        .plain_text;
+    s.invoices_as(&writer)
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(invoice("inv_scoped", "cus_scoped")),
+        })
+        .await
+        .unwrap();
+    assert_error(
+        s.invoices_as(&writer)
+            .get_invoice(proto::GetInvoiceRequest {
+                invoice: Some(get_invoice_request::Invoice::ExternalId(
+                    "inv_scoped".into(),
+                )),
+            })
+            .await,
+        Code::PermissionDenied,
+        "SCOPE_MISSING",
+    );
+    s.clock.advance(chrono::Duration::days(1));
+    assert_error(
+        s.invoices_as(&writer)
+            .upsert_invoice(proto::UpsertInvoiceRequest {
+                invoice: Some(invoice("inv_scoped", "cus_scoped")),
+            })
+            .await,
+        Code::Unauthenticated,
+        "API_KEY_EXPIRED",
+    );
+    // The default key has every scope.
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(invoice("inv_scoped", "cus_scoped")),
+        })
+        .await
+        .unwrap();
+}
+
 on_both_backends!(
     malformed_requests_are_refused_with_the_field_named,
     dunning_rpcs_authenticate_first,
     health_and_reflection_need_no_key,
+    keys_are_limited_to_their_scopes_and_expire,
 );

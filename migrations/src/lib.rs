@@ -17,6 +17,7 @@ mod m20261205_000001_report_indexes;
 mod m20261205_000002_promise_made_at;
 mod m20261206_000001_payment_plans;
 mod m20261206_000002_report_copies;
+mod m20261206_000003_key_scopes;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_report_indexes::Migration),
             Box::new(m20261206_000001_payment_plans::Migration),
             Box::new(m20261206_000002_report_copies::Migration),
+            Box::new(m20261206_000003_key_scopes::Migration),
         ]
     }
 }

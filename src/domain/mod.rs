@@ -1,5 +1,6 @@
 //! Pure business rules: no I/O, no clock reads, no transport or storage types.
 
+pub mod access;
 pub mod backoff;
 pub mod charges;
 pub mod customer;

@@ -18,6 +18,7 @@ mod status;
 mod webhooks;
 
 use crate::config::Roles;
+use crate::domain::access::Scope;
 use crate::error::Error;
 use crate::proto;
 use crate::service::{Caller, LiveEvents, Services};
@@ -40,7 +41,49 @@ pub struct Api {
     live: LiveEvents,
 }
 
-/// Resolves the `authorization: Bearer <key>` metadata to the caller's organization.
+/// The scope an RPC needs, by its method name: reads need `read`; policies, their assignment,
+/// webhooks (they hold signing secrets), template overrides and the organization's settings
+/// need `admin`; the payments service's report of a charge needs `payments`; everything else
+/// (syncing customers, invoices and payments, operator commands) needs `write`.
+pub fn scope_of_method(method: &str) -> Scope {
+    const ADMIN: [&str; 9] = [
+        "UpdateOrganization",
+        "SetTemplateOverride",
+        "DeleteTemplateOverride",
+        "CreatePolicy",
+        "UpdatePolicy",
+        "ArchivePolicy",
+        "AssignPolicy",
+        "RotateWebhookSecret",
+        "DeleteWebhookEndpoint",
+    ];
+    if ADMIN.contains(&method)
+        || method.contains("WebhookEndpoint")
+        || method == "ListWebhookDeliveries"
+    {
+        Scope::Admin
+    } else if method == "RecordPaymentResult" {
+        Scope::Payments
+    } else if ["Get", "List", "Watch", "Preview", "Simulate"]
+        .iter()
+        .any(|read| method.starts_with(read))
+    {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
+/// The RPC a request message is for: each RPC takes its own `<Method>Request` message (buf's
+/// RPC_REQUEST_STANDARD_NAME rule holds on `proto/`).
+fn method_of<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    let name = name.rsplit("::").next().unwrap_or(name);
+    name.strip_suffix("Request").unwrap_or(name)
+}
+
+/// Resolves the `authorization: Bearer <key>` metadata to the caller's organization, checking
+/// that the key has the scope the RPC needs (PERMISSION_DENIED otherwise).
 pub(crate) async fn authenticate<T>(
     services: &Services,
     request: &Request<T>,
@@ -61,7 +104,10 @@ pub(crate) async fn authenticate<T>(
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or_else(missing)?;
-    services.authenticate(key).await
+    let method = method_of::<T>();
+    services
+        .authorize(key, scope_of_method(method), method)
+        .await
 }
 
 /// The health service name under which a process with the engine role reports SERVING (its
@@ -155,4 +201,50 @@ pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> (Rout
         .add_service(limited!(DunningServiceServer))
         .add_service(limited!(WebhookServiceServer));
     (routes, health)
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+    use prost::Message;
+
+    /// Every RPC of the contract maps to a scope by the rule above, and its request message is
+    /// named after it (so `method_of` finds it).
+    #[test]
+    fn every_rpc_has_its_scope() {
+        let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap();
+        let mut scopes = std::collections::BTreeMap::new();
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let name = method.name().to_owned();
+                    assert!(
+                        method.input_type().ends_with(&format!(".{name}Request")),
+                        "{name} takes {}",
+                        method.input_type()
+                    );
+                    scopes.insert(name.clone(), scope_of_method(&name));
+                }
+            }
+        }
+        assert!(scopes.len() > 50, "{}", scopes.len());
+        for (method, scope) in [
+            ("ListProcesses", Scope::Read),
+            ("WatchEvents", Scope::Read),
+            ("GetCollectionsReport", Scope::Read),
+            ("SimulatePolicy", Scope::Read),
+            ("UpsertInvoice", Scope::Write),
+            ("RecordPayment", Scope::Write),
+            ("PauseProcess", Scope::Write),
+            ("RecordPaymentResult", Scope::Payments),
+            ("CreatePolicy", Scope::Admin),
+            ("AssignPolicy", Scope::Admin),
+            ("ListWebhookEndpoints", Scope::Admin),
+            ("UpdateOrganization", Scope::Admin),
+            ("GetOrganization", Scope::Read),
+        ] {
+            assert_eq!(scopes[method], scope, "{method}");
+        }
+        assert_eq!(method_of::<proto::ListProcessesRequest>(), "ListProcesses");
+    }
 }

@@ -41,6 +41,7 @@ impl From<Error> for Status {
             }
             Error::Aborted(_) => (Code::Aborted, "CONCURRENT_MODIFICATION"),
             Error::Unauthenticated { reason, .. } => (Code::Unauthenticated, reason),
+            Error::PermissionDenied { reason, .. } => (Code::PermissionDenied, reason),
             Error::Unimplemented(_) => (Code::Unimplemented, "NOT_IMPLEMENTED"),
             Error::Unavailable(ref detail) => {
                 tracing::warn!(%detail, "dependency unavailable");

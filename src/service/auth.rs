@@ -1,6 +1,7 @@
 //! Organizations' API keys: issued once in plain text, stored as SHA-256 hashes.
 
 use super::{Actor, Caller, Services};
+use crate::domain::access::{Scope, Scopes};
 use crate::domain::organization::{Organization, OrganizationSettings};
 use crate::domain::validation;
 use crate::error::Error;
@@ -34,8 +35,37 @@ fn generate_key() -> String {
 }
 
 impl Services {
-    /// Resolves a bearer key to its organization.
+    /// Resolves a bearer key to its organization, for a call that needs `scope`:
+    /// PERMISSION_DENIED (`SCOPE_MISSING`, naming the scope) when the key lacks it.
+    pub async fn authorize(
+        &self,
+        plain_text: &str,
+        scope: Scope,
+        call: &str,
+    ) -> Result<Caller, Error> {
+        let (caller, scopes) = self.key_of(plain_text).await?;
+        if !scopes.contains(scope) {
+            return Err(Error::PermissionDenied {
+                reason: "SCOPE_MISSING",
+                message: format!(
+                    "{call} needs an API key with the `{}` scope; this key has `{}`",
+                    scope.as_str(),
+                    scopes.to_text()
+                ),
+            });
+        }
+        Ok(caller)
+    }
+
+    /// Resolves a bearer key to its organization (whatever its scopes).
     pub async fn authenticate(&self, plain_text: &str) -> Result<Caller, Error> {
+        Ok(self.key_of(plain_text).await?.0)
+    }
+
+    /// The caller a key stands for and what it may do. The key is looked up by its hash on
+    /// every call, so a revoked or expired key stops working at once on every replica; an
+    /// unknown key and a wrong one are the same case (no key has that hash).
+    async fn key_of(&self, plain_text: &str) -> Result<(Caller, Scopes), Error> {
         let unauthenticated = |reason, message: &str| Error::Unauthenticated {
             reason,
             message: message.into(),
@@ -57,10 +87,14 @@ impl Services {
                 "the API key was revoked",
             ));
         }
-        Ok(Caller {
+        if record.expires_at.is_some_and(|at| self.now() >= at) {
+            return Err(unauthenticated("API_KEY_EXPIRED", "the API key expired"));
+        }
+        let caller = Caller {
             organization_id: record.organization_id,
             actor: Actor::ApiKey(record.id),
-        })
+        };
+        Ok((caller, record.scopes))
     }
 
     /// Creates an organization with its first API key, atomically.
@@ -78,7 +112,7 @@ impl Services {
         };
         let tx = self.store.begin().await?;
         tx.insert_organization(&org).await?;
-        let key = self.issue_key(&tx, org.id).await?;
+        let key = self.issue_key(&tx, org.id, Scopes::ALL, None).await?;
         tx.commit().await?;
         Ok((org, key))
     }
@@ -98,11 +132,30 @@ impl Services {
         }
     }
 
-    /// Issues another key for the organization named `org_name`.
+    /// Issues another key for the organization named `org_name`, with every scope and no
+    /// expiry.
     pub async fn create_api_key(&self, org_name: &str) -> Result<IssuedKey, Error> {
+        self.create_scoped_api_key(org_name, Scopes::ALL, None)
+            .await
+    }
+
+    /// Issues another key for the organization named `org_name` that may only do what
+    /// `scopes` allow, until `expires_at` if given.
+    pub async fn create_scoped_api_key(
+        &self,
+        org_name: &str,
+        scopes: Scopes,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<IssuedKey, Error> {
+        if scopes == Scopes::NONE {
+            return Err(Error::field("scopes", "at least one scope is required"));
+        }
+        if expires_at.is_some_and(|at| at <= self.now()) {
+            return Err(Error::field("expires_at", "must be in the future"));
+        }
         let org = self.organization_by_name(org_name).await?;
         let tx = self.store.begin().await?;
-        let key = self.issue_key(&tx, org.id).await?;
+        let key = self.issue_key(&tx, org.id, scopes, expires_at).await?;
         tx.commit().await?;
         Ok(key)
     }
@@ -141,6 +194,8 @@ impl Services {
         &self,
         tx: &crate::storage::Tx,
         organization_id: Uuid,
+        scopes: Scopes,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<IssuedKey, Error> {
         let plain_text = generate_key();
         let record = ApiKeyRecord {
@@ -149,6 +204,8 @@ impl Services {
             prefix: plain_text[..SHOWN_PREFIX_LEN].to_owned(),
             created_at: self.now(),
             revoked_at: None,
+            scopes,
+            expires_at,
         };
         tx.insert_api_key(&record, &hash_key(&plain_text)).await?;
         Ok(IssuedKey { record, plain_text })

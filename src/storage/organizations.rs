@@ -2,6 +2,7 @@
 
 use super::entity::{api_key, organization};
 use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
+use crate::domain::access::Scopes;
 use crate::domain::money::Currency;
 use crate::domain::organization::{
     Organization, OrganizationSettings, PaymentProviderSettings, QuietHours, SenderIdentity,
@@ -23,6 +24,10 @@ pub struct ApiKeyRecord {
     pub prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the key may call.
+    pub scopes: Scopes,
+    /// When it stops working; `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl<C: ConnectionTrait> Conn<C> {
@@ -91,6 +96,8 @@ impl<C: ConnectionTrait> Conn<C> {
             key_hash: key_hash.to_owned(),
             created_at: to_micros(key.created_at),
             revoked_at: key.revoked_at.map(to_micros),
+            scopes: key.scopes.to_text(),
+            expires_at: key.expires_at.map(to_micros),
         };
         api_key::Entity::insert(model.into_active_model())
             .exec_without_returning(&self.conn)
@@ -146,6 +153,9 @@ fn key_from_model(m: api_key::Model) -> ApiKeyRecord {
         prefix: m.prefix,
         created_at: from_micros(m.created_at),
         revoked_at: m.revoked_at.map(from_micros),
+        // A key whose scopes cannot be read may do nothing rather than everything.
+        scopes: Scopes::parse(&m.scopes).unwrap_or(Scopes::NONE),
+        expires_at: m.expires_at.map(from_micros),
     }
 }
 

@@ -10,6 +10,9 @@ pub struct Model {
     pub key_hash: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// `read,write,payments,admin` or a part of it.
+    pub scopes: String,
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
