@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::policy::{reminder, step};
+use common::policy::{default_policy_at_any_hour, one_reminder};
 use common::smtp::SmtpServer;
 use common::{Backend, TestServer, customer, invoice};
-use dunning::proto::{self, PolicyScope, StepAnchor, TemplateKind};
+use dunning::proto;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,38 +21,11 @@ const PROCESSES: usize = CUSTOMERS * INVOICES_PER_CUSTOMER;
 /// any hour: 1,000 processes due at once.
 async fn burst(s: &TestServer) {
     s.dunning()
-        .create_policy(proto::CreatePolicyRequest {
-            policy: Some(proto::Policy {
-                code: "one".into(),
-                name: "One reminder".into(),
-                scope: PolicyScope::Invoice as i32,
-                steps: vec![step(
-                    "Friendly",
-                    1,
-                    StepAnchor::DueDate,
-                    vec![reminder(TemplateKind::FriendlyReminder)],
-                )],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+        .create_policy(one_reminder("one"))
         .await
         .unwrap();
     s.organizations()
-        .update_organization(proto::UpdateOrganizationRequest {
-            organization: Some(proto::Organization {
-                default_policy_code: "one".into(),
-                quiet_hours: Some(proto::QuietHours {
-                    enabled: false,
-                    start_time: "08:00".into(),
-                    end_time: "20:00".into(),
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["default_policy_code".into(), "quiet_hours".into()],
-            }),
-        })
+        .update_organization(default_policy_at_any_hour("one"))
         .await
         .unwrap();
     let mut invoices = Vec::new();

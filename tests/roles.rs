@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::policy::{reminder, step};
+use common::policy::{default_policy_at_any_hour, one_reminder};
 use common::smtp::SmtpServer;
 use common::{Backend, TestServer, customer, invoice};
-use dunning::proto::{self, PolicyScope, StepAnchor, TemplateKind};
+use dunning::proto;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -74,39 +74,9 @@ async fn api_and_engine_processes_split_the_work() {
     );
     let mut invoices =
         proto::invoice_service_client::InvoiceServiceClient::with_interceptor(channel, auth);
-    dunning
-        .create_policy(proto::CreatePolicyRequest {
-            policy: Some(proto::Policy {
-                code: "one".into(),
-                name: "One reminder".into(),
-                scope: PolicyScope::Invoice as i32,
-                steps: vec![step(
-                    "Friendly",
-                    1,
-                    StepAnchor::DueDate,
-                    vec![reminder(TemplateKind::FriendlyReminder)],
-                )],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    dunning.create_policy(one_reminder("one")).await.unwrap();
     organizations
-        .update_organization(proto::UpdateOrganizationRequest {
-            organization: Some(proto::Organization {
-                default_policy_code: "one".into(),
-                quiet_hours: Some(proto::QuietHours {
-                    enabled: false,
-                    start_time: "08:00".into(),
-                    end_time: "20:00".into(),
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["default_policy_code".into(), "quiet_hours".into()],
-            }),
-        })
+        .update_organization(default_policy_at_any_hour("one"))
         .await
         .unwrap();
     customers

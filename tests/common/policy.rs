@@ -131,3 +131,40 @@ pub fn ladder(code: &str, scope: PolicyScope) -> proto::Policy {
         ..Default::default()
     }
 }
+
+/// An INVOICE-scope policy `code` with one friendly reminder a day after the due date.
+pub fn one_reminder(code: &str) -> proto::CreatePolicyRequest {
+    proto::CreatePolicyRequest {
+        policy: Some(proto::Policy {
+            code: code.into(),
+            name: "One reminder".into(),
+            scope: PolicyScope::Invoice as i32,
+            steps: vec![step(
+                "Friendly",
+                1,
+                StepAnchor::DueDate,
+                vec![reminder(TemplateKind::FriendlyReminder)],
+            )],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+/// Makes `code` the organization's default policy and lets emails go out at any hour.
+pub fn default_policy_at_any_hour(code: &str) -> proto::UpdateOrganizationRequest {
+    proto::UpdateOrganizationRequest {
+        organization: Some(proto::Organization {
+            default_policy_code: code.into(),
+            quiet_hours: Some(proto::QuietHours {
+                enabled: false,
+                start_time: "08:00".into(),
+                end_time: "20:00".into(),
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["default_policy_code".into(), "quiet_hours".into()],
+        }),
+    }
+}
