@@ -380,6 +380,43 @@ async fn late_payments_and_voids_are_not_instalments_met(s: &TestServer, smtp: &
     );
 }
 
+/// A customer excluded from dunning during a plan gets no instalment reminder; once the
+/// instalment is missed the exclusion holds the process, and nothing is sent.
+async fn an_excluded_customer_gets_no_reminders(s: &TestServer, smtp: &SmtpServer) {
+    let p = running_process(s, smtp, "cus_planx").await;
+    record(
+        s,
+        plan_request(
+            &p.id,
+            &[("2026-11-30", "40.00"), ("2026-12-20", "60.00")],
+            0,
+            3,
+        ),
+    )
+    .await
+    .unwrap();
+    s.customers()
+        .update_customer(proto::UpdateCustomerRequest {
+            customer: Some(proto::Customer {
+                external_id: "cus_planx".into(),
+                dunning_excluded: true,
+                dunning_excluded_reason: "insolvency".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["dunning_excluded".into(), "dunning_excluded_reason".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    live_until(s, at("2026-12-03T12:00:00Z")).await;
+    let held = get(s, &p.id).await;
+    assert_eq!(plan(&held).state, PaymentPlanState::Missed as i32);
+    assert_eq!(held.state, PAUSED);
+    assert_eq!(held.pause_reason, PauseReason::CustomerExcluded as i32);
+    assert_eq!(smtp.received().len(), 1, "only the first step's email");
+}
+
 /// Bad terms are refused naming each bad field, and nothing is recorded.
 async fn bad_plans_name_their_fields(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_badplan").await;
@@ -437,5 +474,6 @@ on_both_backends_with_smtp!(
     a_missed_instalment_resumes_dunning,
     commands_end_and_replace_plans,
     late_payments_and_voids_are_not_instalments_met,
+    an_excluded_customer_gets_no_reminders,
     bad_plans_name_their_fields,
 );
