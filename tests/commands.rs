@@ -838,20 +838,7 @@ async fn escalate_from_paused_and_exhausted(s: &TestServer, smtp: &SmtpServer) {
 async fn an_exclusion_during_a_promise_holds_the_process(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_promx").await;
     promise(s, &p.id, "2026-11-28", "").await.unwrap();
-    s.customers()
-        .update_customer(proto::UpdateCustomerRequest {
-            customer: Some(proto::Customer {
-                external_id: "cus_promx".into(),
-                dunning_excluded: true,
-                dunning_excluded_reason: "insolvency".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["dunning_excluded".into(), "dunning_excluded_reason".into()],
-            }),
-        })
-        .await
-        .unwrap();
+    exclude_customer(s, "cus_promx").await;
     live_until(s, at("2026-12-10T12:00:00Z")).await;
     let held = get(s, &p.id).await;
     assert_eq!(held.state, PAUSED);

@@ -49,6 +49,11 @@ async fn record(
         .unwrap())
 }
 
+/// Records a plan that must be accepted.
+async fn agree(s: &TestServer, request: proto::RecordPaymentPlanRequest) -> proto::Process {
+    record(s, request).await.unwrap()
+}
+
 /// The payment plan events of the log: type and instalment number.
 async fn plan_events(s: &TestServer) -> Vec<(String, i32)> {
     s.events()
@@ -78,7 +83,7 @@ const MET: i32 = InstalmentState::Met as i32;
 /// the process and completes the plan. Each reminder reaches the SMTP server once.
 async fn instalments_are_met_and_the_last_one_resolves(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_plan").await;
-    let recorded = record(
+    let recorded = agree(
         s,
         plan_request(
             &p.id,
@@ -87,8 +92,7 @@ async fn instalments_are_met_and_the_last_one_resolves(s: &TestServer, smtp: &Sm
             3,
         ),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(recorded.state, PAUSED);
     assert_eq!(recorded.pause_reason, PauseReason::PaymentPlan as i32);
     let shown = plan(&recorded);
@@ -180,7 +184,7 @@ async fn instalments_are_met_and_the_last_one_resolves(s: &TestServer, smtp: &Sm
 /// by itself and the firm step runs on its date (5 December).
 async fn a_missed_instalment_resumes_dunning(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_miss").await;
-    record(
+    agree(
         s,
         plan_request(
             &p.id,
@@ -189,8 +193,7 @@ async fn a_missed_instalment_resumes_dunning(s: &TestServer, smtp: &SmtpServer) 
             0,
         ),
     )
-    .await
-    .unwrap();
+    .await;
     pay(s, "inv_cus_miss", "pay_miss", "39.99").await;
     live_until(s, at("2026-12-02T12:00:00Z")).await;
     assert_eq!(get(s, &p.id).await.state, PAUSED, "within the grace days");
@@ -225,7 +228,7 @@ async fn a_missed_instalment_resumes_dunning(s: &TestServer, smtp: &SmtpServer) 
 /// answered without a second plan.
 async fn commands_end_and_replace_plans(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_cmd").await;
-    record(
+    agree(
         s,
         plan_request(
             &p.id,
@@ -234,8 +237,7 @@ async fn commands_end_and_replace_plans(s: &TestServer, smtp: &SmtpServer) {
             0,
         ),
     )
-    .await
-    .unwrap();
+    .await;
     pay(s, "inv_cus_cmd", "pay_cmd", "50.00").await;
     run_everything(s).await;
     assert_eq!(instalment_states(&get(s, &p.id).await), [MET, PENDING_I]);
@@ -288,7 +290,7 @@ async fn commands_end_and_replace_plans(s: &TestServer, smtp: &SmtpServer) {
         Code::AlreadyExists,
         "REQUEST_ID_CONFLICT",
     );
-    let replacing = record(
+    let replacing = agree(
         s,
         plan_request(
             &p.id,
@@ -297,8 +299,7 @@ async fn commands_end_and_replace_plans(s: &TestServer, smtp: &SmtpServer) {
             0,
         ),
     )
-    .await
-    .unwrap();
+    .await;
     assert_ne!(plan(&replacing).id, plan(&one).id);
     let plans: Vec<i32> = replacing
         .commands
@@ -325,7 +326,7 @@ async fn commands_end_and_replace_plans(s: &TestServer, smtp: &SmtpServer) {
 /// paid: the plan is cancelled, not completed.
 async fn late_payments_and_voids_are_not_instalments_met(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_late").await;
-    record(
+    agree(
         s,
         plan_request(
             &p.id,
@@ -334,8 +335,7 @@ async fn late_payments_and_voids_are_not_instalments_met(s: &TestServer, smtp: &
             0,
         ),
     )
-    .await
-    .unwrap();
+    .await;
     // The deadline is the end of 25 November; the payment is recorded on the 26th, before
     // the engine looked.
     s.clock.advance(chrono::Duration::days(2));
@@ -347,7 +347,7 @@ async fn late_payments_and_voids_are_not_instalments_met(s: &TestServer, smtp: &
     assert_eq!(plan(&late).paid_amount, "40.00");
 
     let q = running_process(s, smtp, "cus_void").await;
-    record(
+    agree(
         s,
         plan_request(
             &q.id,
@@ -356,8 +356,7 @@ async fn late_payments_and_voids_are_not_instalments_met(s: &TestServer, smtp: &
             0,
         ),
     )
-    .await
-    .unwrap();
+    .await;
     s.invoices()
         .void_invoice(proto::VoidInvoiceRequest {
             invoice: Some(proto::void_invoice_request::Invoice::ExternalId(
@@ -384,7 +383,7 @@ async fn late_payments_and_voids_are_not_instalments_met(s: &TestServer, smtp: &
 /// instalment is missed the exclusion holds the process, and nothing is sent.
 async fn an_excluded_customer_gets_no_reminders(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_planx").await;
-    record(
+    agree(
         s,
         plan_request(
             &p.id,
@@ -393,22 +392,8 @@ async fn an_excluded_customer_gets_no_reminders(s: &TestServer, smtp: &SmtpServe
             3,
         ),
     )
-    .await
-    .unwrap();
-    s.customers()
-        .update_customer(proto::UpdateCustomerRequest {
-            customer: Some(proto::Customer {
-                external_id: "cus_planx".into(),
-                dunning_excluded: true,
-                dunning_excluded_reason: "insolvency".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["dunning_excluded".into(), "dunning_excluded_reason".into()],
-            }),
-        })
-        .await
-        .unwrap();
+    .await;
+    exclude_customer(s, "cus_planx").await;
     live_until(s, at("2026-12-03T12:00:00Z")).await;
     let held = get(s, &p.id).await;
     assert_eq!(plan(&held).state, PaymentPlanState::Missed as i32);

@@ -107,6 +107,7 @@ impl<C: ConnectionTrait> Conn<C> {
         let first = last - count + 1;
 
         let models = events.iter().enumerate().map(|(i, e)| {
+            let reported = e.reported_amount();
             event::Model {
                 id: Uuid::now_v7(),
                 organization_id,
@@ -119,8 +120,8 @@ impl<C: ConnectionTrait> Conn<C> {
                 invoice_external_id: e.invoice_external_id.clone(),
                 process_id: e.process_id,
                 payload: serde_json::to_string(&e.payload).unwrap_or_else(|_| "{}".into()),
-                currency_code: e.reported_amount().map(|m| m.currency().code().to_owned()),
-                amount_minor: e.reported_amount().map(|m| m.minor()),
+                currency_code: reported.map(|m| m.currency().code().to_owned()),
+                amount_minor: reported.map(|m| m.minor()),
             }
             .into_active_model()
         });

@@ -295,3 +295,21 @@ pub async fn get(s: &TestServer, id: &str) -> proto::Process {
         .process
         .unwrap()
 }
+
+/// Excludes customer `external_id` from dunning (reason "insolvency").
+pub async fn exclude_customer(s: &TestServer, external_id: &str) {
+    s.customers()
+        .update_customer(proto::UpdateCustomerRequest {
+            customer: Some(proto::Customer {
+                external_id: external_id.into(),
+                dunning_excluded: true,
+                dunning_excluded_reason: "insolvency".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["dunning_excluded".into(), "dunning_excluded_reason".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
