@@ -370,7 +370,7 @@ async fn run(label: &str, database_url: String) {
     let setup_time = setup_started.elapsed();
 
     let start_started = Instant::now();
-    let jobs = server.jobs().clone();
+    let jobs = server.engine().clone();
     let starter = jobs.clone();
     drain(1, move || {
         let s = starter.clone();
@@ -428,7 +428,9 @@ async fn run(label: &str, database_url: String) {
     .await;
     let (stop_engine, stopped) = tokio::sync::watch::channel(false);
     let engine = runtime::spawn(
-        Arc::new(DunningEngine { jobs: jobs.clone() }),
+        Arc::new(DunningEngine {
+            engine: jobs.clone(),
+        }),
         Arc::new(dunning::metrics::Metrics::default()),
         stopped,
     );

@@ -95,7 +95,7 @@ async fn run(label: &str, database_url: String) {
     let mut attempts = 0;
     while attempts < MESSAGES {
         attempts += server
-            .jobs()
+            .engine()
             .deliver_due_notifications(server.mailer())
             .await
             .unwrap();

@@ -734,8 +734,8 @@ async fn run(label: &str, database_url: String) {
     let (_, key) = services.create_organization("bench").await.unwrap();
     let caller: Caller = services.authenticate(&key.plain_text).await.unwrap();
     template_rows(&services, caller).await;
-    server.jobs().start_due_processes().await.unwrap();
-    server.jobs().run_due_steps().await.unwrap();
+    server.engine().start_due_processes().await.unwrap();
+    server.engine().run_due_steps().await.unwrap();
 
     let db = Database::connect(&database_url).await.unwrap();
     let seconds = seed(&db, caller.organization_id, invoices).await;

@@ -3,6 +3,8 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::core::Core;
+use crate::engine::Engine;
 use crate::engine::jobs;
 use crate::engine::runtime::{self, Job};
 use crate::error::Error;
@@ -10,7 +12,7 @@ use crate::events::webhooks::WebhookSender;
 use crate::metrics::Metrics;
 use crate::notify::transport::{FileMailer, Mailer, SmtpMailer};
 use crate::payments::Providers;
-use crate::service::{Jobs, LiveEvents, Services, Wiring};
+use crate::service::{LiveEvents, Services};
 use crate::storage::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,7 +28,7 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     services: Services,
-    jobs: Jobs,
+    engine: Engine,
     live: LiveEvents,
     mailer: Arc<dyn Mailer>,
     providers: Providers,
@@ -46,9 +48,9 @@ impl RunningServer {
         &self.services
     }
 
-    /// The background jobs (tests step them by hand).
-    pub fn jobs(&self) -> &Jobs {
-        &self.jobs
+    /// The engine the background jobs run (tests step it by hand).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The transport the outbox delivers through.
@@ -121,11 +123,10 @@ pub async fn start(
     options: StartOptions,
 ) -> Result<RunningServer, Error> {
     let store = Store::connect(&config.database_url).await?;
-    let Wiring {
-        services,
-        jobs,
-        live,
-    } = Wiring::with_claim_lease(store, clock, config.claim_lease);
+    let core = Core::new(store.clone(), clock.clone());
+    let services = Services::with_core(core.clone());
+    let engine = Engine::new(core, config.claim_lease);
+    let live = LiveEvents::new(store, clock);
     let mailer = mailer(config)?;
     let providers = Providers::new(config.payment_timeout).map_err(Error::Unavailable)?;
     let webhooks = WebhookSender::new(
@@ -166,22 +167,24 @@ pub async fn start(
     // to the engine processes on the same database.
     if options.background_tasks && config.roles.engine {
         let jobs: [Arc<dyn Job>; 5] = [
-            Arc::new(jobs::DunningEngine { jobs: jobs.clone() }),
+            Arc::new(jobs::DunningEngine {
+                engine: engine.clone(),
+            }),
             Arc::new(jobs::OverdueScanner {
-                jobs: jobs.clone(),
+                engine: engine.clone(),
                 metrics: metrics.clone(),
                 interval: config.overdue_scan_interval,
             }),
             Arc::new(jobs::OutboxDelivery {
-                jobs: jobs.clone(),
+                engine: engine.clone(),
                 mailer: mailer.clone(),
             }),
             Arc::new(jobs::PaymentRequests {
-                jobs: jobs.clone(),
+                engine: engine.clone(),
                 providers: providers.clone(),
             }),
             Arc::new(jobs::WebhookDeliveries {
-                jobs: jobs.clone(),
+                engine: engine.clone(),
                 sender: webhooks.clone(),
             }),
         ];
@@ -207,7 +210,7 @@ pub async fn start(
         grpc_addr,
         metrics_addr,
         services,
-        jobs,
+        engine,
         live,
         mailer,
         providers,

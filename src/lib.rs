@@ -3,6 +3,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod domain;
 pub mod engine;
 pub mod error;

@@ -431,7 +431,7 @@ async fn inform_sales_and_escalate(s: &TestServer, smtp: &SmtpServer) {
 async fn a_command_and_a_claimed_step_race(s: &TestServer, smtp: &SmtpServer) {
     let p = running_process(s, smtp, "cus_race").await;
     s.clock.set(at("2026-12-06T12:00:00Z"));
-    let jobs = s.server().jobs();
+    let jobs = s.server().engine();
     let claims = jobs.claim_due_processes(10).await.unwrap();
     assert_eq!(claims.len(), 1);
     let advanced = advance(s, &p.id, "").await.unwrap();

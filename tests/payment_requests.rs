@@ -1182,7 +1182,7 @@ async fn two_replicas_charge_each_request_once() {
     let (mine, theirs) = tokio::join!(
         s.process_payments(),
         replica
-            .jobs()
+            .engine()
             .process_due_payment_requests(replica.payment_providers())
     );
     assert_eq!(mine + theirs.unwrap(), 6, "each request worked on once");

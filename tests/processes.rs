@@ -443,7 +443,7 @@ async fn payment_between_claim_and_commit(s: &TestServer, smtp: &SmtpServer) {
     live_until(s, at("2026-11-27T12:00:00Z")).await;
     assert_eq!(smtp.received().len(), 1);
     s.clock.set(at("2026-12-01T12:00:00Z"));
-    let jobs = s.server().jobs();
+    let jobs = s.server().engine();
     let claims = jobs.claim_due_processes(10).await.unwrap();
     assert_eq!(claims.len(), 1);
     pay(s, "inv_e", "pay_e", "10.00").await;

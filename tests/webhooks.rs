@@ -489,7 +489,7 @@ async fn two_replicas_deliver_each_event_once() {
     let (_, theirs) = tokio::join!(
         s.deliver_webhooks(),
         replica
-            .jobs()
+            .engine()
             .deliver_due_webhooks(replica.webhook_sender())
     );
     theirs.unwrap();

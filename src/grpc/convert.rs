@@ -4,8 +4,9 @@
 use crate::domain::money::Currency;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
+use crate::service::CustomerRef;
+use crate::service::InvoiceRef;
 use crate::service::paging::PageRequest;
-use crate::service::{CustomerRef, InvoiceRef};
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use uuid::Uuid;

@@ -8,7 +8,8 @@ use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
 use crate::proto::invoice_service_server::InvoiceService;
-use crate::service::invoices::{InvoiceFlags, InvoiceQuery, InvoiceView, NewPayment};
+use crate::service::invoices::NewPayment;
+use crate::service::invoices::{InvoiceFlags, InvoiceQuery, InvoiceView};
 use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 

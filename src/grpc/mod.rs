@@ -21,7 +21,8 @@ use crate::config::Roles;
 use crate::domain::access::Scope;
 use crate::error::Error;
 use crate::proto;
-use crate::service::{Caller, LiveEvents, Services};
+use crate::service::Caller;
+use crate::service::{LiveEvents, Services};
 use tonic::Request;
 use tonic::service::Routes;
 

@@ -1,6 +1,8 @@
 //! Organizations' API keys: issued once in plain text, stored as SHA-256 hashes.
 
-use super::{Actor, Caller, Services};
+use super::Services;
+use crate::core::Actor;
+use crate::core::Caller;
 use crate::domain::access::{Scope, Scopes};
 use crate::domain::organization::{Organization, OrganizationSettings};
 use crate::domain::validation;

@@ -1,15 +1,23 @@
 //! Customers: create, read, update, list, erase, and their overdue balance.
 
-use super::paging::{PageRequest, fingerprint};
-use super::policies::{PolicyHolder, check_assignable_policy};
-use super::{Caller, CustomerRef, Services};
-use crate::domain::customer::{Customer, CustomerDetails, CustomerField};
-use crate::domain::event::{EventType, NewEvent};
+use super::Services;
+use super::paging::PageRequest;
+use super::paging::fingerprint;
+use super::policies::PolicyHolder;
+use super::policies::check_assignable_policy;
+use crate::core::Caller;
+use crate::core::CustomerRef;
+use crate::core::lookup::load_customer;
+use crate::domain::customer::Customer;
+use crate::domain::customer::CustomerDetails;
+use crate::domain::customer::CustomerField;
+use crate::domain::event::EventType;
+use crate::domain::event::NewEvent;
 use crate::domain::overdue::OverdueBalance;
 use crate::domain::query::CustomerFilter;
 use crate::error::Error;
-use crate::storage::{Conn, Connection};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
+use chrono::Utc;
 use chrono_tz::Tz;
 use uuid::Uuid;
 
@@ -21,30 +29,6 @@ pub struct CustomerBalance {
     pub customer: Customer,
     pub balances: Vec<OverdueBalance>,
     pub as_of: DateTime<Utc>,
-}
-
-fn customer_not_found(key: &CustomerRef) -> Error {
-    let shown = match key {
-        CustomerRef::Id(id) => format!("id {id}"),
-        CustomerRef::ExternalId(ext) => format!("external_id `{ext}`"),
-    };
-    Error::not_found("CUSTOMER_NOT_FOUND", format!("no customer with {shown}"))
-}
-
-/// Loads a customer of the caller's organization or answers NOT_FOUND.
-pub(crate) async fn load_customer<C: Connection>(
-    conn: &Conn<C>,
-    caller: Caller,
-    key: &CustomerRef,
-) -> Result<Customer, Error> {
-    let found = match key {
-        CustomerRef::Id(id) => conn.find_customer(caller.organization_id, *id).await?,
-        CustomerRef::ExternalId(ext) => {
-            conn.find_customer_by_external_id(caller.organization_id, ext)
-                .await?
-        }
-    };
-    found.ok_or_else(|| customer_not_found(key))
 }
 
 impl Services {
@@ -59,7 +43,7 @@ impl Services {
         request_id: Option<String>,
     ) -> Result<Customer, Error> {
         let tx = self.store.begin().await?;
-        let org = super::organizations::load_organization(&tx, caller).await?;
+        let org = crate::core::lookup::load_organization(&tx, caller).await?;
         details.timezone = timezone.unwrap_or(org.settings.timezone);
         check_assignable_policy(
             &tx,

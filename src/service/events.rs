@@ -1,8 +1,9 @@
 //! Reading the event log.
 
+use super::Services;
 use super::paging::PageRequest;
-use super::{Caller, Services};
 use crate::clock::Clock;
+use crate::core::Caller;
 use crate::domain::event::Event;
 use crate::domain::query::EventFilter;
 use crate::error::Error;

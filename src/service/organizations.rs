@@ -1,20 +1,14 @@
 //! The caller's own organization and its settings.
 
-use super::policies::{PolicyHolder, check_assignable_policy};
-use super::{Caller, Services};
-use crate::domain::organization::{Organization, OrganizationField, OrganizationSettings};
+use super::Services;
+use super::policies::PolicyHolder;
+use super::policies::check_assignable_policy;
+use crate::core::Caller;
+use crate::core::lookup::load_organization;
+use crate::domain::organization::Organization;
+use crate::domain::organization::OrganizationField;
+use crate::domain::organization::OrganizationSettings;
 use crate::error::Error;
-use crate::storage::{Conn, Connection};
-
-/// The caller's organization (gone only if it was deleted under a live key).
-pub(crate) async fn load_organization<C: Connection>(
-    conn: &Conn<C>,
-    caller: Caller,
-) -> Result<Organization, Error> {
-    conn.find_organization(caller.organization_id)
-        .await?
-        .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))
-}
 
 impl Services {
     pub async fn get_organization(&self, caller: Caller) -> Result<Organization, Error> {

@@ -1,10 +1,11 @@
 //! Policies: create, read, list, version on update, archive; and the check that a policy
 //! code given to an organization, customer or invoice names a policy that may be assigned.
 
+use super::Services;
 use super::customers::request_id_conflict;
-use super::organizations::load_organization;
 use super::paging::{PageRequest, fingerprint};
-use super::{Caller, Services};
+use crate::core::Caller;
+use crate::core::lookup::load_organization;
 use crate::domain::policy::{Policy, PolicyDefinition, PolicyScope};
 use crate::domain::validation::Violations;
 use crate::error::Error;

@@ -1,8 +1,9 @@
 //! The collections report: figures per currency, policy version and step, computed by the
 //! store's aggregate queries for a period of the organization's days.
 
-use super::organizations::load_organization;
-use super::{Caller, Services};
+use super::Services;
+use crate::core::Caller;
+use crate::core::lookup::load_organization;
 use crate::domain::money::Currency;
 use crate::domain::report::{CollectionsReport, ReportPeriod, ReportQuery};
 use crate::error::Error;

@@ -306,7 +306,7 @@ impl TestServer {
     pub async fn deliver(&self) -> usize {
         let server = self.server();
         server
-            .jobs()
+            .engine()
             .deliver_due_notifications(server.mailer())
             .await
             .unwrap()
@@ -316,7 +316,7 @@ impl TestServer {
     pub async fn process_payments(&self) -> usize {
         let server = self.server();
         server
-            .jobs()
+            .engine()
             .process_due_payment_requests(server.payment_providers())
             .await
             .unwrap()
@@ -326,7 +326,7 @@ impl TestServer {
     pub async fn deliver_webhooks(&self) -> usize {
         let server = self.server();
         server
-            .jobs()
+            .engine()
             .deliver_due_webhooks(server.webhook_sender())
             .await
             .unwrap()
@@ -335,7 +335,7 @@ impl TestServer {
     /// Runs the dunning engine's rounds (dunning checks, then due steps) until nothing is left
     /// due at the clock's current time; returns the rounds' work.
     pub async fn run_engine(&self) -> usize {
-        let jobs = self.server().jobs();
+        let jobs = self.server().engine();
         let mut total = 0;
         for _ in 0..20 {
             let looked_at = jobs.start_due_processes().await.unwrap();
@@ -351,7 +351,7 @@ impl TestServer {
     /// Runs the overdue scanner once, as its background task would.
     pub async fn announce_overdue(&self) -> usize {
         self.server()
-            .jobs()
+            .engine()
             .announce_overdue_invoices()
             .await
             .unwrap()

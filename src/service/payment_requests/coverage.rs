@@ -2,12 +2,14 @@
 //! currency), locked, and checked against the rules with each offending invoice named.
 
 use super::{ListedInvoice, MAX_INVOICES, NewPaymentRequest};
+use crate::core::Caller;
+use crate::core::InvoiceRef;
 use crate::domain::customer::Customer;
 use crate::domain::invoice::Invoice;
 use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
-use crate::service::{Caller, InvoiceRef, Services};
+use crate::service::Services;
 use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};

@@ -1,16 +1,20 @@
 //! "Update Setting": assigning a customer's policy and, when asked, moving the customer's open
 //! processes to it, in one transaction.
 
-use super::{ProcessChange, ProcessView, amount_due};
+use super::ProcessView;
+use crate::core::Caller;
+use crate::core::CustomerRef;
+use crate::core::lookup::load_customer;
+use crate::core::lookup::load_organization;
+use crate::core::process_events::ProcessChange;
+use crate::core::reconcile::amount_due;
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::process::command::{move_to_policy, moves_with_customer_policy};
 use crate::domain::process::schedule::step_time;
 use crate::error::Error;
-use crate::service::customers::load_customer;
-use crate::service::organizations::load_organization;
+use crate::service::Services;
 use crate::service::policies::{PolicyHolder, check_assignable_policy, load_policy};
-use crate::service::{Caller, CustomerRef, Services};
 
 /// A customer after AssignPolicy, with the processes moved to the policy.
 #[derive(Debug, Clone)]

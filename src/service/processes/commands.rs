@@ -4,18 +4,25 @@
 //! either committed first (the command sees its result) or loses its lease (the command
 //! changed `due_at`), so nothing runs twice.
 
-use super::payment_plans::{PaymentPlanTerms, plan_event, plan_events};
-use super::steps::Operation;
-use super::{ProcessChange, ProcessView, amount_due, policy_of, process_not_found, promise_event};
+use super::payment_plans::PaymentPlanTerms;
+use super::{ProcessView, process_not_found};
+use crate::core::Caller;
+use crate::core::process_events::ProcessChange;
+use crate::core::process_events::plan_event;
+use crate::core::process_events::plan_events;
+use crate::core::process_events::promise_event;
+use crate::core::reconcile::amount_due;
+use crate::core::reconcile::policy_of;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::notification::Notification;
 use crate::domain::process::command::{self, Applied, CommandKind, ProcessCommand};
 use crate::domain::process::schedule::step_time;
 use crate::domain::process::state::{Process, Promise};
+use crate::engine::steps::Operation;
 use crate::error::Error;
+use crate::service::Services;
 use crate::service::customers::request_id_conflict;
 use crate::service::paging::fingerprint;
-use crate::service::{Caller, Services};
 use crate::storage::Tx;
 use uuid::Uuid;
 

@@ -4,8 +4,10 @@
 //! rolled back: the simulation is the engine's own code path (DESIGN.md §9), not a second
 //! model of it that could drift. Charges meet a provider that declines every one.
 
-use super::steps::{BatchCache, ClaimedProcess};
 use crate::clock::{Clock, ManualClock};
+use crate::core::Caller;
+use crate::core::Core;
+use crate::core::lookup::load_organization;
 use crate::domain::customer::{Customer, CustomerDetails, PaymentMethod};
 use crate::domain::invoice::{CollectionMethod, Invoice, InvoiceSync};
 use crate::domain::money::Currency;
@@ -15,9 +17,9 @@ use crate::domain::policy::{Policy, PolicyDefinition, PolicyScope};
 use crate::domain::process::check_dunnable;
 use crate::domain::process::state::{Charge, OutcomeStatus, ProcessState, StepRun};
 use crate::domain::validation::Violations;
+use crate::engine::steps::{BatchCache, ClaimedProcess};
 use crate::error::Error;
-use crate::service::organizations::load_organization;
-use crate::service::{Caller, Core, Services, Wakeups};
+use crate::service::Services;
 use crate::storage::Tx;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -126,11 +128,7 @@ impl Services {
         let start = request.start.unwrap_or_else(|| self.now());
         let clock = Arc::new(ManualClock::new(start));
         // The engine's own code, on a clock of its own; wake-ups go nowhere (nothing commits).
-        let engine = Core {
-            store: self.store.clone(),
-            clock: clock.clone(),
-            wake: Wakeups::default(),
-        };
+        let engine = Core::new(self.store.clone(), clock.clone());
         // Dropped without commit: everything the engine writes below is rolled back.
         let tx = self.store.begin().await?;
         let stored = stored_invoices(&tx, caller, &request.stored_invoice_external_ids).await?;

@@ -4,14 +4,15 @@
 
 use super::StepRunner;
 use super::batch::{BatchCache, StepInputs, StepWrites};
+use crate::core::Caller;
+use crate::core::Core;
+use crate::core::process_events::ProcessChange;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::policy::ActionType;
 use crate::domain::process::command::{self, Applied};
 use crate::domain::process::state::{Process, ProcessState, StepTrigger};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
-use crate::service::processes::ProcessChange;
-use crate::service::{Caller, Core};
 use crate::storage::Tx;
 use uuid::Uuid;
 

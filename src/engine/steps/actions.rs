@@ -2,6 +2,15 @@
 //! charges booked, payment requests opened, invoices written off.
 
 use super::StepRunner;
+use crate::core::charging::NewRequestFor;
+use crate::core::outbox::EmailRequest;
+use crate::core::outbox::history_entries;
+use crate::core::outbox::process_email;
+use crate::core::outbox::shows_history;
+use crate::core::process_events::ProcessChange;
+use crate::core::process_events::plan_events;
+use crate::core::process_events::process_event;
+use crate::core::process_events::resolution_events;
 use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::invoice::{Invoice, InvoiceState};
 use crate::domain::notification::{Attachment, NotificationState};
@@ -15,12 +24,6 @@ use crate::domain::process::statement::escalation_csv;
 use crate::domain::process::{Reconciled, reconcile};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
-use crate::service::notifications::EmailRequest;
-use crate::service::payment_requests::NewRequestFor;
-use crate::service::processes::payment_plans::plan_events;
-use crate::service::processes::{
-    ProcessChange, history_entries, process_email, process_event, resolution_events, shows_history,
-};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 

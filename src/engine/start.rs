@@ -4,7 +4,10 @@
 //! starts a process (or joins a running CUSTOMER_BALANCE one) once the first step's time has
 //! come and the threshold is reached (DESIGN.md §9).
 
-use super::{ProcessChange, amount_due};
+use crate::core::Caller;
+use crate::core::Core;
+use crate::core::process_events::ProcessChange;
+use crate::core::reconcile::amount_due;
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
 use crate::domain::invoice::Invoice;
@@ -13,8 +16,8 @@ use crate::domain::policy::Policy;
 use crate::domain::process::schedule::{start_time, step_time};
 use crate::domain::process::state::{Process, ProcessInvoice, ProcessState};
 use crate::domain::process::{check_dunnable, resolve_policy_code, scope_key};
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::service::{Caller, Core, Jobs};
 use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +32,7 @@ struct Candidate<'a> {
     invoices: Vec<&'a Invoice>,
 }
 
-impl Jobs {
+impl Engine {
     /// One round of the starter: looks at due customers; returns how many it looked at.
     pub async fn start_due_processes(&self) -> Result<usize, Error> {
         let now = self.now();
@@ -108,7 +111,7 @@ impl Core {
                 next_look: None,
             });
         };
-        let org = crate::service::organizations::load_organization(tx, caller).await?;
+        let org = crate::core::lookup::load_organization(tx, caller).await?;
         // Locked: a payment recorded meanwhile either is seen here or waits and then finds
         // the process this starts.
         let invoices = tx.lock_open_invoices_of_customer(customer_id).await?;

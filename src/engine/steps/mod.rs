@@ -14,8 +14,16 @@ pub(crate) use batch::BatchCache;
 pub use batch::ClaimedProcess;
 pub(crate) use operations::Operation;
 
-use super::payment_plans::plan_events;
-use super::{ProcessChange, amount_due, dunned_invoices, promise_event, resolution_events};
+use crate::core::Caller;
+use crate::core::Core;
+use crate::core::charging::charge_outcome;
+use crate::core::outbox::TemplateCache;
+use crate::core::process_events::ProcessChange;
+use crate::core::process_events::plan_events;
+use crate::core::process_events::promise_event;
+use crate::core::process_events::resolution_events;
+use crate::core::reconcile::amount_due;
+use crate::core::reconcile::dunned_invoices;
 use crate::domain::charges::DatedPayment;
 use crate::domain::customer::Customer;
 use crate::domain::event::{EventType, NewEvent};
@@ -30,9 +38,6 @@ use crate::domain::process::state::{
 };
 use crate::domain::process::{Reconciled, reconcile};
 use crate::error::Error;
-use crate::service::notifications::TemplateCache;
-use crate::service::payment_requests::charge_outcome;
-use crate::service::{Caller, Core};
 use crate::storage::Tx;
 use batch::StepWrites;
 use chrono::{DateTime, Utc};

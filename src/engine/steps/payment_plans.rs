@@ -4,15 +4,18 @@
 //! process, and a missed instalment or a completed plan lets dunning resume.
 
 use super::StepRunner;
+use crate::core::outbox::EmailRequest;
+use crate::core::outbox::PlanLines;
+use crate::core::outbox::process_email;
+use crate::core::payment_plans::settle_plan;
+use crate::core::process_events::ProcessChange;
+use crate::core::process_events::plan_events;
 use crate::domain::event::EventType;
 use crate::domain::policy::ActionType;
 use crate::domain::process::payment_plan::PlanState;
 use crate::domain::process::state::{OutcomeStatus, ProcessState};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
-use crate::service::notifications::{EmailRequest, PlanLines};
-use crate::service::processes::payment_plans::{plan_events, settle_plan};
-use crate::service::processes::{ProcessChange, process_email};
 
 impl StepRunner<'_> {
     /// Brings the payment plan the process is paused for up to date and sends the reminders

@@ -3,15 +3,17 @@
 //! need with one query per table and write with one multi-row statement per table.
 
 use super::StepRunner;
+use crate::core::Caller;
+use crate::core::Core;
+use crate::core::outbox::TemplateCache;
 use crate::domain::customer::Customer;
 use crate::domain::invoice::Invoice;
 use crate::domain::notification::Notification;
 use crate::domain::organization::Organization;
 use crate::domain::policy::Policy;
 use crate::domain::process::state::{Charge, Process, StepRun, StepTrigger};
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::service::notifications::TemplateCache;
-use crate::service::{Caller, Core, Jobs};
 use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -52,7 +54,7 @@ pub struct ClaimedProcess {
     pub lease: DateTime<Utc>,
 }
 
-impl Jobs {
+impl Engine {
     /// One round of the step runner: claims due processes and runs what is due for each.
     /// Returns how many it claimed.
     pub async fn run_due_steps(&self) -> Result<usize, Error> {
@@ -252,13 +254,13 @@ impl StepInputs {
             if cache.policies.contains_key(&key) {
                 continue;
             }
-            let found = crate::service::processes::policy_of(tx, p).await?;
+            let found = crate::core::reconcile::policy_of(tx, p).await?;
             cache.policies.insert(key, found);
         }
         if let std::collections::hash_map::Entry::Vacant(slot) =
             cache.organizations.entry(organization_id)
         {
-            slot.insert(crate::service::organizations::load_organization(tx, caller).await?);
+            slot.insert(crate::core::lookup::load_organization(tx, caller).await?);
         }
         Ok(Self {
             processes: processes.into_iter().map(|p| (p.id, p)).collect(),
