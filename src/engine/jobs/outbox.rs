@@ -4,7 +4,6 @@ use crate::core::Caller;
 use crate::core::CustomerRef;
 use crate::core::lookup::load_customer;
 use crate::core::outbox::notification_event;
-use crate::domain::event::EventPayload;
 use crate::domain::event::EventType;
 use crate::domain::event::NewEvent;
 use crate::domain::notification::MAX_ATTEMPTS;
