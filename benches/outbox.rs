@@ -6,7 +6,7 @@
 //!
 //! Not a test: it prints figures (copy them into BENCHMARKS.md) and asserts nothing.
 
-#[path = "../tests/common/smtp.rs"]
+#[path = "../tests/it/common/smtp.rs"]
 mod smtp;
 
 mod support;

@@ -3,13 +3,11 @@
 //! history, charges and emails are compared with the simulation step by step; the
 //! simulation itself writes nothing.
 
-mod common;
-
+use crate::common::engine::*;
+use crate::common::policy::{amount, fixed_fee, ladder, on_failure};
+use crate::common::smtp::SmtpServer;
+use crate::common::{TestServer, assert_error, bad_fields};
 use chrono::{DateTime, Duration, Utc};
-use common::engine::*;
-use common::policy::{amount, fixed_fee, ladder, on_failure};
-use common::smtp::SmtpServer;
-use common::{TestServer, assert_error, bad_fields};
 use dunning::proto::{self, ActionOutcomeStatus, ActionType, PolicyScope, ProcessState};
 use std::collections::HashMap;
 

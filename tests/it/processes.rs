@@ -3,14 +3,12 @@
 //! to their invoices. Emails are counted at a real SMTP server, charges at a real HTTP
 //! payments service.
 
-mod common;
-
+use crate::common::engine::*;
+use crate::common::payments::{self, PaymentsServer};
+use crate::common::policy::{ladder, on_failure, plain, reminder, step};
+use crate::common::smtp::SmtpServer;
+use crate::common::{TestServer, customer};
 use chrono::{DateTime, Utc};
-use common::engine::*;
-use common::payments::{self, PaymentsServer};
-use common::policy::{ladder, on_failure, plain, reminder, step};
-use common::smtp::SmtpServer;
-use common::{TestServer, customer};
 use dunning::proto::{self, ActionType, PolicyScope, ProcessState, StepAnchor, TemplateKind};
 
 /// 120 days of one invoice under an INVOICE-scope policy: every step at its time, every
@@ -360,7 +358,7 @@ async fn thresholds_per_currency(s: &TestServer, _smtp: &SmtpServer) {
             code: "thr".into(),
             name: "Threshold".into(),
             scope: PolicyScope::Invoice as i32,
-            thresholds: vec![common::policy::amount("EUR", "50")],
+            thresholds: vec![crate::common::policy::amount("EUR", "50")],
             steps: vec![step(
                 "D1",
                 1,

@@ -3,11 +3,9 @@
 //! serves only health (reporting `dunning.engine`) and does the work: the step the API
 //! process's data made due reaches the SMTP server from the engine process.
 
-mod common;
-
-use common::policy::{default_policy_at_any_hour, one_reminder};
-use common::smtp::SmtpServer;
-use common::{Backend, TestServer, customer, invoice};
+use crate::common::policy::{default_policy_at_any_hour, one_reminder};
+use crate::common::smtp::SmtpServer;
+use crate::common::{Backend, TestServer, customer, invoice};
 use dunning::proto;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -37,7 +35,7 @@ async fn api_and_engine_processes_split_the_work() {
             ("DUNNING_SMTP_URL", smtp.url()),
         ]
     };
-    let api = common::spawn_serve(s.database_url(), &settings("api")).await;
+    let api = crate::common::spawn_serve(s.database_url(), &settings("api")).await;
     assert_eq!(
         health(&api.addr, "dunning.v1.DunningService").await,
         Ok(ServingStatus::Serving as i32)
@@ -96,7 +94,7 @@ async fn api_and_engine_processes_split_the_work() {
         .await
         .unwrap();
 
-    let engine = common::spawn_serve(s.database_url(), &settings("engine")).await;
+    let engine = crate::common::spawn_serve(s.database_url(), &settings("engine")).await;
     assert_eq!(
         health(&engine.addr, dunning::grpc::ENGINE_HEALTH_SERVICE).await,
         Ok(ServingStatus::Serving as i32)

@@ -2,11 +2,9 @@
 //! replicas racing over the same 1,000 due processes, and a replica killed with SIGKILL
 //! between the claim and the commit of a batch of steps. Exactly once is counted from the outside: at the SMTP server.
 
-mod common;
-
-use common::policy::{default_policy_at_any_hour, one_reminder};
-use common::smtp::SmtpServer;
-use common::{Backend, TestServer, customer, invoice};
+use crate::common::policy::{default_policy_at_any_hour, one_reminder};
+use crate::common::smtp::SmtpServer;
+use crate::common::{Backend, TestServer, customer, invoice};
 use dunning::proto;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use std::collections::HashSet;
@@ -183,7 +181,7 @@ async fn a_terminated_replica_drains_and_the_next_completes_the_rest() {
     ];
     let mut steps = events_of_type(&s, "process.step_executed").await;
     let db = Database::connect(&url).await.unwrap();
-    let mut replica = common::spawn_serve(&url, &settings).await;
+    let mut replica = crate::common::spawn_serve(&url, &settings).await;
     await_events(&mut steps, 150).await;
     let status = replica.terminate().await;
     assert!(
@@ -198,7 +196,7 @@ async fn a_terminated_replica_drains_and_the_next_completes_the_rest() {
         .filter(|e| e.r#type == "process.step_executed")
         .count();
     assert!(ran_before < PROCESSES, "SIGTERM came after the burst");
-    let next = common::spawn_serve(&url, &settings).await;
+    let next = crate::common::spawn_serve(&url, &settings).await;
     await_events(&mut sent, PROCESSES).await;
     assert_exactly_once(&s, &smtp, 0).await;
     drop(next);
@@ -214,9 +212,9 @@ async fn three_replicas_run_each_step_exactly_once() {
     let url = s.database_url().to_owned();
     let settings = settings(&smtp);
     let (a, b, c) = tokio::join!(
-        common::spawn_serve(&url, &settings),
-        common::spawn_serve(&url, &settings),
-        common::spawn_serve(&url, &settings),
+        crate::common::spawn_serve(&url, &settings),
+        crate::common::spawn_serve(&url, &settings),
+        crate::common::spawn_serve(&url, &settings),
     );
     await_events(&mut sent, PROCESSES).await;
     assert_exactly_once(&s, &smtp, 0).await;
@@ -240,7 +238,7 @@ async fn work_of_a_killed_replica_is_completed_once_by_the_next() {
     // between two batches, the next replica goes on and is killed in turn.
     let mut claims_left = 0;
     for _ in 0..5 {
-        let mut replica = common::spawn_serve(&url, &settings).await;
+        let mut replica = crate::common::spawn_serve(&url, &settings).await;
         await_events(&mut steps, 150).await;
         replica.kill().await;
         claims_left = leases_held(&db).await;
@@ -256,7 +254,7 @@ async fn work_of_a_killed_replica_is_completed_once_by_the_next() {
         .filter(|e| e.r#type == "process.step_executed")
         .count();
     assert!(ran_before_kill < PROCESSES, "the kill came after the burst");
-    let second = common::spawn_serve(&url, &settings).await;
+    let second = crate::common::spawn_serve(&url, &settings).await;
     await_events(&mut sent, PROCESSES).await;
     // Emails the killed replica had sent but not yet recorded may arrive twice, with the
     // same Message-ID (SMTP is at-least-once; receivers deduplicate by Message-ID): at most

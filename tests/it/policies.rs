@@ -1,10 +1,8 @@
 //! Dunning policies through the gRPC API: create, read, list, versioned update, archive, the
 //! validation of every field, and the checks on policy codes given elsewhere.
 
-mod common;
-
-use common::policy::{amount, plain, reminder, step};
-use common::{TestServer, assert_error, bad_fields, customer, invoice};
+use crate::common::policy::{amount, plain, reminder, step};
+use crate::common::{TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{self, ActionCondition, ActionType, PolicyScope, StepAnchor, TemplateKind};
 use prost_types::FieldMask;
 use tonic::Code;

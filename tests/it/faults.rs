@@ -1,16 +1,14 @@
 //! Dependency faults: with the database unreachable, calls answer UNAVAILABLE (never INTERNAL,
 //! never a hang), nothing is half-written, and the service recovers by itself.
 
-mod common;
-
-use common::{Backend, TestServer, assert_error, customer};
+use crate::common::{Backend, TestServer, assert_error, customer};
 use dunning::proto;
 use sea_orm::{ConnectionTrait, Database};
 use tonic::Code;
 
 /// Refuses new connections to the test database and ends the existing ones (PostgreSQL).
 async fn set_database_reachable(s: &TestServer, reachable: bool) {
-    let admin_url = common::postgres_admin_url();
+    let admin_url = crate::common::postgres_admin_url();
     let name = s.database_url().rsplit('/').next().unwrap().to_owned();
     let admin = Database::connect(&admin_url).await.unwrap();
     admin

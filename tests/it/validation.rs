@@ -1,9 +1,7 @@
 //! Malformed requests get INVALID_ARGUMENT (or the documented code) naming the bad field, and
 //! change nothing; the API surface around them: health, reflection, UNIMPLEMENTED, UNAVAILABLE.
 
-mod common;
-
-use common::{TestServer, assert_error, bad_fields, customer, invoice};
+use crate::common::{TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{self, get_customer_request, get_invoice_request, record_payment_request};
 use futures_util::future::BoxFuture;
 use prost_types::FieldMask;

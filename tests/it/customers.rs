@@ -1,8 +1,6 @@
 //! Customers, organizations, authentication and tenancy through the gRPC API.
 
-mod common;
-
-use common::{TestServer, assert_error, bad_fields, customer, invoice};
+use crate::common::{TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{self, get_customer_request, get_overdue_balance_request};
 use prost_types::FieldMask;
 use tonic::Code;

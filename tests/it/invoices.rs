@@ -1,9 +1,7 @@
 //! Invoices, payments, overdue balances and the overdue scanner through the gRPC API.
 
-mod common;
-
+use crate::common::{TestServer, assert_error, bad_fields, customer, invoice};
 use chrono::Duration;
-use common::{TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{
     self, get_invoice_request, get_overdue_balance_request, record_payment_request,
 };

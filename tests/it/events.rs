@@ -1,9 +1,7 @@
 //! The event log through WatchEvents and ListEvents: gap-free, ordered, resumable, live across
 //! replicas.
 
-mod common;
-
-use common::{Backend, TestServer, assert_error, customer};
+use crate::common::{Backend, TestServer, assert_error, customer};
 use dunning::proto::{self, dunning_service_client::DunningServiceClient};
 use std::time::Duration;
 use tonic::{Code, Streaming};
@@ -21,7 +19,7 @@ async fn create_customers(s: &TestServer, prefix: &str, count: usize) {
 }
 
 async fn watch(
-    client: &mut DunningServiceClient<common::Authed>,
+    client: &mut DunningServiceClient<crate::common::Authed>,
     request: proto::WatchEventsRequest,
 ) -> Streaming<proto::WatchEventsResponse> {
     client.watch_events(request).await.unwrap().into_inner()
@@ -98,7 +96,7 @@ async fn filters_apply_to_the_stream(s: &TestServer) {
     create_customers(s, "x", 2).await;
     s.invoices()
         .upsert_invoice(proto::UpsertInvoiceRequest {
-            invoice: Some(common::invoice("inv_1", "x001")),
+            invoice: Some(crate::common::invoice("inv_1", "x001")),
         })
         .await
         .unwrap();
@@ -199,7 +197,7 @@ async fn a_subscriber_behind_the_broadcast_catches_up_from_the_log(s: &TestServe
     .await;
     for batch in 0..20 {
         let invoices = (0..1000)
-            .map(|i| common::invoice(&format!("inv_{batch}_{i:04}"), "c000"))
+            .map(|i| crate::common::invoice(&format!("inv_{batch}_{i:04}"), "c000"))
             .collect();
         s.invoices()
             .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices })
@@ -216,7 +214,7 @@ async fn a_subscriber_behind_the_broadcast_catches_up_from_the_log(s: &TestServe
     create_customers(s, "d", 1).await;
     s.invoices()
         .upsert_invoice(proto::UpsertInvoiceRequest {
-            invoice: Some(common::invoice("inv_last", "d000")),
+            invoice: Some(crate::common::invoice("inv_last", "d000")),
         })
         .await
         .unwrap();
@@ -301,7 +299,7 @@ async fn events_cross_replicas_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_server_processes_on_postgres() {
     let s = TestServer::start(Backend::Postgres).await;
-    let mut child = common::spawn_serve(s.database_url(), &[]).await;
+    let mut child = crate::common::spawn_serve(s.database_url(), &[]).await;
     let addr = child.addr.clone();
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()

@@ -3,12 +3,10 @@
 //! takes a request id, and safe against a step the engine runs at the same moment. Emails
 //! are counted at a real SMTP server.
 
-mod common;
-
-use common::engine::*;
-use common::policy::{fixed_fee, reminder, step};
-use common::smtp::SmtpServer;
-use common::{TestServer, assert_error, bad_fields, customer};
+use crate::common::engine::*;
+use crate::common::policy::{fixed_fee, reminder, step};
+use crate::common::smtp::SmtpServer;
+use crate::common::{TestServer, assert_error, bad_fields, customer};
 use dunning::proto::{
     self, CommandType, PauseReason, PolicyScope, ProcessState, StepAnchor, StepTrigger,
     TemplateKind,

@@ -1,10 +1,8 @@
 //! Notifications: templated emails through the outbox to a real SMTP server over TCP.
 
-mod common;
-
+use crate::common::smtp::{Mode, SmtpServer};
+use crate::common::{TestServer, assert_error, bad_fields, customer, invoice};
 use chrono::Duration;
-use common::smtp::{Mode, SmtpServer};
-use common::{TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::notify::templates::TemplateKind;
 use dunning::proto::{self, preview_notification_request};
 use dunning::service::notifications::EmailRequest;
@@ -438,7 +436,7 @@ on_both_backends_with_smtp!(
 );
 
 /// The SMTP server is down when the email is due, and comes up later on the same port.
-async fn smtp_outage(backend: common::Backend) {
+async fn smtp_outage(backend: crate::common::Backend) {
     let port = SmtpServer::unused_port().await;
     let s = TestServer::start_with(backend, |c| {
         c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"))
@@ -473,18 +471,18 @@ async fn smtp_outage(backend: common::Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_then_up_on_sqlite() {
-    smtp_outage(common::Backend::Sqlite).await;
+    smtp_outage(crate::common::Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_then_up_on_postgres() {
-    smtp_outage(common::Backend::Postgres).await;
+    smtp_outage(crate::common::Backend::Postgres).await;
 }
 
 /// Without SMTP, messages land as `.eml` files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_default_writes_eml_files() {
-    let s = TestServer::start(common::Backend::Sqlite).await;
+    let s = TestServer::start(crate::common::Backend::Sqlite).await;
     setup(&s, customer("cus_1"), &["inv_1"]).await;
     let n = s
         .server()

@@ -1,12 +1,10 @@
 //! Payment requests through the gRPC API: rules, supersede, charges through the sandbox and
 //! through a real HTTP payments service, emails to a real SMTP server, and the event log.
 
-mod common;
-
+use crate::common::payments::{self, PaymentsServer};
+use crate::common::smtp::SmtpServer;
+use crate::common::{TestServer, assert_error, bad_fields, customer, invoice};
 use chrono::Duration;
-use common::payments::{self, PaymentsServer};
-use common::smtp::SmtpServer;
-use common::{TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{self, create_payment_request_request::Customer as Who};
 use tonic::Code;
 
@@ -1161,7 +1159,7 @@ async fn results_and_cancel_rules(s: &TestServer) {
 /// PostgreSQL database; an SQLite file belongs to one process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_charge_each_request_once() {
-    let server = TestServer::start(common::Backend::Postgres).await;
+    let server = TestServer::start(crate::common::Backend::Postgres).await;
     let s = &server;
     let psp = PaymentsServer::start().await;
     use_http_provider(s, &psp.url, None).await;

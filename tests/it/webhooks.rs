@@ -1,11 +1,9 @@
 //! Webhooks through the gRPC API against a real HTTP receiver on 127.0.0.1: signed deliveries,
 //! event-type filters, retries with backoff, auto-disable, the delivery log.
 
-mod common;
-
+use crate::common::http::{self, HttpRequest, HttpResponse};
+use crate::common::{TestServer, assert_error, bad_fields, customer};
 use chrono::Duration;
-use common::http::{self, HttpRequest, HttpResponse};
-use common::{TestServer, assert_error, bad_fields, customer};
 use dunning::proto;
 use std::sync::{Arc, Mutex};
 use tonic::Code;
@@ -204,7 +202,7 @@ async fn event_type_filter(s: &TestServer) {
     create_customer(s, "cus_1").await;
     s.invoices()
         .upsert_invoice(proto::UpsertInvoiceRequest {
-            invoice: Some(common::invoice("inv_1", "cus_1")),
+            invoice: Some(crate::common::invoice("inv_1", "cus_1")),
         })
         .await
         .unwrap();
@@ -478,7 +476,7 @@ on_both_backends!(
 /// event is turned into one delivery and posted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_deliver_each_event_once() {
-    let s = TestServer::start(common::Backend::Postgres).await;
+    let s = TestServer::start(crate::common::Backend::Postgres).await;
     let (receiver, url) = Receiver::start().await;
     let created = create_endpoint(&s, &url, &[]).await;
     receiver.set_secret(&created.secret);

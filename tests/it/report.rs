@@ -3,11 +3,9 @@
 //! the manual clock, payments, an escalation, a cancellation and a write-off), and every
 //! figure of the report checked against values worked out by hand.
 
-mod common;
-
-use common::engine::*;
-use common::policy::{fixed_fee, plain, reminder, step};
-use common::{TestServer, assert_error, bad_fields, customer};
+use crate::common::engine::*;
+use crate::common::policy::{fixed_fee, plain, reminder, step};
+use crate::common::{TestServer, assert_error, bad_fields, customer};
 use dunning::proto::{self, ActionType, PolicyScope, ProcessState, StepAnchor, TemplateKind};
 use tonic::Code;
 

@@ -3,11 +3,9 @@
 //! days, the last one met completes the plan; reminders arrive at a real SMTP server before
 //! each date, once.
 
-mod common;
-
-use common::engine::*;
-use common::smtp::SmtpServer;
-use common::{TestServer, assert_error, bad_fields};
+use crate::common::engine::*;
+use crate::common::smtp::SmtpServer;
+use crate::common::{TestServer, assert_error, bad_fields};
 use dunning::proto::{self, CommandType, InstalmentState, PauseReason, PaymentPlanState};
 use tonic::Code;
 
