@@ -97,6 +97,7 @@ async fn run(label: &str, database_url: String) {
     let server = support::start_server(database_url, |_| {}).await;
     let (_, key) = server
         .services()
+        .auth
         .create_organization("bench")
         .await
         .unwrap();

@@ -58,7 +58,12 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 async fn setup(services: &Services, caller: Caller, processes: usize) {
-    let mut settings = services.get_organization(caller).await.unwrap().settings;
+    let mut settings = services
+        .organizations
+        .get_organization(caller)
+        .await
+        .unwrap()
+        .settings;
     settings.quiet_hours = QuietHours {
         enabled: false,
         ..QuietHours::default()
@@ -86,10 +91,12 @@ async fn setup(services: &Services, caller: Caller, processes: usize) {
         }],
     };
     services
+        .policies
         .create_policy(caller, "bench".into(), definition, None)
         .await
         .unwrap();
     services
+        .organizations
         .update_organization(
             caller,
             &settings,
@@ -119,6 +126,7 @@ async fn setup(services: &Services, caller: Caller, processes: usize) {
             metadata: Default::default(),
         };
         services
+            .customers
             .create_customer(caller, format!("cus_{c}"), details, None, None)
             .await
             .unwrap();
@@ -144,6 +152,7 @@ async fn setup(services: &Services, caller: Caller, processes: usize) {
         .collect();
     for chunk in syncs.chunks(1000) {
         services
+            .invoices
             .upsert_invoices(caller, chunk, &|i| format!("invoices[{i}]"))
             .await
             .unwrap();
@@ -363,8 +372,8 @@ async fn run(label: &str, database_url: String) {
     let workers = env_usize("DUNNING_BENCH_WORKERS", 2);
     let server = support::start_server(database_url.clone(), |_| {}).await;
     let services = server.services().clone();
-    let (_, key) = services.create_organization("bench").await.unwrap();
-    let caller: Caller = services.authenticate(&key.plain_text).await.unwrap();
+    let (_, key) = services.auth.create_organization("bench").await.unwrap();
+    let caller: Caller = services.auth.authenticate(&key.plain_text).await.unwrap();
     let setup_started = Instant::now();
     setup(&services, caller, processes).await;
     let setup_time = setup_started.elapsed();

@@ -24,15 +24,21 @@ async fn run(label: &str, database_url: String) {
     let smtp_url = sink.url();
     let server = support::start_server(database_url, |c| c.smtp_url = Some(smtp_url)).await;
     let services = server.services();
-    let (_, key) = services.create_organization("bench").await.unwrap();
-    let caller: Caller = services.authenticate(&key.plain_text).await.unwrap();
+    let (_, key) = services.auth.create_organization("bench").await.unwrap();
+    let caller: Caller = services.auth.authenticate(&key.plain_text).await.unwrap();
     // Send at any hour: the benchmark may run at night.
-    let mut settings = services.get_organization(caller).await.unwrap().settings;
+    let mut settings = services
+        .organizations
+        .get_organization(caller)
+        .await
+        .unwrap()
+        .settings;
     settings.quiet_hours = QuietHours {
         enabled: false,
         ..QuietHours::default()
     };
     services
+        .organizations
         .update_organization(caller, &settings, &[OrganizationField::QuietHours])
         .await
         .unwrap();
@@ -53,6 +59,7 @@ async fn run(label: &str, database_url: String) {
         metadata: Default::default(),
     };
     services
+        .customers
         .create_customer(caller, "cus_bench".into(), details, None, None)
         .await
         .unwrap();
@@ -74,6 +81,7 @@ async fn run(label: &str, database_url: String) {
         void: false,
     };
     services
+        .invoices
         .upsert_invoices(caller, &[sync], &|_| "invoice".into())
         .await
         .unwrap();
@@ -87,7 +95,11 @@ async fn run(label: &str, database_url: String) {
     };
     let queued_at = Instant::now();
     for _ in 0..MESSAGES {
-        services.send_email(caller, &request).await.unwrap();
+        services
+            .notifications
+            .send_email(caller, &request)
+            .await
+            .unwrap();
     }
     let queue_rate = MESSAGES as f64 / queued_at.elapsed().as_secs_f64();
 

@@ -222,7 +222,12 @@ async fn copy_rows(
 /// One row of each table written by the service itself (a customer, an overdue invoice, its
 /// process that ran a fee step, a payment), to copy the other columns from.
 async fn template_rows(services: &Services, caller: Caller) {
-    let mut settings = services.get_organization(caller).await.unwrap().settings;
+    let mut settings = services
+        .organizations
+        .get_organization(caller)
+        .await
+        .unwrap()
+        .settings;
     settings.quiet_hours = QuietHours {
         enabled: false,
         ..QuietHours::default()
@@ -266,10 +271,12 @@ async fn template_rows(services: &Services, caller: Caller) {
         }],
     };
     services
+        .policies
         .create_policy(caller, "bench0".into(), definition, None)
         .await
         .unwrap();
     services
+        .organizations
         .update_organization(
             caller,
             &settings,
@@ -296,6 +303,7 @@ async fn template_rows(services: &Services, caller: Caller) {
         metadata: Default::default(),
     };
     services
+        .customers
         .create_customer(caller, "cus_template".into(), details, None, None)
         .await
         .unwrap();
@@ -317,6 +325,7 @@ async fn template_rows(services: &Services, caller: Caller) {
         void: false,
     };
     services
+        .invoices
         .upsert_invoices(
             caller,
             &[sync("inv_template"), sync("inv_template_paid")],
@@ -325,6 +334,7 @@ async fn template_rows(services: &Services, caller: Caller) {
         .await
         .unwrap();
     services
+        .invoices
         .record_payment(
             caller,
             &InvoiceRef::ExternalId("inv_template_paid".into()),
@@ -731,8 +741,8 @@ async fn run(label: &str, database_url: String) {
     let invoices = env_usize("DUNNING_BENCH_INVOICES", 1_000_000);
     let server = support::start_server(database_url.clone(), |_| {}).await;
     let services = server.services().clone();
-    let (_, key) = services.create_organization("bench").await.unwrap();
-    let caller: Caller = services.authenticate(&key.plain_text).await.unwrap();
+    let (_, key) = services.auth.create_organization("bench").await.unwrap();
+    let caller: Caller = services.auth.authenticate(&key.plain_text).await.unwrap();
     template_rows(&services, caller).await;
     server.engine().start_due_processes().await.unwrap();
     server.engine().run_due_steps().await.unwrap();

@@ -117,7 +117,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Serve => {
             let services = services(&config).await?;
-            if let Some((org, key)) = services.ensure_first_organization().await? {
+            if let Some((org, key)) = services.auth.ensure_first_organization().await? {
                 eprintln!(
                     "Created organization `{}`. Its API key (shown once, store it now):",
                     org.settings.name
@@ -134,7 +134,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Org {
             command: OrgCommand::Create { name },
         } => {
-            let (_, key) = services(&config).await?.create_organization(&name).await?;
+            let (_, key) = services(&config)
+                .await?
+                .auth
+                .create_organization(&name)
+                .await?;
             println!("{}", key.plain_text);
         }
         Command::Key { command } => {
@@ -149,12 +153,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     let expires_at = expires_in_days
                         .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
                     let key = services
+                        .auth
                         .create_scoped_api_key(&org, scopes, expires_at)
                         .await?;
                     println!("{}", key.plain_text);
                 }
                 KeyCommand::List { org } => {
-                    for key in services.list_api_keys(&org).await? {
+                    for key in services.auth.list_api_keys(&org).await? {
                         let revoked = key
                             .revoked_at
                             .map(|t| t.to_rfc3339())
@@ -175,7 +180,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 KeyCommand::Revoke { key_id } => {
-                    services.revoke_api_key(key_id).await?;
+                    services.auth.revoke_api_key(key_id).await?;
                     eprintln!("revoked {key_id}");
                 }
             }

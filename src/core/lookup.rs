@@ -69,3 +69,27 @@ pub(crate) async fn load_organization<C: Connection>(
         .await?
         .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))
 }
+
+/// FAILED_PRECONDITION `CUSTOMER_DELETED` for a customer whose personal data was erased: it
+/// keeps its financial history but takes no new work.
+pub(crate) fn check_not_deleted(customer: &Customer) -> Result<(), Error> {
+    if customer.is_deleted() {
+        return Err(Error::precondition(
+            "CUSTOMER_DELETED",
+            format!("customer `{}` was deleted", customer.external_id),
+        ));
+    }
+    Ok(())
+}
+
+/// A customer of the caller's organization that was not deleted (NOT_FOUND or
+/// CUSTOMER_DELETED otherwise).
+pub(crate) async fn load_live_customer<C: Connection>(
+    conn: &Conn<C>,
+    caller: Caller,
+    key: &CustomerRef,
+) -> Result<Customer, Error> {
+    let customer = load_customer(conn, caller, key).await?;
+    check_not_deleted(&customer)?;
+    Ok(customer)
+}

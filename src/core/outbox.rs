@@ -5,7 +5,7 @@
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::CustomerRef;
-use crate::core::lookup::load_customer;
+use crate::core::lookup::load_live_customer;
 use crate::domain::customer::Customer;
 use crate::domain::event::EventPayload;
 use crate::domain::event::EventType;
@@ -371,13 +371,7 @@ impl Core {
         request: &EmailRequest,
     ) -> Result<ComposedEmail, Error> {
         let org = crate::core::lookup::load_organization(conn, caller).await?;
-        let customer = load_customer(conn, caller, &request.customer).await?;
-        if customer.is_deleted() {
-            return Err(Error::precondition(
-                "CUSTOMER_DELETED",
-                format!("customer `{}` was deleted", customer.external_id),
-            ));
-        }
+        let customer = load_live_customer(conn, caller, &request.customer).await?;
         let mut invoices = if request.invoice_external_ids.is_empty() {
             let filter = InvoiceFilter {
                 customer_id: Some(customer.id),

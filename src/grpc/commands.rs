@@ -126,7 +126,7 @@ async fn run<T>(
         promise,
         payment_plan,
     };
-    Ok(api.services.run_command(caller, &command).await?)
+    Ok(api.services.processes.run_command(caller, &command).await?)
 }
 
 fn process(result: CommandResult) -> Option<proto::Process> {

@@ -194,6 +194,7 @@ impl CustomerService for Api {
         all.finish().map_err(Error::from)?;
         let created = self
             .services
+            .customers
             .create_customer(
                 caller,
                 external_id.unwrap_or_default(),
@@ -213,7 +214,7 @@ impl CustomerService for Api {
     ) -> Result<Response<proto::GetCustomerResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let key = convert::customer_key(request.get_ref().customer.as_ref())?;
-        let customer = self.services.get_customer(caller, &key).await?;
+        let customer = self.services.customers.get_customer(caller, &key).await?;
         Ok(Response::new(proto::GetCustomerResponse {
             customer: Some(customer_to_proto(customer)),
         }))
@@ -257,6 +258,7 @@ impl CustomerService for Api {
         violations_within(v, "customer.", &fields)?;
         let updated = self
             .services
+            .customers
             .update_customer(caller, &key, &details, &fields)
             .await?;
         Ok(Response::new(proto::UpdateCustomerResponse {
@@ -284,8 +286,11 @@ impl CustomerService for Api {
             tag: Some(req.tag).filter(|t| !t.is_empty()),
             include_deleted: req.include_deleted,
         };
-        let (customers, next_page_token) =
-            self.services.list_customers(caller, &filter, &page).await?;
+        let (customers, next_page_token) = self
+            .services
+            .customers
+            .list_customers(caller, &filter, &page)
+            .await?;
         Ok(Response::new(proto::ListCustomersResponse {
             customers: customers.into_iter().map(customer_to_proto).collect(),
             next_page_token,
@@ -298,7 +303,11 @@ impl CustomerService for Api {
     ) -> Result<Response<proto::DeleteCustomerResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let key = convert::customer_key(request.get_ref().customer.as_ref())?;
-        let customer = self.services.delete_customer(caller, &key).await?;
+        let customer = self
+            .services
+            .customers
+            .delete_customer(caller, &key)
+            .await?;
         Ok(Response::new(proto::DeleteCustomerResponse {
             customer: Some(customer_to_proto(customer)),
         }))
@@ -310,7 +319,11 @@ impl CustomerService for Api {
     ) -> Result<Response<proto::GetOverdueBalanceResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let key = convert::customer_key(request.get_ref().customer.as_ref())?;
-        let balance = self.services.overdue_balance(caller, &key).await?;
+        let balance = self
+            .services
+            .customers
+            .overdue_balance(caller, &key)
+            .await?;
         Ok(Response::new(balance_to_proto(balance)))
     }
 }

@@ -232,6 +232,7 @@ impl proto::dunning_service_server::DunningService for Api {
             .await?;
         let (events, next_page_token) = self
             .services
+            .events
             .list_events(caller, &filter, req.after_sequence, &page)
             .await?;
         Ok(Response::new(proto::ListEventsResponse {
@@ -252,6 +253,7 @@ impl Api {
         if let Some(ext) = customer_external_id {
             let customer = self
                 .services
+                .customers
                 .get_customer(caller, &CustomerRef::ExternalId(ext))
                 .await?;
             filter.customer_id = Some(customer.id);
@@ -259,6 +261,7 @@ impl Api {
         if let Some(ext) = invoice_external_id {
             let invoice = self
                 .services
+                .invoices
                 .get_invoice(caller, &InvoiceRef::ExternalId(ext))
                 .await?;
             filter.invoice_id = Some(invoice.invoice.id);

@@ -193,7 +193,11 @@ impl InvoiceService for Api {
         };
         let path = |_: usize| "invoice".to_owned();
         let syncs = batch_syncs(std::slice::from_ref(&invoice), &path)?;
-        let mut done = self.services.upsert_invoices(caller, &syncs, &path).await?;
+        let mut done = self
+            .services
+            .invoices
+            .upsert_invoices(caller, &syncs, &path)
+            .await?;
         let upserted = done
             .pop()
             .ok_or_else(|| Error::Internal("upsert returned nothing".into()))?;
@@ -216,7 +220,11 @@ impl InvoiceService for Api {
         }
         let path = |i: usize| format!("invoices[{i}]");
         let syncs = batch_syncs(&invoices, &path)?;
-        let done = self.services.upsert_invoices(caller, &syncs, &path).await?;
+        let done = self
+            .services
+            .invoices
+            .upsert_invoices(caller, &syncs, &path)
+            .await?;
         let count = |o: SyncOutcome| done.iter().filter(|u| u.outcome == o).count() as i32;
         Ok(Response::new(proto::BatchUpsertInvoicesResponse {
             created_count: count(SyncOutcome::Created),
@@ -232,7 +240,7 @@ impl InvoiceService for Api {
     ) -> Result<Response<proto::GetInvoiceResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let key = convert::invoice_key(request.get_ref().invoice.as_ref(), "")?;
-        let view = self.services.get_invoice(caller, &key).await?;
+        let view = self.services.invoices.get_invoice(caller, &key).await?;
         Ok(Response::new(proto::GetInvoiceResponse {
             invoice: Some(invoice_to_proto(view)),
         }))
@@ -286,7 +294,11 @@ impl InvoiceService for Api {
                 due_date_to,
             },
         };
-        let (views, next_page_token) = self.services.list_invoices(caller, &query, &page).await?;
+        let (views, next_page_token) = self
+            .services
+            .invoices
+            .list_invoices(caller, &query, &page)
+            .await?;
         Ok(Response::new(proto::ListInvoicesResponse {
             invoices: views.into_iter().map(invoice_to_proto).collect(),
             next_page_token,
@@ -323,7 +335,11 @@ impl InvoiceService for Api {
             paid_at,
             reference: reference.unwrap_or_default(),
         };
-        let (view, payment) = self.services.record_payment(caller, &key, payment).await?;
+        let (view, payment) = self
+            .services
+            .invoices
+            .record_payment(caller, &key, payment)
+            .await?;
         let payment = payment_to_proto(payment, &view.invoice.external_id);
         Ok(Response::new(proto::RecordPaymentResponse {
             invoice: Some(invoice_to_proto(view)),
@@ -339,7 +355,11 @@ impl InvoiceService for Api {
         let req = request.get_ref();
         let key = convert::invoice_key(req.invoice.as_ref(), "")?;
         let reason = validation::text(&req.reason).map_err(|e| Error::field("reason", e))?;
-        let view = self.services.void_invoice(caller, &key, &reason).await?;
+        let view = self
+            .services
+            .invoices
+            .void_invoice(caller, &key, &reason)
+            .await?;
         Ok(Response::new(proto::VoidInvoiceResponse {
             invoice: Some(invoice_to_proto(view)),
         }))
@@ -385,6 +405,7 @@ impl InvoiceService for Api {
         v.finish().map_err(Error::from)?;
         let view = self
             .services
+            .invoices
             .update_invoice_flags(caller, &key, &flags)
             .await?;
         Ok(Response::new(proto::UpdateInvoiceResponse {
@@ -400,8 +421,12 @@ impl InvoiceService for Api {
         let req = request.into_inner();
         let key = convert::invoice_key(req.invoice.as_ref(), "invoice_")?;
         let page = convert::page(req.page_size, req.page_token)?;
-        let invoice = self.services.get_invoice(caller, &key).await?;
-        let (payments, next_page_token) = self.services.list_payments(caller, &key, &page).await?;
+        let invoice = self.services.invoices.get_invoice(caller, &key).await?;
+        let (payments, next_page_token) = self
+            .services
+            .invoices
+            .list_payments(caller, &key, &page)
+            .await?;
         Ok(Response::new(proto::ListPaymentsResponse {
             payments: payments
                 .into_iter()

@@ -107,6 +107,7 @@ pub(crate) async fn authenticate<T>(
         .ok_or_else(missing)?;
     let method = method_of::<T>();
     services
+        .auth
         .authorize(key, scope_of_method(method), method)
         .await
 }

@@ -155,13 +155,17 @@ pub async fn preview(
         .transpose()?;
     let composed = if req.process_id.is_empty() {
         let email = preview_request(&req, locale)?;
-        api.services.preview_email(caller, &email).await?
+        api.services
+            .notifications
+            .preview_email(caller, &email)
+            .await?
     } else {
         let process_id = convert::uuid("process_id", &req.process_id)?;
         let kind = (req.kind != proto::TemplateKind::Unspecified as i32)
             .then(|| kind_from_proto("kind", req.kind))
             .transpose()?;
         api.services
+            .processes
             .preview_process_email(caller, process_id, kind, locale)
             .await?
     };
@@ -210,6 +214,7 @@ pub async fn list(
     };
     let (rows, next_page_token) = api
         .services
+        .notifications
         .list_notifications(caller, customer, filter, &page)
         .await?;
     Ok(Response::new(proto::ListNotificationsResponse {
@@ -256,6 +261,7 @@ pub async fn set_template(
     };
     let stored = api
         .services
+        .notifications
         .set_template(caller, kind, &locale, source)
         .await?;
     Ok(Response::new(proto::SetTemplateOverrideResponse {
@@ -272,6 +278,7 @@ pub async fn get_template(
     let kind = kind_from_proto("kind", req.kind)?;
     let stored = api
         .services
+        .notifications
         .get_template(caller, kind, &locale("locale", &req.locale)?)
         .await?;
     Ok(Response::new(proto::GetTemplateOverrideResponse {
@@ -290,7 +297,11 @@ pub async fn list_templates(
     let kind = (req.kind != proto::TemplateKind::Unspecified as i32)
         .then(|| kind_from_proto("kind", req.kind))
         .transpose()?;
-    let stored = api.services.list_templates(caller, kind).await?;
+    let stored = api
+        .services
+        .notifications
+        .list_templates(caller, kind)
+        .await?;
     Ok(Response::new(proto::ListTemplateOverridesResponse {
         template_overrides: stored.into_iter().map(template_to_proto).collect(),
         next_page_token: String::new(),
@@ -305,6 +316,7 @@ pub async fn delete_template(
     let req = request.into_inner();
     let kind = kind_from_proto("kind", req.kind)?;
     api.services
+        .notifications
         .delete_template(caller, kind, &locale("locale", &req.locale)?)
         .await?;
     Ok(Response::new(proto::DeleteTemplateOverrideResponse {}))

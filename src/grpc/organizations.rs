@@ -227,7 +227,7 @@ impl proto::organization_service_server::OrganizationService for Api {
         request: Request<proto::GetOrganizationRequest>,
     ) -> Result<Response<proto::GetOrganizationResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
-        let org = self.services.get_organization(caller).await?;
+        let org = self.services.organizations.get_organization(caller).await?;
         Ok(Response::new(proto::GetOrganizationResponse {
             organization: Some(organization_to_proto(org)),
         }))
@@ -250,10 +250,11 @@ impl proto::organization_service_server::OrganizationService for Api {
             })?;
             fields.extend(resolved);
         }
-        let current = self.services.get_organization(caller).await?;
+        let current = self.services.organizations.get_organization(caller).await?;
         let update = settings_update(&org, &fields, &current.settings)?;
         let updated = self
             .services
+            .organizations
             .update_organization(caller, &update, &fields)
             .await?;
         Ok(Response::new(proto::UpdateOrganizationResponse {

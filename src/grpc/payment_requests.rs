@@ -189,7 +189,11 @@ impl PaymentRequestService for Api {
     ) -> Result<Response<proto::CreatePaymentRequestResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let new = new_payment_request(request.into_inner())?;
-        let created = self.services.create_payment_request(caller, &new).await?;
+        let created = self
+            .services
+            .payment_requests
+            .create_payment_request(caller, &new)
+            .await?;
         Ok(Response::new(proto::CreatePaymentRequestResponse {
             payment_request: Some(payment_request_to_proto(created)),
         }))
@@ -201,7 +205,11 @@ impl PaymentRequestService for Api {
     ) -> Result<Response<proto::GetPaymentRequestResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let id = convert::uuid("id", &request.get_ref().id)?;
-        let found = self.services.get_payment_request(caller, id).await?;
+        let found = self
+            .services
+            .payment_requests
+            .get_payment_request(caller, id)
+            .await?;
         Ok(Response::new(proto::GetPaymentRequestResponse {
             payment_request: Some(payment_request_to_proto(found)),
         }))
@@ -232,6 +240,7 @@ impl PaymentRequestService for Api {
         };
         let (rows, next_page_token) = self
             .services
+            .payment_requests
             .list_payment_requests(caller, &query, &page)
             .await?;
         Ok(Response::new(proto::ListPaymentRequestsResponse {
@@ -258,6 +267,7 @@ impl PaymentRequestService for Api {
         };
         let canceled = self
             .services
+            .payment_requests
             .cancel_payment_request(caller, id, &req.reason)
             .await?;
         Ok(Response::new(proto::CancelPaymentRequestResponse {
@@ -275,6 +285,7 @@ impl PaymentRequestService for Api {
         let result = payment_result(req)?;
         let (updated, invoices) = self
             .services
+            .payment_requests
             .record_payment_result(caller, id, &result)
             .await?;
         Ok(Response::new(proto::RecordPaymentResultResponse {

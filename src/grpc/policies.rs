@@ -660,6 +660,7 @@ pub async fn create(
     v.finish().map_err(Error::from)?;
     let policy = api
         .services
+        .policies
         .create_policy(caller, code, definition, request_id)
         .await?;
     Ok(Response::new(proto::CreatePolicyResponse {
@@ -678,7 +679,11 @@ pub async fn get(
         return Err(Error::field("version", "must not be negative (0 = the latest)").into());
     }
     let version = (req.version > 0).then_some(req.version);
-    let policy = api.services.get_policy(caller, &code, version).await?;
+    let policy = api
+        .services
+        .policies
+        .get_policy(caller, &code, version)
+        .await?;
     Ok(Response::new(proto::GetPolicyResponse {
         policy: Some(policy_to_proto(policy)),
     }))
@@ -693,6 +698,7 @@ pub async fn list(
     let page = convert::page(req.page_size, req.page_token)?;
     let (policies, next_page_token) = api
         .services
+        .policies
         .list_policies(caller, req.include_archived, &page)
         .await?;
     Ok(Response::new(proto::ListPoliciesResponse {
@@ -731,6 +737,7 @@ pub async fn update(
     v.finish().map_err(Error::from)?;
     let policy = api
         .services
+        .policies
         .update_policy(caller, &code, &update, &fields)
         .await?;
     Ok(Response::new(proto::UpdatePolicyResponse {
@@ -744,7 +751,7 @@ pub async fn archive(
 ) -> Result<Response<proto::ArchivePolicyResponse>, Status> {
     let caller = authenticate(&api.services, &request).await?;
     let code = code_argument("code", &request.get_ref().code)?;
-    let policy = api.services.archive_policy(caller, &code).await?;
+    let policy = api.services.policies.archive_policy(caller, &code).await?;
     Ok(Response::new(proto::ArchivePolicyResponse {
         policy: Some(policy_to_proto(policy)),
     }))
@@ -769,6 +776,7 @@ pub async fn assign(
     };
     let assigned = api
         .services
+        .processes
         .assign_policy(caller, &customer, &policy_code, req.apply_to_open_processes)
         .await?;
     Ok(Response::new(proto::AssignPolicyResponse {

@@ -260,7 +260,7 @@ pub async fn get(
 ) -> Result<Response<proto::GetProcessResponse>, Status> {
     let caller = authenticate(&api.services, &request).await?;
     let id = convert::uuid("id", &request.get_ref().id)?;
-    let view = api.services.get_process(caller, id).await?;
+    let view = api.services.processes.get_process(caller, id).await?;
     Ok(Response::new(proto::GetProcessResponse {
         process: Some(process_to_proto(view)),
     }))
@@ -308,7 +308,11 @@ pub async fn list(
             ..Default::default()
         },
     };
-    let (views, next_page_token) = api.services.list_processes(caller, &query, &page).await?;
+    let (views, next_page_token) = api
+        .services
+        .processes
+        .list_processes(caller, &query, &page)
+        .await?;
     Ok(Response::new(proto::ListProcessesResponse {
         processes: views.into_iter().map(process_to_proto).collect(),
         next_page_token,

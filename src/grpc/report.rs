@@ -45,6 +45,7 @@ pub async fn get(
     v.finish().map_err(Error::from)?;
     let report = api
         .services
+        .report
         .collections_report(
             caller,
             ReportRequest {

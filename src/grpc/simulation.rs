@@ -76,6 +76,7 @@ pub async fn simulate(
     };
     let simulation = api
         .services
+        .processes
         .simulate_policy(
             caller,
             SimulationRequest {

@@ -137,6 +137,7 @@ impl WebhookService for Api {
         v.finish().map_err(Error::from)?;
         let created = self
             .services
+            .webhooks
             .create_webhook_endpoint(caller, &settings, request_id.as_deref())
             .await?;
         Ok(Response::new(proto::CreateWebhookEndpointResponse {
@@ -150,7 +151,11 @@ impl WebhookService for Api {
     ) -> Result<Response<proto::GetWebhookEndpointResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let id = convert::uuid("id", &request.get_ref().id)?;
-        let endpoint = self.services.get_webhook_endpoint(caller, id).await?;
+        let endpoint = self
+            .services
+            .webhooks
+            .get_webhook_endpoint(caller, id)
+            .await?;
         Ok(Response::new(proto::GetWebhookEndpointResponse {
             webhook_endpoint: Some(endpoint_to_proto(endpoint, false)),
         }))
@@ -163,7 +168,11 @@ impl WebhookService for Api {
         let caller = authenticate(&self.services, &request).await?;
         let req = request.into_inner();
         let page = convert::page(req.page_size, req.page_token)?;
-        let (rows, next_page_token) = self.services.list_webhook_endpoints(caller, &page).await?;
+        let (rows, next_page_token) = self
+            .services
+            .webhooks
+            .list_webhook_endpoints(caller, &page)
+            .await?;
         Ok(Response::new(proto::ListWebhookEndpointsResponse {
             webhook_endpoints: rows
                 .into_iter()
@@ -199,6 +208,7 @@ impl WebhookService for Api {
         let settings = endpoint_settings(&endpoint, &fields)?;
         let updated = self
             .services
+            .webhooks
             .update_webhook_endpoint(caller, id, &settings, &fields)
             .await?;
         Ok(Response::new(proto::UpdateWebhookEndpointResponse {
@@ -212,7 +222,10 @@ impl WebhookService for Api {
     ) -> Result<Response<proto::DeleteWebhookEndpointResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let id = convert::uuid("id", &request.get_ref().id)?;
-        self.services.delete_webhook_endpoint(caller, id).await?;
+        self.services
+            .webhooks
+            .delete_webhook_endpoint(caller, id)
+            .await?;
         Ok(Response::new(proto::DeleteWebhookEndpointResponse {}))
     }
 
@@ -222,7 +235,11 @@ impl WebhookService for Api {
     ) -> Result<Response<proto::RotateWebhookSecretResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let id = convert::uuid("id", &request.get_ref().id)?;
-        let endpoint = self.services.rotate_webhook_secret(caller, id).await?;
+        let endpoint = self
+            .services
+            .webhooks
+            .rotate_webhook_secret(caller, id)
+            .await?;
         Ok(Response::new(proto::RotateWebhookSecretResponse {
             webhook_endpoint: Some(endpoint_to_proto(endpoint, true)),
         }))
@@ -251,6 +268,7 @@ impl WebhookService for Api {
         };
         let (rows, next_page_token) = self
             .services
+            .webhooks
             .list_webhook_deliveries(caller, &filter, &page)
             .await?;
         Ok(Response::new(proto::ListWebhookDeliveriesResponse {

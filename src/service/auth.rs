@@ -1,8 +1,8 @@
 //! Organizations' API keys: issued once in plain text, stored as SHA-256 hashes.
 
-use super::Services;
 use crate::core::Actor;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::domain::access::{Scope, Scopes};
 use crate::domain::organization::{Organization, OrganizationSettings};
 use crate::domain::validation;
@@ -12,7 +12,20 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Authentication of API keys, organizations and their keys (the command line).
+#[derive(Clone)]
+pub struct Auth {
+    core: Arc<Core>,
+}
+
+impl Auth {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 /// Every key starts with this, so leaked keys are easy to recognise in logs and scanners.
 const KEY_PREFIX: &str = "dun_";
@@ -36,7 +49,7 @@ fn generate_key() -> String {
     format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-impl Services {
+impl Auth {
     /// Resolves a bearer key to its organization, for a call that needs `scope`:
     /// PERMISSION_DENIED (`SCOPE_MISSING`, naming the scope) when the key lacks it.
     pub async fn authorize(
@@ -79,6 +92,7 @@ impl Services {
             ));
         }
         let record = self
+            .core
             .store
             .find_api_key_by_hash(&hash_key(plain_text))
             .await?
@@ -89,7 +103,7 @@ impl Services {
                 "the API key was revoked",
             ));
         }
-        if record.expires_at.is_some_and(|at| self.now() >= at) {
+        if record.expires_at.is_some_and(|at| self.core.now() >= at) {
             return Err(unauthenticated("API_KEY_EXPIRED", "the API key expired"));
         }
         let caller = Caller {
@@ -105,14 +119,14 @@ impl Services {
         name: &str,
     ) -> Result<(Organization, IssuedKey), Error> {
         let name = validation::required_text(name).map_err(|e| Error::field("name", e))?;
-        let now = self.now();
+        let now = self.core.now();
         let org = Organization {
             id: Uuid::now_v7(),
             settings: OrganizationSettings::new(&name),
             created_at: now,
             updated_at: now,
         };
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         tx.insert_organization(&org).await?;
         let key = self.issue_key(&tx, org.id, Scopes::ALL, None).await?;
         tx.commit().await?;
@@ -123,7 +137,7 @@ impl Services {
     pub async fn ensure_first_organization(
         &self,
     ) -> Result<Option<(Organization, IssuedKey)>, Error> {
-        if self.store.count_organizations().await? > 0 {
+        if self.core.store.count_organizations().await? > 0 {
             return Ok(None);
         }
         match self.create_organization("default").await {
@@ -152,11 +166,11 @@ impl Services {
         if scopes == Scopes::NONE {
             return Err(Error::field("scopes", "at least one scope is required"));
         }
-        if expires_at.is_some_and(|at| at <= self.now()) {
+        if expires_at.is_some_and(|at| at <= self.core.now()) {
             return Err(Error::field("expires_at", "must be in the future"));
         }
         let org = self.organization_by_name(org_name).await?;
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let key = self.issue_key(&tx, org.id, scopes, expires_at).await?;
         tx.commit().await?;
         Ok(key)
@@ -165,12 +179,17 @@ impl Services {
     /// Keys of the organization named `org_name`, oldest first.
     pub async fn list_api_keys(&self, org_name: &str) -> Result<Vec<ApiKeyRecord>, Error> {
         let org = self.organization_by_name(org_name).await?;
-        self.store.list_api_keys(org.id).await
+        self.core.store.list_api_keys(org.id).await
     }
 
     /// Revokes a key by id; requests with it are refused from then on.
     pub async fn revoke_api_key(&self, key_id: Uuid) -> Result<(), Error> {
-        if self.store.revoke_api_key(key_id, self.now()).await? {
+        if self
+            .core
+            .store
+            .revoke_api_key(key_id, self.core.now())
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::not_found(
@@ -181,7 +200,8 @@ impl Services {
     }
 
     async fn organization_by_name(&self, name: &str) -> Result<Organization, Error> {
-        self.store
+        self.core
+            .store
             .find_organization_by_name(name)
             .await?
             .ok_or_else(|| {
@@ -204,7 +224,7 @@ impl Services {
             id: Uuid::now_v7(),
             organization_id,
             prefix: plain_text[..SHOWN_PREFIX_LEN].to_owned(),
-            created_at: self.now(),
+            created_at: self.core.now(),
             revoked_at: None,
             scopes,
             expires_at,

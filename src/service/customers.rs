@@ -1,13 +1,11 @@
 //! Customers: create, read, update, list, erase, and their overdue balance.
 
-use super::Services;
 use super::paging::PageRequest;
 use super::paging::fingerprint;
-use super::policies::PolicyHolder;
-use super::policies::check_assignable_policy;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::core::CustomerRef;
-use crate::core::lookup::load_customer;
+use crate::core::lookup::{load_customer, load_live_customer};
 use crate::domain::customer::Customer;
 use crate::domain::customer::CustomerDetails;
 use crate::domain::customer::CustomerField;
@@ -16,10 +14,26 @@ use crate::domain::event::NewEvent;
 use crate::domain::overdue::OverdueBalance;
 use crate::domain::query::CustomerFilter;
 use crate::error::Error;
+use crate::service::lookup::PolicyHolder;
+use crate::service::lookup::check_assignable_policy;
+use crate::service::lookup::request_id_conflict;
 use chrono::DateTime;
 use chrono::Utc;
 use chrono_tz::Tz;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Customers: create, read, update, list, erase, and their overdue balance.
+#[derive(Clone)]
+pub struct Customers {
+    core: Arc<Core>,
+}
+
+impl Customers {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 const CREATE_OPERATION: &str = "CreateCustomer";
 
@@ -31,7 +45,7 @@ pub struct CustomerBalance {
     pub as_of: DateTime<Utc>,
 }
 
-impl Services {
+impl Customers {
     /// Creates a customer. With a `request_id`, a retry of the same request returns the
     /// customer created the first time.
     pub async fn create_customer(
@@ -42,7 +56,7 @@ impl Services {
         timezone: Option<Tz>,
         request_id: Option<String>,
     ) -> Result<Customer, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let org = crate::core::lookup::load_organization(&tx, caller).await?;
         details.timezone = timezone.unwrap_or(org.settings.timezone);
         check_assignable_policy(
@@ -74,7 +88,7 @@ impl Services {
                 format!("a customer with external_id `{external_id}` already exists"),
             ));
         }
-        let now = self.now();
+        let now = self.core.now();
         let customer = Customer {
             id: Uuid::now_v7(),
             organization_id: caller.organization_id,
@@ -111,7 +125,7 @@ impl Services {
     }
 
     pub async fn get_customer(&self, caller: Caller, key: &CustomerRef) -> Result<Customer, Error> {
-        load_customer(&self.store, caller, key).await
+        load_customer(&self.core.store, caller, key).await
     }
 
     /// Changes the listed fields. A new time zone moves the overdue instant of the customer's
@@ -123,14 +137,8 @@ impl Services {
         update: &CustomerDetails,
         fields: &[CustomerField],
     ) -> Result<Customer, Error> {
-        let tx = self.store.begin().await?;
-        let mut customer = load_customer(&tx, caller, key).await?;
-        if customer.is_deleted() {
-            return Err(Error::precondition(
-                "CUSTOMER_DELETED",
-                format!("customer `{}` was deleted", customer.external_id),
-            ));
-        }
+        let tx = self.core.store.begin().await?;
+        let mut customer = load_live_customer(&tx, caller, key).await?;
         let policy_before = customer.details.policy_code.clone();
         let changed = customer.apply(update, fields);
         if changed.is_empty() {
@@ -146,7 +154,7 @@ impl Services {
             )
             .await?;
         }
-        let now = self.now();
+        let now = self.core.now();
         customer.updated_at = now;
         tx.update_customer(&customer).await?;
         if changed.contains(&CustomerField::Timezone) {
@@ -164,12 +172,13 @@ impl Services {
             now,
         )];
         events.extend(
-            self.customer_changed(
-                &tx,
-                &customer,
-                changed.contains(&CustomerField::PaymentMethod),
-            )
-            .await?,
+            self.core
+                .customer_changed(
+                    &tx,
+                    &customer,
+                    changed.contains(&CustomerField::PaymentMethod),
+                )
+                .await?,
         );
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
@@ -185,6 +194,7 @@ impl Services {
     ) -> Result<(Vec<Customer>, String), Error> {
         let after = page.after_id(filter)?;
         let rows = self
+            .core
             .store
             .list_customers(caller.organization_id, filter, after, page.fetch_limit())
             .await?;
@@ -198,7 +208,7 @@ impl Services {
         caller: Caller,
         key: &CustomerRef,
     ) -> Result<Customer, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let found = load_customer(&tx, caller, key).await?;
         // Locked: a payment request being created for this customer finishes first, and is
         // then canceled below.
@@ -209,7 +219,7 @@ impl Services {
         if customer.is_deleted() {
             return Ok(customer);
         }
-        let now = self.now();
+        let now = self.core.now();
         customer.erase(now);
         tx.update_customer(&customer).await?;
         let mut events = vec![NewEvent::customer(
@@ -218,12 +228,13 @@ impl Services {
             vec![],
             now,
         )];
-        events.extend(self.forget_notifications(&tx, &customer, now).await?);
+        events.extend(self.core.forget_notifications(&tx, &customer, now).await?);
         events.extend(
-            self.cancel_payment_requests_of_customer(&tx, &customer, now)
+            self.core
+                .cancel_payment_requests_of_customer(&tx, &customer, now)
                 .await?,
         );
-        events.extend(self.customer_changed(&tx, &customer, false).await?);
+        events.extend(self.core.customer_changed(&tx, &customer, false).await?);
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         Ok(customer)
@@ -235,20 +246,13 @@ impl Services {
         caller: Caller,
         key: &CustomerRef,
     ) -> Result<CustomerBalance, Error> {
-        let customer = load_customer(&self.store, caller, key).await?;
-        let as_of = self.now();
-        let balances = self.store.overdue_balances(customer.id, as_of).await?;
+        let customer = load_customer(&self.core.store, caller, key).await?;
+        let as_of = self.core.now();
+        let balances = self.core.store.overdue_balances(customer.id, as_of).await?;
         Ok(CustomerBalance {
             customer,
             balances,
             as_of,
         })
     }
-}
-
-pub(crate) fn request_id_conflict(request_id: &str) -> Error {
-    Error::already_exists(
-        "REQUEST_ID_CONFLICT",
-        format!("request_id `{request_id}` was already used for a different request"),
-    )
 }

@@ -1,9 +1,9 @@
 //! Reading the event log.
 
-use super::Services;
 use super::paging::PageRequest;
 use crate::clock::Clock;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::domain::event::Event;
 use crate::domain::query::EventFilter;
 use crate::error::Error;
@@ -14,7 +14,19 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
-impl Services {
+/// The event log, page by page (WatchEvents is `LiveEvents`).
+#[derive(Clone)]
+pub struct Events {
+    core: Arc<Core>,
+}
+
+impl Events {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
+
+impl Events {
     /// A page of events after `after_sequence` (or after the page token's position).
     pub async fn list_events(
         &self,
@@ -26,6 +38,7 @@ impl Services {
         let token_key = (filter, after_sequence);
         let after = page.after_sequence(&token_key)?.unwrap_or(after_sequence);
         let rows = self
+            .core
             .store
             .list_events(
                 caller.organization_id,

@@ -1,12 +1,8 @@
 //! Invoices: idempotent sync from the billing system, payments, voids and dunning flags.
 
-use super::Services;
 use super::paging::PageRequest;
-use super::policies::PolicyHolder;
-use super::policies::check_assignable;
-use super::policies::check_assignable_policy;
-use super::policies::policies_named;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::core::CustomerRef;
 use crate::core::InvoiceRef;
 use crate::core::lookup::load_customer;
@@ -26,13 +22,57 @@ use crate::domain::invoice::SyncOutcome;
 use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
+use crate::service::lookup::PolicyHolder;
+use crate::service::lookup::check_assignable;
+use crate::service::lookup::check_assignable_policy;
+use crate::service::lookup::policies_named;
 use crate::storage::Conn;
 use crate::storage::Connection;
 use chrono::DateTime;
 use chrono::Utc;
 use chrono_tz::Tz;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Invoices: sync from the billing system, payments, voids and dunning flags.
+#[derive(Clone)]
+pub struct Invoices {
+    core: Arc<Core>,
+}
+
+/// Invoices with what callers see alongside them, as of `now` (their customers read at once).
+pub(crate) async fn invoice_views<C: Connection>(
+    conn: &Conn<C>,
+    caller: Caller,
+    invoices: Vec<Invoice>,
+    now: DateTime<Utc>,
+) -> Result<Vec<InvoiceView>, Error> {
+    let mut ids: Vec<Uuid> = invoices.iter().map(|i| i.customer_id).collect();
+    ids.sort();
+    ids.dedup();
+    let customers: HashMap<Uuid, Customer> = conn
+        .find_customers_by_ids(caller.organization_id, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    invoices
+        .into_iter()
+        .map(|invoice| {
+            let customer = customers.get(&invoice.customer_id).ok_or_else(|| {
+                Error::Internal(format!("invoice {} has no customer", invoice.id))
+            })?;
+            Ok(InvoiceView::new(invoice, customer, now))
+        })
+        .collect()
+}
+
+impl Invoices {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 /// An invoice with what callers see alongside it: its customer's external id, and whether it
 /// is overdue as of the moment it was read (in the customer's time zone).
@@ -130,7 +170,7 @@ fn change_events(
     events
 }
 
-impl Services {
+impl Invoices {
     /// Applies a batch of invoice syncs all-or-nothing. `path(i)` names item `i` in errors
     /// (`invoice` or `invoices[3]`).
     pub async fn upsert_invoices(
@@ -139,7 +179,7 @@ impl Services {
         syncs: &[InvoiceSync],
         path: &(dyn Fn(usize) -> String + Sync),
     ) -> Result<Vec<UpsertedInvoice>, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let org_id = caller.organization_id;
 
         let mut customer_ids: Vec<String> = syncs
@@ -165,7 +205,7 @@ impl Services {
         let policies =
             policies_named(&tx, caller, syncs.iter().map(|s| s.policy_code.as_str())).await?;
 
-        let now = self.now();
+        let now = self.core.now();
         let mut missing = Vec::new();
         let mut refused = Vec::new();
         let mut results = Vec::with_capacity(syncs.len());
@@ -271,11 +311,12 @@ impl Services {
         if !created.is_empty() || !updated.is_empty() {
             tx.save_invoices(&created, &updated).await?;
             events.extend(
-                self.reconcile_payment_requests(&tx, caller, &updated)
+                self.core
+                    .reconcile_payment_requests(&tx, caller, &updated)
                     .await?,
             );
             let changed: Vec<Invoice> = created.iter().chain(&updated).cloned().collect();
-            events.extend(self.invoices_changed(&tx, caller, &changed).await?);
+            events.extend(self.core.invoices_changed(&tx, caller, &changed).await?);
             tx.append_events(org_id, &events).await?;
             tx.commit().await?;
         }
@@ -287,8 +328,8 @@ impl Services {
         caller: Caller,
         key: &InvoiceRef,
     ) -> Result<InvoiceView, Error> {
-        let invoice = load_invoice(&self.store, caller, key, false).await?;
-        self.view(&self.store, caller, invoice).await
+        let invoice = load_invoice(&self.core.store, caller, key, false).await?;
+        self.view(&self.core.store, caller, invoice).await
     }
 
     async fn view<C: Connection>(
@@ -298,34 +339,7 @@ impl Services {
         invoice: Invoice,
     ) -> Result<InvoiceView, Error> {
         let customer = load_customer(conn, caller, &CustomerRef::Id(invoice.customer_id)).await?;
-        Ok(InvoiceView::new(invoice, &customer, self.now()))
-    }
-
-    pub(crate) async fn views(
-        &self,
-        caller: Caller,
-        invoices: Vec<Invoice>,
-    ) -> Result<Vec<InvoiceView>, Error> {
-        let mut ids: Vec<Uuid> = invoices.iter().map(|i| i.customer_id).collect();
-        ids.sort();
-        ids.dedup();
-        let customers: HashMap<Uuid, Customer> = self
-            .store
-            .find_customers_by_ids(caller.organization_id, &ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
-        let now = self.now();
-        invoices
-            .into_iter()
-            .map(|invoice| {
-                let customer = customers.get(&invoice.customer_id).ok_or_else(|| {
-                    Error::Internal(format!("invoice {} has no customer", invoice.id))
-                })?;
-                Ok(InvoiceView::new(invoice, customer, now))
-            })
-            .collect()
+        Ok(InvoiceView::new(invoice, &customer, self.core.now()))
     }
 
     /// A page of invoices in creation order.
@@ -337,21 +351,25 @@ impl Services {
     ) -> Result<(Vec<InvoiceView>, String), Error> {
         let mut filter = query.filter.clone();
         if let Some(customer) = &query.customer {
-            filter.customer_id = Some(load_customer(&self.store, caller, customer).await?.id);
+            filter.customer_id = Some(load_customer(&self.core.store, caller, customer).await?.id);
         }
         let after = page.after_id(&filter)?;
         let rows = self
+            .core
             .store
             .list_invoices(
                 caller.organization_id,
                 &filter,
-                self.now(),
+                self.core.now(),
                 after,
                 page.fetch_limit(),
             )
             .await?;
         let (rows, token) = page.finish(rows, &filter, |i| i.id.to_string());
-        Ok((self.views(caller, rows).await?, token))
+        Ok((
+            invoice_views(&self.core.store, caller, rows, self.core.now()).await?,
+            token,
+        ))
     }
 
     /// Records a payment. The payment's external id makes retries harmless: recording the same
@@ -362,7 +380,7 @@ impl Services {
         key: &InvoiceRef,
         payment: NewPayment,
     ) -> Result<(InvoiceView, Payment), Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let mut invoice = load_invoice(&tx, caller, key, true).await?;
         if let Some(existing) = tx
             .find_payment_by_external_id(caller.organization_id, &payment.external_id)
@@ -382,16 +400,18 @@ impl Services {
             }
             return Ok((self.view(&tx, caller, invoice).await?, existing));
         }
-        let now = self.now();
+        let now = self.core.now();
         let customer = load_customer(&tx, caller, &CustomerRef::Id(invoice.customer_id)).await?;
         let (recorded, mut events) =
             pay_invoice(&tx, &mut invoice, &customer.external_id, payment, now).await?;
         events.extend(
-            self.reconcile_payment_requests(&tx, caller, std::slice::from_ref(&invoice))
+            self.core
+                .reconcile_payment_requests(&tx, caller, std::slice::from_ref(&invoice))
                 .await?,
         );
         events.extend(
-            self.invoices_changed(&tx, caller, std::slice::from_ref(&invoice))
+            self.core
+                .invoices_changed(&tx, caller, std::slice::from_ref(&invoice))
                 .await?,
         );
         let view = InvoiceView::new(invoice, &customer, now);
@@ -422,9 +442,9 @@ impl Services {
         flags: &InvoiceFlags,
     ) -> Result<InvoiceView, Error> {
         if let Some(code) = &flags.policy_code {
-            let current = load_invoice(&self.store, caller, key, false).await?;
+            let current = load_invoice(&self.core.store, caller, key, false).await?;
             check_assignable_policy(
-                &self.store,
+                &self.core.store,
                 caller,
                 code,
                 &current.policy_code,
@@ -467,10 +487,10 @@ impl Services {
         reason: &str,
         change: impl FnOnce(&mut Invoice, DateTime<Utc>) -> Result<(), Error>,
     ) -> Result<InvoiceView, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let mut invoice = load_invoice(&tx, caller, key, true).await?;
         let before = invoice.clone();
-        let now = self.now();
+        let now = self.core.now();
         change(&mut invoice, now)?;
         let mut unchanged = invoice.clone();
         unchanged.updated_at = before.updated_at;
@@ -490,11 +510,13 @@ impl Services {
         .map(|e| e.with_reason(reason))
         .collect::<Vec<_>>();
         events.extend(
-            self.reconcile_payment_requests(&tx, caller, std::slice::from_ref(&view.invoice))
+            self.core
+                .reconcile_payment_requests(&tx, caller, std::slice::from_ref(&view.invoice))
                 .await?,
         );
         events.extend(
-            self.invoices_changed(&tx, caller, std::slice::from_ref(&view.invoice))
+            self.core
+                .invoices_changed(&tx, caller, std::slice::from_ref(&view.invoice))
                 .await?,
         );
         tx.append_events(caller.organization_id, &events).await?;
@@ -509,9 +531,10 @@ impl Services {
         key: &InvoiceRef,
         page: &PageRequest,
     ) -> Result<(Vec<Payment>, String), Error> {
-        let invoice = load_invoice(&self.store, caller, key, false).await?;
+        let invoice = load_invoice(&self.core.store, caller, key, false).await?;
         let after = page.after_id(&invoice.id)?;
         let rows = self
+            .core
             .store
             .list_payments(invoice.id, after, page.fetch_limit())
             .await?;

@@ -1,11 +1,15 @@
-//! Request use cases. Each one validates business rules, owns its transaction, appends its
-//! events in that transaction, and returns domain types. What the engine writes too is in
-//! `core`; a request that runs the engine's own executor calls `engine::steps`.
+//! Request use cases, one struct per resource (`Customers`, `Invoices`, `Policies`,
+//! `Processes`, ...), each holding the shared `Core`. Each use case validates business rules,
+//! owns its transaction, appends its events in that transaction, and returns domain types. What
+//! the engine writes too is in `core`; a request that runs the engine's own executor
+//! (AdvanceProcess, InformSales, EscalateProcess, SimulatePolicy) calls `engine::steps`.
+//! Loaders more than one use case needs are in `lookup`.
 
 pub mod auth;
 pub mod customers;
 pub mod events;
 pub mod invoices;
+pub mod lookup;
 pub mod notifications;
 pub mod organizations;
 pub mod paging;
@@ -19,32 +23,65 @@ use crate::clock::Clock;
 use crate::core::Core;
 pub use crate::core::{Actor, Caller, CustomerRef, InvoiceRef};
 use crate::storage::Store;
-pub use events::LiveEvents;
-use std::ops::Deref;
+pub use auth::Auth;
+pub use customers::Customers;
+pub use events::{Events, LiveEvents};
+pub use invoices::Invoices;
+pub use notifications::Notifications;
+pub use organizations::Organizations;
+pub use payment_requests::PaymentRequests;
+pub use policies::Policies;
+pub use processes::Processes;
+pub use report::Report;
 use std::sync::Arc;
+pub use webhooks::Webhooks;
 
-/// The request use cases: what the gRPC handlers and the command line call.
+/// Every request use case over one core: what the gRPC services and the command line pick
+/// theirs from.
 #[derive(Clone)]
 pub struct Services {
-    core: Core,
-}
-
-/// Request use cases read the shared core's store and clock as their own.
-impl Deref for Services {
-    type Target = Core;
-    fn deref(&self) -> &Core {
-        &self.core
-    }
+    pub auth: Auth,
+    pub customers: Customers,
+    pub events: Events,
+    pub invoices: Invoices,
+    pub notifications: Notifications,
+    pub organizations: Organizations,
+    pub payment_requests: PaymentRequests,
+    pub policies: Policies,
+    pub processes: Processes,
+    pub report: Report,
+    pub webhooks: Webhooks,
+    store: Store,
 }
 
 impl Services {
     /// The request use cases over `core`.
     pub fn with_core(core: Core) -> Self {
-        Self { core }
+        let store = core.store().clone();
+        let core = Arc::new(core);
+        Self {
+            auth: Auth::new(core.clone()),
+            customers: Customers::new(core.clone()),
+            events: Events::new(core.clone()),
+            invoices: Invoices::new(core.clone()),
+            notifications: Notifications::new(core.clone()),
+            organizations: Organizations::new(core.clone()),
+            payment_requests: PaymentRequests::new(core.clone()),
+            policies: Policies::new(core.clone()),
+            processes: Processes::new(core.clone()),
+            report: Report::new(core.clone()),
+            webhooks: Webhooks::new(core),
+            store,
+        }
     }
 
     /// The request use cases alone (the command line's key management needs no engine).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
         Self::with_core(Core::new(store, clock))
+    }
+
+    /// The store the use cases share (the composition root closes it on shutdown).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 }

@@ -1,9 +1,9 @@
 //! Notifications as requests see them: previews, one-off emails, the outbox list and template
 //! overrides.
 
-use super::Services;
 use super::paging::PageRequest;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::core::CustomerRef;
 use crate::core::lookup::load_customer;
 pub use crate::core::outbox::EmailRequest;
@@ -17,6 +17,19 @@ use crate::error::Error;
 use crate::notify::templates;
 use crate::notify::templates::TemplateKind;
 use crate::notify::templates::TemplateSource;
+use std::sync::Arc;
+
+/// Notifications: previews, one-off emails, the outbox list and template overrides.
+#[derive(Clone)]
+pub struct Notifications {
+    core: Arc<Core>,
+}
+
+impl Notifications {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 fn template_not_found(kind: TemplateKind, locale: &str) -> Error {
     Error::not_found(
@@ -25,14 +38,14 @@ fn template_not_found(kind: TemplateKind, locale: &str) -> Error {
     )
 }
 
-impl Services {
+impl Notifications {
     /// What an email would look like, without sending anything.
     pub async fn preview_email(
         &self,
         caller: Caller,
         request: &EmailRequest,
     ) -> Result<ComposedEmail, Error> {
-        self.compose(&self.store, caller, request).await
+        self.core.compose(&self.core.store, caller, request).await
     }
 
     /// Queues an email about a customer's invoices in its own transaction.
@@ -41,8 +54,8 @@ impl Services {
         caller: Caller,
         request: &EmailRequest,
     ) -> Result<Notification, Error> {
-        let tx = self.store.begin().await?;
-        let n = self.queue_email(&tx, caller, request).await?;
+        let tx = self.core.store.begin().await?;
+        let n = self.core.queue_email(&tx, caller, request).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -56,10 +69,11 @@ impl Services {
         page: &PageRequest,
     ) -> Result<(Vec<Notification>, String), Error> {
         if let Some(customer) = customer {
-            filter.customer_id = Some(load_customer(&self.store, caller, &customer).await?.id);
+            filter.customer_id = Some(load_customer(&self.core.store, caller, &customer).await?.id);
         }
         let before = page.after_id(&filter)?;
         let rows = self
+            .core
             .store
             .list_notifications(caller.organization_id, &filter, before, page.fetch_limit())
             .await?;
@@ -85,9 +99,10 @@ impl Services {
             subject: source.subject,
             text_body: source.text_body,
             html_body: source.html_body,
-            updated_at: self.now(),
+            updated_at: self.core.now(),
         };
-        self.store
+        self.core
+            .store
             .upsert_template(caller.organization_id, &stored)
             .await?;
         Ok(stored)
@@ -99,7 +114,8 @@ impl Services {
         kind: TemplateKind,
         locale: &str,
     ) -> Result<StoredTemplate, Error> {
-        self.store
+        self.core
+            .store
             .find_template(caller.organization_id, kind.as_str(), locale)
             .await?
             .ok_or_else(|| template_not_found(kind, locale))
@@ -110,7 +126,8 @@ impl Services {
         caller: Caller,
         kind: Option<TemplateKind>,
     ) -> Result<Vec<StoredTemplate>, Error> {
-        self.store
+        self.core
+            .store
             .list_templates(caller.organization_id, kind.map(TemplateKind::as_str))
             .await
     }
@@ -122,6 +139,7 @@ impl Services {
         locale: &str,
     ) -> Result<(), Error> {
         if self
+            .core
             .store
             .delete_template(caller.organization_id, kind.as_str(), locale)
             .await?

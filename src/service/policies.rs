@@ -1,17 +1,29 @@
 //! Policies: create, read, list, version on update, archive; and the check that a policy
 //! code given to an organization, customer or invoice names a policy that may be assigned.
 
-use super::Services;
-use super::customers::request_id_conflict;
 use super::paging::{PageRequest, fingerprint};
 use crate::core::Caller;
+use crate::core::Core;
 use crate::core::lookup::load_organization;
-use crate::domain::policy::{Policy, PolicyDefinition, PolicyScope};
+use crate::domain::policy::{Policy, PolicyDefinition};
 use crate::domain::validation::Violations;
 use crate::error::Error;
-use crate::storage::{Conn, Connection};
-use std::collections::HashMap;
+use crate::service::lookup::request_id_conflict;
+use crate::service::lookup::{load_policy, load_policy_version, policy_archived, policy_not_found};
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Dunning policies and their versions.
+#[derive(Clone)]
+pub struct Policies {
+    core: Arc<Core>,
+}
+
+impl Policies {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 const CREATE_OPERATION: &str = "CreatePolicy";
 
@@ -85,111 +97,7 @@ fn check_rules(definition: &PolicyDefinition) -> Result<(), Error> {
     violations.finish().map_err(Error::from)
 }
 
-fn policy_not_found(code: &str) -> Error {
-    Error::not_found("POLICY_NOT_FOUND", format!("no policy `{code}`"))
-}
-
-fn policy_archived(code: &str) -> Error {
-    Error::precondition("POLICY_ARCHIVED", format!("policy `{code}` is archived"))
-}
-
-/// The latest version of a policy of the caller's organization.
-pub(crate) async fn load_policy<C: Connection>(
-    conn: &Conn<C>,
-    caller: Caller,
-    code: &str,
-    lock: bool,
-) -> Result<Policy, Error> {
-    conn.find_policy(caller.organization_id, code, None, lock)
-        .await?
-        .ok_or_else(|| policy_not_found(code))
-}
-
-/// Who a policy code is being given to: it must name a policy that exists and, unless the
-/// holder already names it, is not archived; an invoice may only name an INVOICE-scope policy
-/// (CUSTOMER_BALANCE policies are chosen for a customer or the organization).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum PolicyHolder<'a> {
-    Organization,
-    Customer,
-    /// An invoice, with the path of its policy_code field for errors.
-    Invoice {
-        field: &'a str,
-    },
-}
-
-/// Checks a policy code newly given to a holder that named `current` before. An empty code
-/// (clearing the override) is always accepted.
-pub(crate) async fn check_assignable_policy<C: Connection>(
-    conn: &Conn<C>,
-    caller: Caller,
-    code: &str,
-    current: &str,
-    holder: PolicyHolder<'_>,
-) -> Result<(), Error> {
-    if code.is_empty() {
-        return Ok(());
-    }
-    let policy = conn
-        .find_policy(caller.organization_id, code, None, false)
-        .await?;
-    check_assignable(policy.as_ref(), code, current, holder)
-}
-
-/// The latest versions of the policies named by `codes` (each looked up once), for checking
-/// a batch with [`check_assignable`].
-pub(crate) async fn policies_named<'a, C: Connection>(
-    conn: &Conn<C>,
-    caller: Caller,
-    codes: impl Iterator<Item = &'a str>,
-) -> Result<HashMap<String, Policy>, Error> {
-    let mut out = HashMap::new();
-    for code in codes {
-        if code.is_empty() || out.contains_key(code) {
-            continue;
-        }
-        if let Some(policy) = conn
-            .find_policy(caller.organization_id, code, None, false)
-            .await?
-        {
-            out.insert(code.to_owned(), policy);
-        }
-    }
-    Ok(out)
-}
-
-/// The rule of [`check_assignable_policy`] for a policy already looked up (`None`: there is
-/// no policy with that code).
-pub(crate) fn check_assignable(
-    policy: Option<&Policy>,
-    code: &str,
-    current: &str,
-    holder: PolicyHolder<'_>,
-) -> Result<(), Error> {
-    if code.is_empty() {
-        return Ok(());
-    }
-    let Some(policy) = policy else {
-        return Err(policy_not_found(code));
-    };
-    if policy.archived && code != current {
-        return Err(policy_archived(code));
-    }
-    if let PolicyHolder::Invoice { field } = holder
-        && policy.definition.scope != PolicyScope::Invoice
-    {
-        return Err(Error::field(
-            field,
-            format!(
-                "policy `{code}` has scope CUSTOMER_BALANCE, which is chosen for a customer or \
-                 the organization; an invoice may only name an INVOICE-scope policy"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-impl Services {
+impl Policies {
     /// Creates version 1 of a policy.
     pub async fn create_policy(
         &self,
@@ -199,7 +107,7 @@ impl Services {
         request_id: Option<String>,
     ) -> Result<Policy, Error> {
         check_rules(&definition)?;
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let request_fingerprint = fingerprint(&(&code, &definition));
         if let Some(request_id) = &request_id
             && let Some((stored, resource_id)) = tx
@@ -214,7 +122,7 @@ impl Services {
                 .await?
                 .ok_or_else(|| policy_not_found(&code));
         }
-        let now = self.now();
+        let now = self.core.now();
         let policy = Policy {
             id: Uuid::now_v7(),
             organization_id: caller.organization_id,
@@ -248,24 +156,7 @@ impl Services {
         code: &str,
         version: Option<i32>,
     ) -> Result<Policy, Error> {
-        let Some(version) = version else {
-            return load_policy(&self.store, caller, code, false).await;
-        };
-        if let Some(policy) = self
-            .store
-            .find_policy(caller.organization_id, code, Some(version), false)
-            .await?
-        {
-            return Ok(policy);
-        }
-        let latest = load_policy(&self.store, caller, code, false).await?;
-        Err(Error::not_found(
-            "POLICY_VERSION_NOT_FOUND",
-            format!(
-                "policy `{code}` has no version {version} (latest: {})",
-                latest.version
-            ),
-        ))
+        load_policy_version(&self.core.store, caller, code, version).await
     }
 
     /// The latest version of each policy, by code.
@@ -278,6 +169,7 @@ impl Services {
         let filter = ("policies", include_archived);
         let after = page.after_text(&filter)?;
         let rows = self
+            .core
             .store
             .list_policies(
                 caller.organization_id,
@@ -298,7 +190,7 @@ impl Services {
         update: &PolicyDefinition,
         fields: &[PolicyField],
     ) -> Result<Policy, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let latest = load_policy(&tx, caller, code, true).await?;
         if latest.archived {
             return Err(policy_archived(code));
@@ -315,7 +207,7 @@ impl Services {
             id: Uuid::now_v7(),
             version: latest.version + 1,
             definition,
-            updated_at: self.now(),
+            updated_at: self.core.now(),
             ..latest
         };
         tx.insert_policy_version(&next).await?;
@@ -325,7 +217,7 @@ impl Services {
 
     /// Archives a policy (every version); archiving an archived policy returns it unchanged.
     pub async fn archive_policy(&self, caller: Caller, code: &str) -> Result<Policy, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let mut policy = load_policy(&tx, caller, code, true).await?;
         if policy.archived {
             return Ok(policy);

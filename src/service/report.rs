@@ -1,14 +1,27 @@
 //! The collections report: figures per currency, policy version and step, computed by the
 //! store's aggregate queries for a period of the organization's days.
 
-use super::Services;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::core::lookup::load_organization;
 use crate::domain::money::Currency;
 use crate::domain::report::{CollectionsReport, ReportPeriod, ReportQuery};
 use crate::error::Error;
 use chrono::NaiveDate;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The collections report.
+#[derive(Clone)]
+pub struct Report {
+    core: Arc<Core>,
+}
+
+impl Report {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 /// What a caller asks the report for; `None` takes the default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,7 +31,7 @@ pub struct ReportRequest {
     pub currency: Option<Currency>,
 }
 
-impl Services {
+impl Report {
     /// The report as of now: the period's days are the organization's (its time zone), the
     /// snapshot is taken at the clock's now.
     pub async fn collections_report(
@@ -26,8 +39,8 @@ impl Services {
         caller: Caller,
         request: ReportRequest,
     ) -> Result<CollectionsReport, Error> {
-        let organization = load_organization(&self.store, caller).await?;
-        let as_of = self.now();
+        let organization = load_organization(&self.core.store, caller).await?;
+        let as_of = self.core.now();
         let period = ReportPeriod::new(
             request.from_date,
             request.to_date,
@@ -41,6 +54,7 @@ impl Services {
             currency: request.currency,
         };
         let mut report = self
+            .core
             .store
             .collections_report(caller.organization_id, &query)
             .await?;
@@ -61,6 +75,7 @@ impl Services {
                 let key = (policy.policy_code.clone(), policy.policy_version);
                 if !names.contains_key(&key) {
                     let steps = self
+                        .core
                         .store
                         .find_policy(caller.organization_id, &key.0, Some(key.1), false)
                         .await?

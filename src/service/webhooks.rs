@@ -1,17 +1,30 @@
 //! Webhooks: endpoints, dispatching the event log to them, delivering with retries, and
 //! disabling endpoints that keep failing.
 
-use super::Services;
-use super::customers::request_id_conflict;
 use super::paging::PageRequest;
 use super::paging::fingerprint;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::domain::query::DeliveryFilter;
 use crate::domain::webhook::WebhookDelivery;
 use crate::domain::webhook::WebhookEndpoint;
 use crate::error::Error;
+use crate::service::lookup::request_id_conflict;
 use rand::RngCore;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Webhook endpoints and their delivery log.
+#[derive(Clone)]
+pub struct Webhooks {
+    core: Arc<Core>,
+}
+
+impl Webhooks {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 const CREATE_OPERATION: &str = "CreateWebhookEndpoint";
 
@@ -46,7 +59,7 @@ fn new_secret() -> String {
     format!("whsec_{}", hex::encode(bytes))
 }
 
-impl Services {
+impl Webhooks {
     /// Creates an endpoint that receives the events appended from now on; returns it with its
     /// secret. A retry with the same request_id returns the same endpoint and secret.
     pub async fn create_webhook_endpoint(
@@ -55,7 +68,7 @@ impl Services {
         settings: &EndpointSettings,
         request_id: Option<&str>,
     ) -> Result<WebhookEndpoint, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let request_fingerprint = fingerprint(settings);
         if let Some(request_id) = request_id
             && let Some((stored, id)) = tx
@@ -70,7 +83,7 @@ impl Services {
                 .await?
                 .ok_or_else(|| not_found(id));
         }
-        let now = self.now();
+        let now = self.core.now();
         let endpoint = WebhookEndpoint {
             id: Uuid::now_v7(),
             organization_id: caller.organization_id,
@@ -106,7 +119,8 @@ impl Services {
         caller: Caller,
         id: Uuid,
     ) -> Result<WebhookEndpoint, Error> {
-        self.store
+        self.core
+            .store
             .find_webhook_endpoint(caller.organization_id, id, false)
             .await?
             .ok_or_else(|| not_found(id))
@@ -119,6 +133,7 @@ impl Services {
     ) -> Result<(Vec<WebhookEndpoint>, String), Error> {
         let after = page.after_id(&())?;
         let rows = self
+            .core
             .store
             .list_webhook_endpoints(caller.organization_id, after, page.fetch_limit())
             .await?;
@@ -162,7 +177,7 @@ impl Services {
         id: Uuid,
         change: impl FnOnce(&mut WebhookEndpoint),
     ) -> Result<WebhookEndpoint, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let mut endpoint = tx
             .find_webhook_endpoint(caller.organization_id, id, true)
             .await?
@@ -170,7 +185,7 @@ impl Services {
         let before = endpoint.clone();
         change(&mut endpoint);
         if endpoint != before {
-            endpoint.updated_at = self.now();
+            endpoint.updated_at = self.core.now();
             tx.update_webhook_endpoint(&endpoint).await?;
             tx.commit().await?;
         }
@@ -179,7 +194,7 @@ impl Services {
 
     /// Deletes an endpoint; its pending deliveries fail.
     pub async fn delete_webhook_endpoint(&self, caller: Caller, id: Uuid) -> Result<(), Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         tx.find_webhook_endpoint(caller.organization_id, id, true)
             .await?
             .ok_or_else(|| not_found(id))?;
@@ -201,6 +216,7 @@ impl Services {
         }
         let before = page.after_id(filter)?;
         let rows = self
+            .core
             .store
             .list_webhook_deliveries(caller.organization_id, filter, before, page.fetch_limit())
             .await?;

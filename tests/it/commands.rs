@@ -15,7 +15,13 @@ use tonic::Code;
 
 /// The actor the test's key is recorded as.
 async fn my_actor(s: &TestServer) -> String {
-    let caller = s.server().services().authenticate(&s.key).await.unwrap();
+    let caller = s
+        .server()
+        .services()
+        .auth
+        .authenticate(&s.key)
+        .await
+        .unwrap();
     caller.actor.to_string()
 }
 

@@ -483,12 +483,12 @@ async fn authentication(s: &TestServer) {
         "API_KEY_INVALID",
     );
     let services = s.server().services();
-    let key = services.create_api_key("acme").await.unwrap();
+    let key = services.auth.create_api_key("acme").await.unwrap();
     s.customers_as(&key.plain_text)
         .list_customers(proto::ListCustomersRequest::default())
         .await
         .unwrap();
-    services.revoke_api_key(key.record.id).await.unwrap();
+    services.auth.revoke_api_key(key.record.id).await.unwrap();
     assert_error(
         s.customers_as(&key.plain_text)
             .list_customers(proto::ListCustomersRequest::default())

@@ -29,7 +29,7 @@ async fn setup(s: &TestServer, c: proto::Customer, invoices: &[&str]) {
 
 async fn caller(s: &TestServer) -> Caller {
     let key = s.key.clone();
-    s.server().services().authenticate(&key).await.unwrap()
+    s.server().services().auth.authenticate(&key).await.unwrap()
 }
 
 fn email(kind: TemplateKind, customer: &str, invoices: &[&str]) -> EmailRequest {
@@ -94,6 +94,7 @@ async fn delivered_exactly_as_previewed(s: &TestServer, smtp: &SmtpServer) {
     let queued = s
         .server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FriendlyReminder, "cus_1", &["inv_1", "inv_2"]),
@@ -183,6 +184,7 @@ async fn quiet_hours_hold_until_the_window_opens(s: &TestServer, smtp: &SmtpServ
     let n = s
         .server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FriendlyReminder, "cus_ny", &["inv_1"]),
@@ -221,6 +223,7 @@ async fn quiet_hours_hold_until_the_window_opens(s: &TestServer, smtp: &SmtpServ
     s.clock.set("2026-11-25T04:00:00Z".parse().unwrap());
     s.server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FriendlyReminder, "cus_ny", &["inv_1"]),
@@ -236,6 +239,7 @@ async fn permanent_rejection_is_not_retried(s: &TestServer, smtp: &SmtpServer) {
     smtp.set_mode(Mode::RejectPermanently);
     s.server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FinalNotice, "cus_1", &["inv_1"]),
@@ -267,6 +271,7 @@ async fn temporary_rejection_is_retried_with_backoff(s: &TestServer, smtp: &Smtp
     smtp.set_mode(Mode::RejectTemporarily);
     s.server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FriendlyReminder, "cus_1", &["inv_1"]),
@@ -297,6 +302,7 @@ async fn no_email_address_is_suppressed(s: &TestServer, smtp: &SmtpServer) {
     let n = s
         .server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FriendlyReminder, "cus_mute", &["inv_1"]),
@@ -374,6 +380,7 @@ async fn template_overrides_are_validated_and_used(s: &TestServer, smtp: &SmtpSe
     assert_eq!(shown.subject, "Psst, Customer cus_1");
     s.server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FriendlyReminder, "cus_1", &["inv_1"]),
@@ -405,6 +412,7 @@ async fn a_resend_after_a_crash_keeps_the_message_id(s: &TestServer, smtp: &Smtp
     let n = s
         .server()
         .services()
+        .notifications
         .send_email(
             caller(s).await,
             &email(TemplateKind::FriendlyReminder, "cus_1", &["inv_1"]),
@@ -445,6 +453,7 @@ async fn smtp_outage(backend: crate::common::Backend) {
     setup(&s, customer("cus_1"), &["inv_1"]).await;
     s.server()
         .services()
+        .notifications
         .send_email(
             caller(&s).await,
             &email(TemplateKind::FriendlyReminder, "cus_1", &["inv_1"]),
@@ -487,6 +496,7 @@ async fn embedded_default_writes_eml_files() {
     let n = s
         .server()
         .services()
+        .notifications
         .send_email(
             caller(&s).await,
             &email(TemplateKind::PaymentRequest, "cus_1", &["inv_1"]),
@@ -511,6 +521,7 @@ async fn deleting_the_customer_stops_and_erases_its_emails(s: &TestServer, smtp:
     let services = s.server().services();
     let c = caller(s).await;
     services
+        .notifications
         .send_email(
             c,
             &email(TemplateKind::FriendlyReminder, "cus_gone", &["inv_1"]),
@@ -520,6 +531,7 @@ async fn deleting_the_customer_stops_and_erases_its_emails(s: &TestServer, smtp:
     s.deliver().await;
     smtp.wait_for(1).await;
     services
+        .notifications
         .send_email(
             c,
             &email(TemplateKind::FirmReminder, "cus_gone", &["inv_1"]),
@@ -527,6 +539,7 @@ async fn deleting_the_customer_stops_and_erases_its_emails(s: &TestServer, smtp:
         .await
         .unwrap();
     services
+        .notifications
         .send_email(
             c,
             &email(TemplateKind::FirmReminder, "cus_stays", &["inv_2"]),

@@ -735,6 +735,7 @@ async fn keys_are_limited_to_their_scopes_and_expire(s: &TestServer) {
     use dunning::domain::access::Scopes;
     let services = s.server().services();
     let reader = services
+        .auth
         .create_scoped_api_key("acme", Scopes::parse("read").unwrap(), None)
         .await
         .unwrap()
@@ -770,6 +771,7 @@ async fn keys_are_limited_to_their_scopes_and_expire(s: &TestServer) {
         denied.message()
     );
     let writer = services
+        .auth
         .create_scoped_api_key(
             "acme",
             Scopes::parse("write").unwrap(),

@@ -1,6 +1,7 @@
 //! Which invoices a new payment request covers: the ones listed (or all overdue ones in the
 //! currency), locked, and checked against the rules with each offending invoice named.
 
+use super::PaymentRequests;
 use super::{ListedInvoice, MAX_INVOICES, NewPaymentRequest};
 use crate::core::Caller;
 use crate::core::InvoiceRef;
@@ -9,13 +10,12 @@ use crate::domain::invoice::Invoice;
 use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
-use crate::service::Services;
 use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-impl Services {
+impl PaymentRequests {
     /// The invoices a new request covers, locked, checked against the rules: the customer's,
     /// in the request's currency, overdue.
     pub(super) async fn invoices_to_request(

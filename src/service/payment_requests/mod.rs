@@ -8,17 +8,17 @@
 //! the same key. Emailing at most once: the email's id is stored on the request in the
 //! transaction that queues it.
 
-use super::Services;
-use super::customers::request_id_conflict;
 use super::invoices::InvoiceView;
 use super::paging::PageRequest;
 use super::paging::fingerprint;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::core::CustomerRef;
 use crate::core::InvoiceRef;
 use crate::core::charging::NewRequestFor;
 use crate::core::charging::load_request;
 use crate::core::charging::lock_request;
+use crate::core::lookup::check_not_deleted;
 use crate::core::lookup::load_customer;
 use crate::domain::event::EventType;
 use crate::domain::event::NewEvent;
@@ -28,7 +28,22 @@ use crate::domain::payment_request::PaymentRequest;
 use crate::domain::payment_request::PaymentRequestError;
 use crate::domain::query::PaymentRequestFilter;
 use crate::error::Error;
+use crate::service::invoices::invoice_views;
+use crate::service::lookup::request_id_conflict;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Payment requests: create, read, cancel, and the outcomes the payments service reports.
+#[derive(Clone)]
+pub struct PaymentRequests {
+    core: Arc<Core>,
+}
+
+impl PaymentRequests {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 mod coverage;
 
@@ -76,7 +91,7 @@ pub struct PaymentRequestQuery {
     pub filter: PaymentRequestFilter,
 }
 
-impl Services {
+impl PaymentRequests {
     /// Creates a payment request for some of a customer's overdue invoices in one currency
     /// (all of them when none are listed), superseding open requests that cover any of them.
     pub async fn create_payment_request(
@@ -84,7 +99,7 @@ impl Services {
         caller: Caller,
         new: &NewPaymentRequest,
     ) -> Result<PaymentRequest, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let found = load_customer(&tx, caller, &new.customer).await?;
         // Locked (customer, then invoices, then requests): a concurrent deletion of the
         // customer waits for this request and cancels it, or this one sees the deletion.
@@ -107,13 +122,8 @@ impl Services {
             }
             return load_request(&tx, caller, resource_id, false).await;
         }
-        if customer.is_deleted() {
-            return Err(Error::precondition(
-                "CUSTOMER_DELETED",
-                format!("customer `{}` was deleted", customer.external_id),
-            ));
-        }
-        let now = self.now();
+        check_not_deleted(&customer)?;
+        let now = self.core.now();
         let id = Uuid::now_v7();
         if let Some(request_id) = &new.request_id {
             // First, so that a concurrent call with the same request_id waits for this one
@@ -133,6 +143,7 @@ impl Services {
             .await?;
 
         let (request, events) = self
+            .core
             .insert_payment_request_for(
                 &tx,
                 caller,
@@ -157,7 +168,7 @@ impl Services {
         caller: Caller,
         id: Uuid,
     ) -> Result<PaymentRequest, Error> {
-        load_request(&self.store, caller, id, false).await
+        load_request(&self.core.store, caller, id, false).await
     }
 
     /// A page of requests, newest first.
@@ -169,10 +180,11 @@ impl Services {
     ) -> Result<(Vec<PaymentRequest>, String), Error> {
         let mut filter = query.filter.clone();
         if let Some(customer) = &query.customer {
-            filter.customer_id = Some(load_customer(&self.store, caller, customer).await?.id);
+            filter.customer_id = Some(load_customer(&self.core.store, caller, customer).await?.id);
         }
         let before = page.after_id(&filter)?;
         let rows = self
+            .core
             .store
             .list_payment_requests(caller.organization_id, &filter, before, page.fetch_limit())
             .await?;
@@ -187,9 +199,9 @@ impl Services {
         id: Uuid,
         reason: &str,
     ) -> Result<PaymentRequest, Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let mut request = load_request(&tx, caller, id, true).await?;
-        let now = self.now();
+        let now = self.core.now();
         let changed = request.cancel(reason, now).map_err(|e| {
             Error::precondition(
                 "PAYMENT_REQUEST_NOT_CANCELABLE",
@@ -207,7 +219,7 @@ impl Services {
                 &request,
                 now,
             )];
-            events.extend(self.save_request(&tx, &request).await?);
+            events.extend(self.core.save_request(&tx, &request).await?);
             tx.append_events(caller.organization_id, &events).await?;
             tx.commit().await?;
         }
@@ -223,7 +235,7 @@ impl Services {
         id: Uuid,
         result: &PaymentResult,
     ) -> Result<(PaymentRequest, Vec<InvoiceView>), Error> {
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let result_fingerprint = fingerprint(&(id, &result.outcome, &result.provider_reference));
         if let Some(request_id) = &result.request_id
             && let Some((stored, resource_id)) = tx
@@ -235,15 +247,19 @@ impl Services {
             }
             // Release the transaction first: on SQLite it holds the only connection.
             drop(tx);
-            let request = load_request(&self.store, caller, id, false).await?;
+            let request = load_request(&self.core.store, caller, id, false).await?;
             let ids: Vec<Uuid> = request.invoices.iter().map(|i| i.invoice_id).collect();
             let invoices = self
+                .core
                 .store
                 .find_invoices_by_ids(caller.organization_id, &ids, false)
                 .await?;
-            return Ok((request, self.views(caller, invoices).await?));
+            return Ok((
+                request,
+                invoice_views(&self.core.store, caller, invoices, self.core.now()).await?,
+            ));
         }
-        let now = self.now();
+        let now = self.core.now();
         if let Some(request_id) = &result.request_id {
             // First, so that a concurrent call with the same request_id waits for this one and
             // then answers ABORTED (retry: the replay) instead of ALREADY_SETTLED.
@@ -270,34 +286,39 @@ impl Services {
         }
         let events = match &result.outcome {
             ReportedOutcome::Succeeded => {
-                self.settle_paid(
-                    &tx,
-                    &mut request,
-                    &mut invoices,
-                    &result.provider_reference,
-                    "",
-                    now,
-                )
-                .await?
+                self.core
+                    .settle_paid(
+                        &tx,
+                        &mut request,
+                        &mut invoices,
+                        &result.provider_reference,
+                        "",
+                        now,
+                    )
+                    .await?
             }
             ReportedOutcome::Failed(decline) => {
-                self.record_decline(
-                    &tx,
-                    caller,
-                    &mut request,
-                    &invoices,
-                    decline.clone(),
-                    &result.provider_reference,
-                    "",
-                    now,
-                )
-                .await?
+                self.core
+                    .record_decline(
+                        &tx,
+                        caller,
+                        &mut request,
+                        &invoices,
+                        decline.clone(),
+                        &result.provider_reference,
+                        "",
+                        now,
+                    )
+                    .await?
             }
         };
         let mut events = events;
-        events.extend(self.save_request(&tx, &request).await?);
+        events.extend(self.core.save_request(&tx, &request).await?);
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
-        Ok((request, self.views(caller, invoices).await?))
+        Ok((
+            request,
+            invoice_views(&self.core.store, caller, invoices, self.core.now()).await?,
+        ))
     }
 }

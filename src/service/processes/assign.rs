@@ -2,9 +2,10 @@
 //! processes to it, in one transaction.
 
 use super::ProcessView;
+use super::Processes;
 use crate::core::Caller;
 use crate::core::CustomerRef;
-use crate::core::lookup::load_customer;
+use crate::core::lookup::load_live_customer;
 use crate::core::lookup::load_organization;
 use crate::core::process_events::ProcessChange;
 use crate::core::reconcile::amount_due;
@@ -13,8 +14,7 @@ use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::process::command::{move_to_policy, moves_with_customer_policy};
 use crate::domain::process::schedule::step_time;
 use crate::error::Error;
-use crate::service::Services;
-use crate::service::policies::{PolicyHolder, check_assignable_policy, load_policy};
+use crate::service::lookup::{PolicyHolder, check_assignable_policy, load_policy};
 
 /// A customer after AssignPolicy, with the processes moved to the policy.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct AssignedPolicy {
     pub moved: Vec<ProcessView>,
 }
 
-impl Services {
+impl Processes {
     /// Sets the customer's policy override (`policy_code`; empty clears it, so the
     /// organization's default applies). With `apply_to_open_processes`, the customer's
     /// ACTIVE, PAUSED and EXHAUSTED processes whose invoices carry no policy of their own move
@@ -37,14 +37,8 @@ impl Services {
         policy_code: &str,
         apply_to_open_processes: bool,
     ) -> Result<AssignedPolicy, Error> {
-        let tx = self.store.begin().await?;
-        let mut customer = load_customer(&tx, caller, key).await?;
-        if customer.is_deleted() {
-            return Err(Error::precondition(
-                "CUSTOMER_DELETED",
-                format!("customer `{}` was deleted", customer.external_id),
-            ));
-        }
+        let tx = self.core.store.begin().await?;
+        let mut customer = load_live_customer(&tx, caller, key).await?;
         let previous_code = customer.details.policy_code.clone();
         check_assignable_policy(
             &tx,
@@ -54,7 +48,7 @@ impl Services {
             PolicyHolder::Customer,
         )
         .await?;
-        let now = self.now();
+        let now = self.core.now();
         customer.details.policy_code = policy_code.to_owned();
         customer.updated_at = now;
         tx.update_customer(&customer).await?;
@@ -135,7 +129,7 @@ impl Services {
         }];
         events.extend(process_events);
         // The engine looks at the customer again: new processes follow the new policy.
-        events.extend(self.customer_changed(&tx, &customer, false).await?);
+        events.extend(self.core.customer_changed(&tx, &customer, false).await?);
         tx.append_events(caller.organization_id, &events).await?;
         tx.commit().await?;
         let mut views = Vec::with_capacity(moved.len());

@@ -4,6 +4,7 @@
 //! either committed first (the command sees its result) or loses its lease (the command
 //! changed `due_at`), so nothing runs twice.
 
+use super::Processes;
 use super::payment_plans::PaymentPlanTerms;
 use super::{ProcessView, process_not_found};
 use crate::core::Caller;
@@ -20,8 +21,7 @@ use crate::domain::process::schedule::step_time;
 use crate::domain::process::state::{Process, Promise};
 use crate::engine::steps::Operation;
 use crate::error::Error;
-use crate::service::Services;
-use crate::service::customers::request_id_conflict;
+use crate::service::lookup::request_id_conflict;
 use crate::service::paging::fingerprint;
 use crate::storage::Tx;
 use uuid::Uuid;
@@ -64,7 +64,7 @@ struct Done {
     changed: bool,
 }
 
-impl Services {
+impl Processes {
     /// Runs an operator command. FAILED_PRECONDITION (naming the process's state) when the
     /// command does not apply to the process as it is; a command already in effect (pausing
     /// a PAUSED process) returns the process unchanged and records nothing.
@@ -79,7 +79,7 @@ impl Services {
             None => fingerprint(&(operation, request.process_id, request.note.as_str())),
             Some(terms) => fingerprint(&(operation, request.process_id, &request.note, terms)),
         };
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         if let Some(request_id) = &request.request_id
             && let Some((stored, command_id)) = tx
                 .find_idempotency_key(caller.organization_id, operation, request_id)
@@ -105,7 +105,7 @@ impl Services {
         let previous = process.state;
         let done = self.apply_command(&tx, caller, request, process).await?;
         if done.changed {
-            let now = self.now();
+            let now = self.core.now();
             let record = ProcessCommand {
                 id: Uuid::now_v7(),
                 organization_id: caller.organization_id,
@@ -134,7 +134,7 @@ impl Services {
             tx.append_events(caller.organization_id, &done.events)
                 .await?;
             if done.process.due_at.is_some() {
-                tx.wake_after_commit(&self.wake.engine);
+                tx.wake_after_commit(&self.core.wake.engine);
             }
             tx.commit().await?;
         } else {
@@ -153,7 +153,7 @@ impl Services {
     ) -> Result<CommandResult, Error> {
         let view = self.get_process(caller, process_id).await?;
         let notification = match notification_id {
-            Some(id) => self.store.find_notification(id).await?,
+            Some(id) => self.core.store.find_notification(id).await?,
             None => None,
         };
         Ok(CommandResult { view, notification })
@@ -174,7 +174,7 @@ impl Services {
             _ => None,
         };
         if let Some(operation) = operation {
-            let operated = self.operate(tx, caller, process, &operation).await?;
+            let operated = self.core.operate(tx, caller, process, &operation).await?;
             return Ok(Done {
                 process: operated.process,
                 events: operated.events,
@@ -182,7 +182,7 @@ impl Services {
                 changed: operated.changed,
             });
         }
-        let now = self.now();
+        let now = self.core.now();
         let previous = process.state;
         let invoices = tx
             .find_invoices_by_ids(caller.organization_id, &process.open_invoice_ids(), false)
@@ -311,7 +311,7 @@ impl Services {
             amount_minor,
             owed.minor(),
             customer.details.timezone,
-            self.now(),
+            self.core.now(),
         )?)
     }
 
@@ -338,7 +338,7 @@ impl Services {
             first,
             p.anchor_date,
             customer.details.timezone,
-            self.now(),
+            self.core.now(),
         ))
     }
 }

@@ -7,9 +7,9 @@ mod commands;
 pub(crate) mod payment_plans;
 pub mod simulate;
 
-use super::Services;
 use super::paging::PageRequest;
 use crate::core::Caller;
+use crate::core::Core;
 use crate::core::CustomerRef;
 use crate::core::InvoiceRef;
 use crate::core::charging::charge_outcome;
@@ -40,7 +40,20 @@ pub use commands::CommandResult;
 pub use commands::PromiseTerms;
 pub use payment_plans::PaymentPlanTerms;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// Dunning processes: reading, operator commands, payment plans, policy assignment and simulation.
+#[derive(Clone)]
+pub struct Processes {
+    core: Arc<Core>,
+}
+
+impl Processes {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
 
 /// A process with its history, charges and current amount due (GetProcess).
 #[derive(Debug, Clone)]
@@ -65,7 +78,7 @@ fn process_not_found(id: Uuid) -> Error {
     Error::not_found("PROCESS_NOT_FOUND", format!("no process with id {id}"))
 }
 
-impl Services {
+impl Processes {
     /// Renders an email of a process as it would be sent now, with its customer, invoices,
     /// policy, charges and history (PreviewNotification with a process): `kind`, or the next
     /// email its remaining steps send. Nothing is stored or sent.
@@ -77,11 +90,12 @@ impl Services {
         locale: Option<String>,
     ) -> Result<ComposedEmail, Error> {
         let p = self
+            .core
             .store
             .find_process(caller.organization_id, process_id, false)
             .await?
             .ok_or_else(|| process_not_found(process_id))?;
-        let policy = policy_of(&self.store, &p).await?;
+        let policy = policy_of(&self.core.store, &p).await?;
         let kind = match kind {
             Some(kind) => kind,
             None => next_email_kind(&policy.definition.steps, p.current_step_index).ok_or_else(
@@ -98,6 +112,7 @@ impl Services {
         };
         let ids: Vec<Uuid> = p.invoices.iter().map(|i| i.invoice_id).collect();
         let invoices = self
+            .core
             .store
             .find_invoices_by_ids(caller.organization_id, &ids, false)
             .await?;
@@ -106,15 +121,16 @@ impl Services {
             // Nothing left to dun (the process ended): its invoices as they stand.
             dunned = invoices;
         }
-        let booked = self.store.charges_of(p.id).await?;
+        let booked = self.core.store.charges_of(p.id).await?;
         let customer = self
+            .core
             .store
             .find_customer(caller.organization_id, p.customer_id)
             .await?
             .ok_or_else(|| Error::Internal(format!("process {} has no customer", p.id)))?;
         let history = if shows_history(kind) {
             history_entries(
-                &self.store.step_runs_of(p.id).await?,
+                &self.core.store.step_runs_of(p.id).await?,
                 customer.details.timezone,
             )
         } else {
@@ -125,12 +141,13 @@ impl Services {
             history,
             ..process_email(&p, &policy, kind, &dunned, &booked)
         };
-        self.preview_email(caller, &request).await
+        self.core.compose(&self.core.store, caller, &request).await
     }
 
     /// A process with its full history.
     pub async fn get_process(&self, caller: Caller, id: Uuid) -> Result<ProcessView, Error> {
         let p = self
+            .core
             .store
             .find_process(caller.organization_id, id, false)
             .await?
@@ -148,20 +165,21 @@ impl Services {
         let mut filter = query.filter.clone();
         if let Some(customer) = &query.customer {
             filter.customer_id = Some(
-                crate::core::lookup::load_customer(&self.store, caller, customer)
+                crate::core::lookup::load_customer(&self.core.store, caller, customer)
                     .await?
                     .id,
             );
         }
         if let Some(invoice) = &query.invoice {
             filter.invoice_id = Some(
-                crate::core::lookup::load_invoice(&self.store, caller, invoice, false)
+                crate::core::lookup::load_invoice(&self.core.store, caller, invoice, false)
                     .await?
                     .id,
             );
         }
         let after = page.after_id(&filter)?;
         let rows = self
+            .core
             .store
             .list_processes(caller.organization_id, &filter, after, page.fetch_limit())
             .await?;
@@ -172,6 +190,7 @@ impl Services {
             .flat_map(|p| p.invoices.iter().map(|i| i.invoice_id))
             .collect();
         let invoices = self
+            .core
             .store
             .find_invoices_by_ids(caller.organization_id, &ids, false)
             .await?;
@@ -194,16 +213,17 @@ impl Services {
     async fn process_view(&self, p: Process) -> Result<ProcessView, Error> {
         let ids: Vec<Uuid> = p.invoices.iter().map(|i| i.invoice_id).collect();
         let invoices = self
+            .core
             .store
             .find_invoices_by_ids(p.organization_id, &ids, false)
             .await?;
-        let mut history = self.store.step_runs_of(p.id).await?;
+        let mut history = self.core.store.step_runs_of(p.id).await?;
         self.follow_pending_outcomes(&p, &mut history).await?;
         Ok(ProcessView {
             amount_due: open_amount_due(&p, &invoices)?,
             history,
-            commands: self.store.commands_of(p.id).await?,
-            charges: self.store.charges_of(p.id).await?,
+            commands: self.core.store.commands_of(p.id).await?,
+            charges: self.core.store.charges_of(p.id).await?,
             process: p,
         })
     }
@@ -230,6 +250,7 @@ impl Services {
             ..Default::default()
         };
         let notifications: HashMap<Uuid, Notification> = self
+            .core
             .store
             .list_notifications(p.organization_id, &filter, None, 10_000)
             .await?
@@ -242,6 +263,7 @@ impl Services {
             .collect::<Vec<_>>()
         {
             if let Some(r) = self
+                .core
                 .store
                 .find_payment_request(p.organization_id, id, false)
                 .await?

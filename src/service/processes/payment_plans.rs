@@ -1,8 +1,8 @@
 //! Payment plans of processes (RecordPaymentPlan): making one from an operator's terms, and
 //! the events of what becomes of it. The engine follows a plan in `steps::payment_plans`.
 
+use super::Processes;
 use crate::core::Caller;
-use crate::core::Core;
 use crate::domain::money::Money;
 use crate::domain::process::payment_plan::InstalmentTerms;
 use crate::domain::process::payment_plan::PaymentPlan;
@@ -23,7 +23,7 @@ pub struct PaymentPlanTerms {
     pub reminder_days_before: u32,
 }
 
-impl Core {
+impl Processes {
     /// The plan `terms` make for a process owing `owed` (INVALID_ARGUMENT naming
     /// `instalments[i].date`, `instalments[i].amount`, `instalments`, `grace_days` or
     /// `reminder_days_before`).
@@ -56,7 +56,7 @@ impl Core {
             owed.minor(),
             |minor| p.currency.format(minor),
             customer.details.timezone,
-            self.now(),
+            self.core.now(),
         )?)
     }
 }

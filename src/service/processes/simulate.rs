@@ -4,6 +4,7 @@
 //! rolled back: the simulation is the engine's own code path (DESIGN.md §9), not a second
 //! model of it that could drift. Charges meet a provider that declines every one.
 
+use super::Processes;
 use crate::clock::{Clock, ManualClock};
 use crate::core::Caller;
 use crate::core::Core;
@@ -19,7 +20,7 @@ use crate::domain::process::state::{Charge, OutcomeStatus, ProcessState, StepRun
 use crate::domain::validation::Violations;
 use crate::engine::steps::{BatchCache, ClaimedProcess};
 use crate::error::Error;
-use crate::service::Services;
+use crate::service::lookup::load_policy_version;
 use crate::storage::Tx;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -116,7 +117,7 @@ struct Copy {
     label: String,
 }
 
-impl Services {
+impl Processes {
     /// Runs the engine over the request's invoices with a simulated clock and returns the
     /// timeline; nothing is stored or sent.
     pub async fn simulate_policy(
@@ -125,12 +126,12 @@ impl Services {
         request: SimulationRequest,
     ) -> Result<Simulation, Error> {
         let policy = self.simulated_policy(caller, &request.policy).await?;
-        let start = request.start.unwrap_or_else(|| self.now());
+        let start = request.start.unwrap_or_else(|| self.core.now());
         let clock = Arc::new(ManualClock::new(start));
         // The engine's own code, on a clock of its own; wake-ups go nowhere (nothing commits).
-        let engine = Core::new(self.store.clone(), clock.clone());
+        let engine = Core::new(self.core.store.clone(), clock.clone());
         // Dropped without commit: everything the engine writes below is rolled back.
-        let tx = self.store.begin().await?;
+        let tx = self.core.store.begin().await?;
         let stored = stored_invoices(&tx, caller, &request.stored_invoice_external_ids).await?;
         let (customer, shown_id) = engine
             .simulated_customer(&tx, caller, &request, &stored)
@@ -161,10 +162,10 @@ impl Services {
     ) -> Result<Policy, Error> {
         match source {
             SimulatedPolicy::Stored { code, version } => {
-                self.get_policy(caller, code, *version).await
+                load_policy_version(&self.core.store, caller, code, *version).await
             }
             SimulatedPolicy::Inline { code, definition } => {
-                let now = self.now();
+                let now = self.core.now();
                 Ok(Policy {
                     id: Uuid::now_v7(),
                     organization_id: caller.organization_id,

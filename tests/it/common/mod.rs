@@ -197,6 +197,7 @@ impl TestServer {
         .expect("server starts");
         let (_, key) = server
             .services()
+            .auth
             .create_organization("acme")
             .await
             .expect("organization");
@@ -254,6 +255,7 @@ impl TestServer {
     pub async fn other_organization(&self, name: &str) -> String {
         self.server()
             .services()
+            .auth
             .create_organization(name)
             .await
             .unwrap()
