@@ -15,6 +15,8 @@
 //!   and the lag from each step's due time to its execution (p50 / p99).
 //!
 //! Not a test: it prints figures (copy them into BENCHMARKS.md) and asserts nothing.
+// A benchmark measures wall time and dates its seed data by the real clock.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

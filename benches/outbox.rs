@@ -5,6 +5,8 @@
 //!     DUNNING_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench outbox
 //!
 //! Not a test: it prints figures (copy them into BENCHMARKS.md) and asserts nothing.
+// A benchmark measures wall time and dates its seed data by the real clock.
+#![allow(clippy::disallowed_methods)]
 
 #[path = "../tests/it/common/smtp.rs"]
 mod smtp;

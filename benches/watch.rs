@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench watch` (SQLite; PostgreSQL too with `DUNNING_BENCH_POSTGRES_URL`).
 //! `WATCH_SUBSCRIBERS`, `WATCH_EVENTS_PER_SECOND` and `WATCH_SECONDS` change the load.
+// A benchmark measures wall time and dates its seed data by the real clock.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

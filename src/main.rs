@@ -1,7 +1,7 @@
 //! The `dunning` command line. No logic here: it parses arguments and calls the library.
 
 use clap::{Parser, Subcommand};
-use dunning::clock::SystemClock;
+use dunning::clock::{Clock, SystemClock};
 use dunning::config::{Config, LogFormat};
 use dunning::domain::access::Scopes;
 use dunning::service::Services;
@@ -151,7 +151,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 } => {
                     let scopes = Scopes::parse(&scopes).map_err(|e| format!("--scopes: {e}"))?;
                     let expires_at = expires_in_days
-                        .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+                        .map(|days| SystemClock.now() + chrono::Duration::days(i64::from(days)));
                     let key = services
                         .auth
                         .create_scoped_api_key(&org, scopes, expires_at)

@@ -2,6 +2,7 @@
 //! inside the caller's transaction: what a request and a dunning step both do. Delivery is the
 //! engine's (`engine::jobs::outbox`).
 
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::CustomerRef;
@@ -529,7 +530,7 @@ impl Core {
     ) -> (Notification, Vec<NewEvent>) {
         let org = &composed.organization;
         let now = self.now();
-        let id = Uuid::now_v7();
+        let id = new_id();
         let mut n = Notification {
             id,
             organization_id: caller.organization_id,

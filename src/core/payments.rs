@@ -1,6 +1,7 @@
 //! Recording a payment on an invoice, in the caller's transaction (RecordPayment and a
 //! successful charge).
 
+use crate::clock::new_id;
 use crate::domain::event::EventPayload;
 use crate::domain::event::EventType;
 use crate::domain::event::NewEvent;
@@ -14,7 +15,6 @@ use crate::storage::Conn;
 use crate::storage::Connection;
 use chrono::DateTime;
 use chrono::Utc;
-use uuid::Uuid;
 
 /// A payment to record.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub(crate) async fn pay_invoice<C: Connection>(
         .record_payment(payment.currency, payment.amount_minor, paid_at, now)
         .map_err(rule_error)?;
     let recorded = Payment {
-        id: Uuid::now_v7(),
+        id: new_id(),
         organization_id: invoice.organization_id,
         invoice_id: invoice.id,
         external_id: payment.external_id,

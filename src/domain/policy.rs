@@ -278,6 +278,10 @@ impl PolicyDefinition {
     /// (`steps[2].delay_days`). Field formats (required values, amounts, enums) are checked
     /// where the input is converted; these are the rules between them.
     pub fn check_rules(&self, violations: &mut Violations) {
+        // The engine starts a process at the first step: a policy without one cannot run.
+        if self.steps.is_empty() {
+            violations.add("steps", "needs at least one step");
+        }
         let mut last_due_date_delay: Option<(usize, i32)> = None;
         for (i, step) in self.steps.iter().enumerate() {
             match step.anchor {
@@ -369,6 +373,11 @@ mod tests {
         let mut v = Violations::new();
         def.check_rules(&mut v);
         v.into_vec().into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn a_policy_needs_a_step() {
+        assert_eq!(bad_fields(&definition(vec![])), vec!["steps".to_owned()]);
     }
 
     #[test]

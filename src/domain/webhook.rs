@@ -153,6 +153,7 @@ impl AttemptOutcome {
 impl WebhookDelivery {
     /// A delivery of an event to an endpoint, due at once.
     pub fn new(
+        id: Uuid,
         endpoint: &WebhookEndpoint,
         event_id: Uuid,
         event_sequence: i64,
@@ -160,7 +161,7 @@ impl WebhookDelivery {
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id,
             organization_id: endpoint.organization_id,
             endpoint_id: endpoint.id,
             event_id,

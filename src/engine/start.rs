@@ -4,6 +4,7 @@
 //! starts a process (or joins a running CUSTOMER_BALANCE one) once the first step's time has
 //! come and the threshold is reached (DESIGN.md §9).
 
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::process_events::ProcessChange;
@@ -205,7 +206,7 @@ impl Core {
             let base = start_time(&definition.steps, anchor_date, tz).unwrap_or(now);
             let first_at = step_time(&definition.steps[0], anchor_date, tz, base);
             let p = Process {
-                id: Uuid::now_v7(),
+                id: new_id(),
                 organization_id: org_id,
                 customer_id,
                 customer_external_id: customer.external_id.clone(),

@@ -383,9 +383,6 @@ fn action(field: &str, a: &proto::Action, v: &mut Violations) -> Option<Action> 
 }
 
 fn steps(field: &str, items: &[proto::Step], v: &mut Violations) -> Vec<Step> {
-    if items.is_empty() {
-        v.add(field, "needs at least one step");
-    }
     if items.len() > MAX_STEPS {
         v.add(field, format!("must have at most {MAX_STEPS} steps"));
         return Vec::new();

@@ -1,5 +1,6 @@
 //! Organizations' API keys: issued once in plain text, stored as SHA-256 hashes.
 
+use crate::clock::new_id;
 use crate::core::Actor;
 use crate::core::Caller;
 use crate::core::Core;
@@ -121,7 +122,7 @@ impl Auth {
         let name = validation::required_text(name).map_err(|e| Error::field("name", e))?;
         let now = self.core.now();
         let org = Organization {
-            id: Uuid::now_v7(),
+            id: new_id(),
             settings: OrganizationSettings::new(&name),
             created_at: now,
             updated_at: now,
@@ -221,7 +222,7 @@ impl Auth {
     ) -> Result<IssuedKey, Error> {
         let plain_text = generate_key();
         let record = ApiKeyRecord {
-            id: Uuid::now_v7(),
+            id: new_id(),
             organization_id,
             prefix: plain_text[..SHOWN_PREFIX_LEN].to_owned(),
             created_at: self.core.now(),

@@ -2,6 +2,7 @@
 
 use super::paging::PageRequest;
 use super::paging::fingerprint;
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::CustomerRef;
@@ -21,7 +22,6 @@ use chrono::DateTime;
 use chrono::Utc;
 use chrono_tz::Tz;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Customers: create, read, update, list, erase, and their overdue balance.
 #[derive(Clone)]
@@ -90,7 +90,7 @@ impl Customers {
         }
         let now = self.core.now();
         let customer = Customer {
-            id: Uuid::now_v7(),
+            id: new_id(),
             organization_id: caller.organization_id,
             external_id,
             details,

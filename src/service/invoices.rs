@@ -1,6 +1,7 @@
 //! Invoices: idempotent sync from the billing system, payments, voids and dunning flags.
 
 use super::paging::PageRequest;
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::CustomerRef;
@@ -261,9 +262,8 @@ impl Invoices {
                     }
                 }
                 None => {
-                    let invoice =
-                        Invoice::create(Uuid::now_v7(), org_id, customer.id, tz, sync, now)
-                            .map_err(rule_error)?;
+                    let invoice = Invoice::create(new_id(), org_id, customer.id, tz, sync, now)
+                        .map_err(rule_error)?;
                     (invoice, SyncOutcome::Created, None)
                 }
             };

@@ -2,6 +2,7 @@
 //! code given to an organization, customer or invoice names a policy that may be assigned.
 
 use super::paging::{PageRequest, fingerprint};
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::lookup::load_organization;
@@ -11,7 +12,6 @@ use crate::error::Error;
 use crate::service::lookup::request_id_conflict;
 use crate::service::lookup::{load_policy, load_policy_version, policy_archived, policy_not_found};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Dunning policies and their versions.
 #[derive(Clone)]
@@ -124,7 +124,7 @@ impl Policies {
         }
         let now = self.core.now();
         let policy = Policy {
-            id: Uuid::now_v7(),
+            id: new_id(),
             organization_id: caller.organization_id,
             code,
             version: 1,
@@ -204,7 +204,7 @@ impl Policies {
         }
         check_rules(&definition)?;
         let next = Policy {
-            id: Uuid::now_v7(),
+            id: new_id(),
             version: latest.version + 1,
             definition,
             updated_at: self.core.now(),

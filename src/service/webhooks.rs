@@ -3,6 +3,7 @@
 
 use super::paging::PageRequest;
 use super::paging::fingerprint;
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::domain::query::DeliveryFilter;
@@ -85,7 +86,7 @@ impl Webhooks {
         }
         let now = self.core.now();
         let endpoint = WebhookEndpoint {
-            id: Uuid::now_v7(),
+            id: new_id(),
             organization_id: caller.organization_id,
             url: settings.url.clone(),
             description: settings.description.clone(),

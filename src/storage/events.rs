@@ -9,6 +9,7 @@
 
 use super::entity::{event, organization};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
+use crate::clock::new_id;
 use crate::domain::event::{Event, EventPayload, NewEvent};
 use crate::domain::query::EventFilter;
 use crate::error::Error;
@@ -109,7 +110,7 @@ impl<C: ConnectionTrait> Conn<C> {
         let models = events.iter().enumerate().map(|(i, e)| {
             let reported = e.reported_amount();
             event::Model {
-                id: Uuid::now_v7(),
+                id: new_id(),
                 organization_id,
                 sequence: first + i as i64,
                 event_type: e.event_type.as_str().to_owned(),

@@ -7,6 +7,7 @@ use crate::common::engine::*;
 use crate::common::policy::{fixed_fee, reminder, step};
 use crate::common::smtp::SmtpServer;
 use crate::common::{TestServer, assert_error, bad_fields, customer};
+use dunning::clock::new_id;
 use dunning::proto::{
     self, CommandType, PauseReason, PolicyScope, ProcessState, StepAnchor, StepTrigger,
     TemplateKind,
@@ -482,7 +483,7 @@ async fn bad_commands_name_their_fields(s: &TestServer, _smtp: &SmtpServer) {
     );
     assert_eq!(bad_fields(&status), vec!["process_id", "request_id"]);
     assert_error(
-        advance(s, &uuid::Uuid::now_v7().to_string(), "").await,
+        advance(s, &new_id().to_string(), "").await,
         Code::NotFound,
         "PROCESS_NOT_FOUND",
     );
@@ -793,12 +794,7 @@ async fn preview_renders_the_next_email_of_a_process(s: &TestServer, smtp: &Smtp
         "NO_NEXT_EMAIL",
     );
     assert_error(
-        preview(
-            s,
-            &uuid::Uuid::now_v7().to_string(),
-            TemplateKind::Unspecified,
-        )
-        .await,
+        preview(s, &new_id().to_string(), TemplateKind::Unspecified).await,
         Code::NotFound,
         "PROCESS_NOT_FOUND",
     );

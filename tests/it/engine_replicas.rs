@@ -152,6 +152,8 @@ async fn assert_exactly_once(s: &TestServer, smtp: &SmtpServer, in_flight_at_kil
 /// Processes claimed by a replica and not committed: their `due_at` holds a lease in the
 /// future (a committed one-step process has none; an unclaimed one is due in the past).
 async fn leases_held(db: &DatabaseConnection) -> i64 {
+    // The replicas run on the system clock: their leases are compared with it.
+    #[allow(clippy::disallowed_methods)]
     let now = chrono::Utc::now().timestamp_micros();
     let row = db
         .query_one_raw(Statement::from_string(

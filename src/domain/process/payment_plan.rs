@@ -146,6 +146,7 @@ pub struct PlanTerms {
 /// dates from today, strictly increasing, at most two years ahead; positive amounts adding up
 /// exactly to what is due.
 pub fn make_plan(
+    id: Uuid,
     terms: &PlanTerms,
     owed_minor: i64,
     format: impl Fn(i64) -> String,
@@ -245,7 +246,7 @@ pub fn make_plan(
         })
         .collect();
     Ok(PaymentPlan {
-        id: Uuid::now_v7(),
+        id,
         state: PlanState::Active,
         made_at: now,
         ended_at: None,
@@ -431,6 +432,7 @@ mod tests {
 
     fn plan(instalments: &[(&str, i64)]) -> PaymentPlan {
         make_plan(
+            Uuid::nil(),
             &terms(instalments),
             instalments.iter().map(|(_, m)| m).sum(),
             |m| m.to_string(),
@@ -450,6 +452,7 @@ mod tests {
         let berlin = chrono_tz::Europe::Berlin;
         let fmt = |m: i64| format!("{}.{:02}", m / 100, m % 100);
         let short = make_plan(
+            Uuid::nil(),
             &terms(&[("2026-12-10", 4_000), ("2026-12-20", 5_000)]),
             10_000,
             fmt,
@@ -465,6 +468,7 @@ mod tests {
         );
         assert_eq!(
             fields(make_plan(
+                Uuid::nil(),
                 &terms(&[("2026-11-30", 5_000), ("2026-11-29", 5_000)]),
                 10_000,
                 fmt,
@@ -478,7 +482,7 @@ mod tests {
         bad.grace_days = 31;
         bad.reminder_days_before = 31;
         assert_eq!(
-            fields(make_plan(&bad, 10_000, fmt, berlin, now)),
+            fields(make_plan(Uuid::nil(), &bad, 10_000, fmt, berlin, now)),
             vec![
                 "grace_days",
                 "reminder_days_before",
@@ -487,7 +491,14 @@ mod tests {
             ],
         );
         assert_eq!(
-            fields(make_plan(&terms(&[]), 10_000, fmt, berlin, now)),
+            fields(make_plan(
+                Uuid::nil(),
+                &terms(&[]),
+                10_000,
+                fmt,
+                berlin,
+                now
+            )),
             vec!["instalments"]
         );
     }

@@ -134,7 +134,7 @@ mod tests {
         use crate::domain::policy::ActionType;
         use crate::domain::process::state::{ActionOutcome, StepTrigger};
         let run = |index: usize, name: &str, outcomes: Vec<ActionOutcome>| StepRun {
-            id: uuid::Uuid::now_v7(),
+            id: uuid::Uuid::from_u128(index as u128),
             organization_id: uuid::Uuid::nil(),
             process_id: uuid::Uuid::nil(),
             step_index: index,

@@ -1,5 +1,6 @@
 //! Creates webhook deliveries from the event log and posts the due ones.
 
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::domain::event::NewEvent;
 use crate::domain::query::EventFilter;
@@ -110,7 +111,16 @@ impl Engine {
                 // Not moved: another replica dispatched these events to it.
                 if tx.advance_webhook_cursor(endpoint.id, cursor, last).await? {
                     deliveries.extend(events.iter().filter(|e| endpoint.wants(&e.event_type)).map(
-                        |e| WebhookDelivery::new(endpoint, e.id, e.sequence, &e.event_type, now),
+                        |e| {
+                            WebhookDelivery::new(
+                                new_id(),
+                                endpoint,
+                                e.id,
+                                e.sequence,
+                                &e.event_type,
+                                now,
+                            )
+                        },
                     ));
                 }
             }

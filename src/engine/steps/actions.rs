@@ -2,6 +2,7 @@
 //! charges booked, payment requests opened, invoices written off.
 
 use super::StepRunner;
+use crate::clock::new_id;
 use crate::core::charging::NewRequestFor;
 use crate::core::outbox::EmailRequest;
 use crate::core::outbox::history_entries;
@@ -232,7 +233,7 @@ impl StepRunner<'_> {
         let charges: Vec<Charge> = planned
             .into_iter()
             .map(|c| Charge {
-                id: Uuid::now_v7(),
+                id: new_id(),
                 organization_id: self.caller.organization_id,
                 process_id: self.process.id,
                 step_run_id: run.id,

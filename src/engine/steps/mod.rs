@@ -14,6 +14,7 @@ pub(crate) use batch::BatchCache;
 pub use batch::ClaimedProcess;
 pub(crate) use operations::Operation;
 
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::charging::charge_outcome;
@@ -263,7 +264,7 @@ impl StepRunner<'_> {
     fn new_run(&self, index: usize, trigger: StepTrigger, detail: &str) -> StepRun {
         let step = &self.policy.definition.steps[index];
         StepRun {
-            id: Uuid::now_v7(),
+            id: new_id(),
             organization_id: self.caller.organization_id,
             process_id: self.process.id,
             step_index: index,

@@ -11,6 +11,7 @@
 use super::invoices::InvoiceView;
 use super::paging::PageRequest;
 use super::paging::fingerprint;
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::CustomerRef;
@@ -124,7 +125,7 @@ impl PaymentRequests {
         }
         check_not_deleted(&customer)?;
         let now = self.core.now();
-        let id = Uuid::now_v7();
+        let id = new_id();
         if let Some(request_id) = &new.request_id {
             // First, so that a concurrent call with the same request_id waits for this one
             // and then answers ABORTED (retry: the replay) instead of superseding it.

@@ -7,6 +7,7 @@
 use super::Processes;
 use super::payment_plans::PaymentPlanTerms;
 use super::{ProcessView, process_not_found};
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::process_events::ProcessChange;
 use crate::core::process_events::plan_event;
@@ -107,7 +108,7 @@ impl Processes {
         if done.changed {
             let now = self.core.now();
             let record = ProcessCommand {
-                id: Uuid::now_v7(),
+                id: new_id(),
                 organization_id: caller.organization_id,
                 process_id: request.process_id,
                 kind: request.kind,

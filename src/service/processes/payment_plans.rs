@@ -2,6 +2,7 @@
 //! the events of what becomes of it. The engine follows a plan in `steps::payment_plans`.
 
 use super::Processes;
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::domain::money::Money;
 use crate::domain::process::payment_plan::InstalmentTerms;
@@ -52,6 +53,7 @@ impl Processes {
             reminder_days_before: terms.reminder_days_before,
         };
         Ok(make_plan(
+            new_id(),
             &terms,
             owed.minor(),
             |minor| p.currency.format(minor),

@@ -5,6 +5,7 @@
 //! model of it that could drift. Charges meet a provider that declines every one.
 
 use super::Processes;
+use crate::clock::new_id;
 use crate::clock::{Clock, ManualClock};
 use crate::core::Caller;
 use crate::core::Core;
@@ -167,7 +168,7 @@ impl Processes {
             SimulatedPolicy::Inline { code, definition } => {
                 let now = self.core.now();
                 Ok(Policy {
-                    id: Uuid::now_v7(),
+                    id: new_id(),
                     organization_id: caller.organization_id,
                     code: if code.is_empty() {
                         "simulated".into()
@@ -253,9 +254,9 @@ impl Core {
         details.dunning_excluded = false;
         let now = self.now();
         let customer = Customer {
-            id: Uuid::now_v7(),
+            id: new_id(),
             organization_id: caller.organization_id,
-            external_id: format!("{STAND_IN_PREFIX}{}", Uuid::now_v7()),
+            external_id: format!("{STAND_IN_PREFIX}{}", new_id()),
             details,
             created_at: now,
             updated_at: now,
@@ -310,7 +311,7 @@ impl Core {
             // Unique beside the stored invoices; the label is what the timeline shows.
             sync.external_id = format!("{label}~{suffix}");
             let invoice = Invoice::create(
-                Uuid::now_v7(),
+                new_id(),
                 caller.organization_id,
                 customer.id,
                 tz,
