@@ -6,9 +6,9 @@
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::CustomerRef;
+use crate::core::compose::EmailRequest;
 use crate::core::lookup::load_customer;
 use crate::core::lookup::load_organization;
-use crate::core::outbox::EmailRequest;
 use crate::core::payments::NewPayment;
 use crate::core::payments::pay_invoice;
 use crate::domain::customer::Customer;
@@ -30,6 +30,7 @@ use crate::domain::payment_request::Refresh;
 use crate::domain::payment_request::payment_link;
 use crate::domain::query::PaymentRequestFilter;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::notify::templates::TemplateKind;
 use crate::storage::Conn;
 use crate::storage::Connection;
@@ -82,15 +83,15 @@ pub(crate) struct NewRequestFor<'a> {
 
 pub(crate) fn not_found(id: Uuid) -> Error {
     Error::not_found(
-        "PAYMENT_REQUEST_NOT_FOUND",
+        Reason::PaymentRequestNotFound,
         format!("no payment request with id {id}"),
     )
 }
 
 pub(crate) fn rule_error(err: PaymentRequestError) -> Error {
     let reason = match err {
-        PaymentRequestError::ChargeInFlight(_) => "PAYMENT_IN_PROGRESS",
-        PaymentRequestError::Closed { .. } => "PAYMENT_REQUEST_ALREADY_SETTLED",
+        PaymentRequestError::ChargeInFlight(_) => Reason::PaymentInProgress,
+        PaymentRequestError::Closed { .. } => Reason::PaymentRequestAlreadySettled,
     };
     Error::precondition(reason, err.to_string())
 }

@@ -7,6 +7,7 @@ use crate::domain::customer::Customer;
 use crate::domain::invoice::Invoice;
 use crate::domain::organization::Organization;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::storage::Conn;
 use crate::storage::Connection;
 use crate::storage::InvoiceKey;
@@ -16,7 +17,10 @@ pub(crate) fn customer_not_found(key: &CustomerRef) -> Error {
         CustomerRef::Id(id) => format!("id {id}"),
         CustomerRef::ExternalId(ext) => format!("external_id `{ext}`"),
     };
-    Error::not_found("CUSTOMER_NOT_FOUND", format!("no customer with {shown}"))
+    Error::not_found(
+        Reason::CustomerNotFound,
+        format!("no customer with {shown}"),
+    )
 }
 
 /// Loads a customer of the caller's organization or answers NOT_FOUND.
@@ -40,7 +44,7 @@ pub(crate) fn invoice_not_found(key: &InvoiceRef) -> Error {
         InvoiceRef::Id(id) => format!("id {id}"),
         InvoiceRef::ExternalId(ext) => format!("external_id `{ext}`"),
     };
-    Error::not_found("INVOICE_NOT_FOUND", format!("no invoice with {shown}"))
+    Error::not_found(Reason::InvoiceNotFound, format!("no invoice with {shown}"))
 }
 
 /// Loads an invoice of the caller's organization or answers NOT_FOUND; with `lock`, holds it
@@ -67,7 +71,7 @@ pub(crate) async fn load_organization<C: Connection>(
 ) -> Result<Organization, Error> {
     conn.find_organization(caller.organization_id)
         .await?
-        .ok_or_else(|| Error::not_found("ORGANIZATION_NOT_FOUND", "organization not found"))
+        .ok_or_else(|| Error::not_found(Reason::OrganizationNotFound, "organization not found"))
 }
 
 /// FAILED_PRECONDITION `CUSTOMER_DELETED` for a customer whose personal data was erased: it
@@ -75,7 +79,7 @@ pub(crate) async fn load_organization<C: Connection>(
 pub(crate) fn check_not_deleted(customer: &Customer) -> Result<(), Error> {
     if customer.is_deleted() {
         return Err(Error::precondition(
-            "CUSTOMER_DELETED",
+            Reason::CustomerDeleted,
             format!("customer `{}` was deleted", customer.external_id),
         ));
     }

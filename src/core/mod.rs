@@ -6,6 +6,7 @@
 //! and nothing here imports `service` or `engine`.
 
 pub mod charging;
+pub mod compose;
 pub mod lookup;
 pub mod outbox;
 pub mod payment_plans;

@@ -11,6 +11,7 @@ use crate::domain::invoice::InvoiceState;
 use crate::domain::invoice::Payment;
 use crate::domain::money::Currency;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::storage::Conn;
 use crate::storage::Connection;
 use chrono::DateTime;
@@ -27,23 +28,23 @@ pub struct NewPayment {
 }
 
 /// The reason code and gRPC class of a refused invoice change.
-pub(crate) fn rule_reason(err: &InvoiceRuleError) -> &'static str {
+pub(crate) fn rule_reason(err: &InvoiceRuleError) -> Reason {
     match err {
-        InvoiceRuleError::NotOpen(_) => "INVOICE_NOT_OPEN",
-        InvoiceRuleError::CustomerImmutable => "INVOICE_CUSTOMER_IMMUTABLE",
-        InvoiceRuleError::CurrencyImmutable => "INVOICE_CURRENCY_IMMUTABLE",
-        InvoiceRuleError::AmountBelowSettled { .. } => "AMOUNT_BELOW_SETTLED",
-        InvoiceRuleError::VoidWithPayments => "INVOICE_HAS_PAYMENTS",
-        InvoiceRuleError::Overpayment { .. } => "OVERPAYMENT",
-        InvoiceRuleError::CurrencyMismatch { .. } => "CURRENCY_MISMATCH",
-        InvoiceRuleError::ZeroPayment => "VALIDATION_FAILED",
+        InvoiceRuleError::NotOpen(_) => Reason::InvoiceNotOpen,
+        InvoiceRuleError::CustomerImmutable => Reason::InvoiceCustomerImmutable,
+        InvoiceRuleError::CurrencyImmutable => Reason::InvoiceCurrencyImmutable,
+        InvoiceRuleError::AmountBelowSettled { .. } => Reason::AmountBelowSettled,
+        InvoiceRuleError::VoidWithPayments => Reason::InvoiceHasPayments,
+        InvoiceRuleError::Overpayment { .. } => Reason::Overpayment,
+        InvoiceRuleError::CurrencyMismatch { .. } => Reason::CurrencyMismatch,
+        InvoiceRuleError::ZeroPayment => Reason::ValidationFailed,
     }
 }
 
 pub(crate) fn rule_error(err: InvoiceRuleError) -> Error {
     match err {
         InvoiceRuleError::CurrencyMismatch { .. } => Error::InvalidRequest {
-            reason: "CURRENCY_MISMATCH",
+            reason: Reason::CurrencyMismatch,
             field: "currency_code".into(),
             message: err.to_string(),
         },

@@ -73,7 +73,7 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
             payment_request_id,
         } => Payload::Notification(proto::NotificationEventPayload {
             notification_id,
-            kind: super::notifications::kind_to_proto(&template_kind) as i32,
+            kind: super::convert::kind_to_proto(&template_kind) as i32,
             state: super::notifications::state_name_to_proto(&state) as i32,
             message_id,
             attempts,
@@ -154,7 +154,7 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
                 policy_code,
                 policy_version,
                 scope: PolicyScope::parse(&scope)
-                    .map(super::policies::scope_to_proto)
+                    .map(super::convert::policy::scope_to_proto)
                     .unwrap_or(proto::PolicyScope::Unspecified) as i32,
                 state: state_of(&state),
                 previous_state: state_of(&previous_state),

@@ -26,6 +26,7 @@ use crate::service::{LiveEvents, Services};
 use tonic::Request;
 use tonic::service::Routes;
 
+use crate::error::Reason;
 pub use status::ERROR_DOMAIN;
 
 /// The descriptor set served by reflection (written by build.rs).
@@ -90,7 +91,7 @@ pub(crate) async fn authenticate<T>(
     request: &Request<T>,
 ) -> Result<Caller, Error> {
     let missing = || Error::Unauthenticated {
-        reason: "API_KEY_MISSING",
+        reason: Reason::ApiKeyMissing,
         message: "send metadata `authorization: Bearer <api key>`".into(),
     };
     let header = request

@@ -2,54 +2,20 @@
 //! (DunningService) and the template override RPCs (OrganizationService).
 
 use super::convert::{self, optional_timestamp, timestamp};
+use super::convert::{kind_from_proto, kind_to_proto};
 use super::{Api, authenticate};
 use crate::domain::notification::StoredTemplate;
 use crate::domain::notification::{Notification, NotificationState};
 use crate::domain::query::NotificationFilter;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
-use crate::notify::templates::{TemplateKind, TemplateSource};
+use crate::notify::templates::TemplateSource;
 use crate::proto;
 use crate::service::notifications::EmailRequest;
 use tonic::{Request, Response, Status};
 
 /// Longest template part accepted, in bytes.
 const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
-
-pub fn kind_from_proto(field: &str, value: i32) -> Result<TemplateKind, Error> {
-    use proto::TemplateKind as P;
-    Ok(match P::try_from(value) {
-        Ok(P::FriendlyReminder) => TemplateKind::FriendlyReminder,
-        Ok(P::FirmReminder) => TemplateKind::FirmReminder,
-        Ok(P::FinalNotice) => TemplateKind::FinalNotice,
-        Ok(P::PreDueReminder) => TemplateKind::PreDueReminder,
-        Ok(P::PaymentRequest) => TemplateKind::PaymentRequest,
-        Ok(P::SalesNotification) => TemplateKind::SalesNotification,
-        Ok(P::CollectionAgencyHandover) => TemplateKind::CollectionAgencyHandover,
-        Ok(P::InstalmentReminder) => TemplateKind::InstalmentReminder,
-        Ok(P::Unspecified) | Err(_) => {
-            return Err(Error::field(
-                field,
-                "is required: one of the TEMPLATE_KIND_* values",
-            ));
-        }
-    })
-}
-
-pub fn kind_to_proto(kind: &str) -> proto::TemplateKind {
-    use proto::TemplateKind as P;
-    match TemplateKind::parse(kind) {
-        Some(TemplateKind::FriendlyReminder) => P::FriendlyReminder,
-        Some(TemplateKind::FirmReminder) => P::FirmReminder,
-        Some(TemplateKind::FinalNotice) => P::FinalNotice,
-        Some(TemplateKind::PreDueReminder) => P::PreDueReminder,
-        Some(TemplateKind::PaymentRequest) => P::PaymentRequest,
-        Some(TemplateKind::SalesNotification) => P::SalesNotification,
-        Some(TemplateKind::CollectionAgencyHandover) => P::CollectionAgencyHandover,
-        Some(TemplateKind::InstalmentReminder) => P::InstalmentReminder,
-        None => P::Unspecified,
-    }
-}
 
 pub(super) fn state_to_proto(state: NotificationState) -> proto::NotificationState {
     match state {

@@ -1,7 +1,7 @@
 //! Process conversions and the process-reading RPCs of DunningService.
 
+use super::convert::policy::{action_type_to_proto, scope_to_proto};
 use super::convert::{self, optional_timestamp, timestamp};
-use super::policies::{action_type_to_proto, scope_to_proto};
 use super::{Api, authenticate};
 use crate::domain::money::{Currency, Money};
 use crate::domain::process::command::{CommandKind, ProcessCommand};
@@ -292,7 +292,7 @@ pub async fn list(
     } else {
         v.check(
             "policy_code",
-            super::policies::policy_code(&req.policy_code),
+            super::convert::policy::policy_code(&req.policy_code),
         )
     };
     v.finish().map_err(Error::from)?;

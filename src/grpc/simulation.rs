@@ -1,8 +1,8 @@
 //! SimulatePolicy: validates the request, lets the engine run it (rolled back), converts the
 //! timeline.
 
+use super::convert::policy::{action_to_proto, policy_code, policy_from_proto, policy_to_proto};
 use super::convert::{self, timestamp};
-use super::policies::{action_to_proto, policy_code, policy_from_proto, policy_to_proto};
 use super::processes::{charge_to_proto, state_to_proto};
 use super::{Api, authenticate};
 use crate::domain::invoice::CollectionMethod;
@@ -188,7 +188,7 @@ fn action_to_simulated(
 
 fn email_to_proto(n: Notification) -> proto::SimulatedEmail {
     proto::SimulatedEmail {
-        template_kind: super::notifications::kind_to_proto(&n.kind) as i32,
+        template_kind: super::convert::kind_to_proto(&n.kind) as i32,
         locale: n.locale,
         subject: n.subject,
         to: n.recipients.to,

@@ -1,7 +1,7 @@
 //! The one mapping from the crate's `Error` to a gRPC status with `ErrorInfo` (and
 //! `BadRequest` / `PreconditionFailure` where fields or items are named).
 
-use crate::error::Error;
+use crate::error::{Error, Reason};
 use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -11,14 +11,16 @@ pub const ERROR_DOMAIN: &str = "dunning";
 
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
-        let message = err.to_string();
+        // What the caller reads: the error's own text, except where it would leak a
+        // dependency's or a bug's details (those go to the log).
+        let mut message = err.to_string();
         let mut details = ErrorDetails::new();
         let (code, reason) = match err {
             Error::InvalidArgument(violations) => {
                 for v in violations {
                     details.add_bad_request_violation(v.field, v.description);
                 }
-                (Code::InvalidArgument, "VALIDATION_FAILED")
+                (Code::InvalidArgument, Reason::ValidationFailed)
             }
             Error::InvalidRequest {
                 reason,
@@ -35,32 +37,34 @@ impl From<Error> for Status {
                 reason, violations, ..
             } => {
                 for v in violations {
-                    details.add_precondition_failure_violation(reason, v.field, v.description);
+                    details.add_precondition_failure_violation(
+                        reason.as_str(),
+                        v.field,
+                        v.description,
+                    );
                 }
                 (Code::FailedPrecondition, reason)
             }
-            Error::Aborted(_) => (Code::Aborted, "CONCURRENT_MODIFICATION"),
+            Error::Aborted(_) => (Code::Aborted, Reason::ConcurrentModification),
             Error::Unauthenticated { reason, .. } => (Code::Unauthenticated, reason),
             Error::PermissionDenied { reason, .. } => (Code::PermissionDenied, reason),
-            Error::Unimplemented(_) => (Code::Unimplemented, "NOT_IMPLEMENTED"),
             Error::Unavailable(ref detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
-                (Code::Unavailable, "STORAGE_UNAVAILABLE")
+                message = "the database is temporarily unavailable; retry".to_owned();
+                (Code::Unavailable, Reason::StorageUnavailable)
             }
-            Error::ShuttingDown(_) => (Code::Unavailable, "SERVER_SHUTTING_DOWN"),
+            Error::ShuttingDown(_) => (Code::Unavailable, Reason::ServerShuttingDown),
             Error::Internal(ref detail) => {
                 tracing::error!(%detail, "internal error");
-                (Code::Internal, "INTERNAL")
+                message = "internal error".to_owned();
+                (Code::Internal, Reason::Internal)
             }
         };
-        let message = if reason == "STORAGE_UNAVAILABLE" {
-            "the database is temporarily unavailable; retry".to_owned()
-        } else if code == Code::Internal {
-            "internal error".to_owned()
-        } else {
-            message
-        };
-        details.set_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+        details.set_error_info(
+            reason.as_str(),
+            ERROR_DOMAIN,
+            HashMap::<String, String>::new(),
+        );
         Status::with_error_details(code, message, details)
     }
 }

@@ -8,6 +8,7 @@ use crate::domain::access::{Scope, Scopes};
 use crate::domain::organization::{Organization, OrganizationSettings};
 use crate::domain::validation;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::storage::ApiKeyRecord;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -62,7 +63,7 @@ impl Auth {
         let (caller, scopes) = self.key_of(plain_text).await?;
         if !scopes.contains(scope) {
             return Err(Error::PermissionDenied {
-                reason: "SCOPE_MISSING",
+                reason: Reason::ScopeMissing,
                 message: format!(
                     "{call} needs an API key with the `{}` scope; this key has `{}`",
                     scope.as_str(),
@@ -88,7 +89,7 @@ impl Auth {
         };
         if !plain_text.starts_with(KEY_PREFIX) {
             return Err(unauthenticated(
-                "API_KEY_INVALID",
+                Reason::ApiKeyInvalid,
                 "the API key is not valid",
             ));
         }
@@ -97,15 +98,18 @@ impl Auth {
             .store
             .find_api_key_by_hash(&hash_key(plain_text))
             .await?
-            .ok_or_else(|| unauthenticated("API_KEY_INVALID", "the API key is not valid"))?;
+            .ok_or_else(|| unauthenticated(Reason::ApiKeyInvalid, "the API key is not valid"))?;
         if record.revoked_at.is_some() {
             return Err(unauthenticated(
-                "API_KEY_REVOKED",
+                Reason::ApiKeyRevoked,
                 "the API key was revoked",
             ));
         }
         if record.expires_at.is_some_and(|at| self.core.now() >= at) {
-            return Err(unauthenticated("API_KEY_EXPIRED", "the API key expired"));
+            return Err(unauthenticated(
+                Reason::ApiKeyExpired,
+                "the API key expired",
+            ));
         }
         let caller = Caller {
             organization_id: record.organization_id,
@@ -194,7 +198,7 @@ impl Auth {
             Ok(())
         } else {
             Err(Error::not_found(
-                "API_KEY_NOT_FOUND",
+                Reason::ApiKeyNotFound,
                 format!("no active API key with id {key_id}"),
             ))
         }
@@ -207,7 +211,7 @@ impl Auth {
             .await?
             .ok_or_else(|| {
                 Error::not_found(
-                    "ORGANIZATION_NOT_FOUND",
+                    Reason::OrganizationNotFound,
                     format!("no organization named `{name}`"),
                 )
             })

@@ -15,6 +15,7 @@ use crate::domain::event::NewEvent;
 use crate::domain::overdue::OverdueBalance;
 use crate::domain::query::CustomerFilter;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::lookup::PolicyHolder;
 use crate::service::lookup::check_assignable_policy;
 use crate::service::lookup::request_id_conflict;
@@ -84,7 +85,7 @@ impl Customers {
             .is_some()
         {
             return Err(Error::already_exists(
-                "CUSTOMER_ALREADY_EXISTS",
+                Reason::CustomerAlreadyExists,
                 format!("a customer with external_id `{external_id}` already exists"),
             ));
         }

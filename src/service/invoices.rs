@@ -23,6 +23,7 @@ use crate::domain::invoice::SyncOutcome;
 use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::lookup::PolicyHolder;
 use crate::service::lookup::check_assignable;
 use crate::service::lookup::check_assignable_policy;
@@ -224,7 +225,7 @@ impl Invoices {
             };
             if customer.is_deleted() {
                 refused.push((
-                    "CUSTOMER_DELETED",
+                    Reason::CustomerDeleted,
                     FieldViolation {
                         field: format!("{}.customer_external_id", path(index)),
                         description: format!("customer `{}` was deleted", customer.external_id),
@@ -286,7 +287,7 @@ impl Invoices {
         }
         if !missing.is_empty() {
             return Err(Error::not_found(
-                "CUSTOMER_NOT_FOUND",
+                Reason::CustomerNotFound,
                 format!("no customer for {}", missing.join(", ")),
             ));
         }
@@ -294,7 +295,7 @@ impl Invoices {
             let reason = if refused.iter().all(|(r, _)| *r == refused[0].0) {
                 refused[0].0
             } else {
-                "INVOICE_CHANGE_REFUSED"
+                Reason::InvoiceChangeRefused
             };
             let violations: Vec<FieldViolation> = refused.into_iter().map(|(_, v)| v).collect();
             let message = violations
@@ -391,7 +392,7 @@ impl Invoices {
                 && existing.currency == payment.currency;
             if !same {
                 return Err(Error::already_exists(
-                    "PAYMENT_ALREADY_EXISTS",
+                    Reason::PaymentAlreadyExists,
                     format!(
                         "payment `{}` was already recorded with other details",
                         payment.external_id

@@ -6,15 +6,19 @@
 use crate::core::Caller;
 use crate::domain::policy::{Policy, PolicyScope};
 use crate::error::Error;
+use crate::error::Reason;
 use crate::storage::{Conn, Connection};
 use std::collections::HashMap;
 
 pub(crate) fn policy_not_found(code: &str) -> Error {
-    Error::not_found("POLICY_NOT_FOUND", format!("no policy `{code}`"))
+    Error::not_found(Reason::PolicyNotFound, format!("no policy `{code}`"))
 }
 
 pub(crate) fn policy_archived(code: &str) -> Error {
-    Error::precondition("POLICY_ARCHIVED", format!("policy `{code}` is archived"))
+    Error::precondition(
+        Reason::PolicyArchived,
+        format!("policy `{code}` is archived"),
+    )
 }
 
 /// The latest version of a policy of the caller's organization.
@@ -131,7 +135,7 @@ pub(crate) async fn load_policy_version<C: Connection>(
     }
     let latest = load_policy(conn, caller, code, false).await?;
     Err(Error::not_found(
-        "POLICY_VERSION_NOT_FOUND",
+        Reason::PolicyVersionNotFound,
         format!(
             "policy `{code}` has no version {version} (latest: {})",
             latest.version
@@ -141,7 +145,7 @@ pub(crate) async fn load_policy_version<C: Connection>(
 
 pub(crate) fn request_id_conflict(request_id: &str) -> Error {
     Error::already_exists(
-        "REQUEST_ID_CONFLICT",
+        Reason::RequestIdConflict,
         format!("request_id `{request_id}` was already used for a different request"),
     )
 }

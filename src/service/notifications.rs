@@ -5,15 +5,16 @@ use super::paging::PageRequest;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::CustomerRef;
-use crate::core::lookup::load_customer;
-pub use crate::core::outbox::EmailRequest;
-pub use crate::core::outbox::{
+pub use crate::core::compose::EmailRequest;
+pub use crate::core::compose::{
     BookedCharge, ComposedEmail, HistoryEntry, InstalmentLine, PlanLines,
 };
+use crate::core::lookup::load_customer;
 use crate::domain::notification::Notification;
 use crate::domain::notification::StoredTemplate;
 use crate::domain::query::NotificationFilter;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::notify::templates;
 use crate::notify::templates::TemplateKind;
 use crate::notify::templates::TemplateSource;
@@ -33,7 +34,7 @@ impl Notifications {
 
 fn template_not_found(kind: TemplateKind, locale: &str) -> Error {
     Error::not_found(
-        "TEMPLATE_OVERRIDE_NOT_FOUND",
+        Reason::TemplateOverrideNotFound,
         format!("no override of {} for locale {locale}", kind.as_str()),
     )
 }
@@ -89,7 +90,7 @@ impl Notifications {
         source: TemplateSource,
     ) -> Result<StoredTemplate, Error> {
         templates::validate(&source).map_err(|e| Error::InvalidRequest {
-            reason: "TEMPLATE_INVALID",
+            reason: Reason::TemplateInvalid,
             field: format!("template_override.{}", e.part),
             message: e.to_string(),
         })?;

@@ -7,6 +7,7 @@ use crate::domain::organization::Organization;
 use crate::domain::organization::OrganizationField;
 use crate::domain::organization::OrganizationSettings;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::lookup::PolicyHolder;
 use crate::service::lookup::check_assignable_policy;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ impl Organizations {
                     .is_some()
             {
                 return Err(Error::already_exists(
-                    "ORGANIZATION_ALREADY_EXISTS",
+                    Reason::OrganizationAlreadyExists,
                     format!(
                         "an organization named `{}` already exists",
                         org.settings.name

@@ -4,6 +4,7 @@
 //! token replayed with other filters is refused instead of silently skipping rows.
 
 use crate::error::Error;
+use crate::error::Reason;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -70,7 +71,7 @@ impl PageRequest {
         let token: Token = serde_json::from_slice(&bytes).map_err(|_| invalid_token())?;
         if token.f != fingerprint(filter) {
             return Err(Error::InvalidRequest {
-                reason: "INVALID_PAGE_TOKEN",
+                reason: Reason::InvalidPageToken,
                 field: "page_token".into(),
                 message: "page_token was issued for different filters".into(),
             });
@@ -107,7 +108,7 @@ impl PageRequest {
 
 fn invalid_token() -> Error {
     Error::InvalidRequest {
-        reason: "INVALID_PAGE_TOKEN",
+        reason: Reason::InvalidPageToken,
         field: "page_token".into(),
         message: "page_token is not a token returned by this list".into(),
     }

@@ -9,6 +9,7 @@ use crate::core::lookup::load_organization;
 use crate::domain::policy::{Policy, PolicyDefinition};
 use crate::domain::validation::Violations;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::lookup::request_id_conflict;
 use crate::service::lookup::{load_policy, load_policy_version, policy_archived, policy_not_found};
 use std::sync::Arc;
@@ -225,7 +226,7 @@ impl Policies {
         let org = load_organization(&tx, caller).await?;
         if org.settings.default_policy_code == code {
             return Err(Error::precondition(
-                "POLICY_IS_DEFAULT",
+                Reason::PolicyIsDefault,
                 format!(
                     "policy `{code}` is the organization's default policy; choose another \
                      default first"

@@ -10,6 +10,7 @@ use crate::domain::query::DeliveryFilter;
 use crate::domain::webhook::WebhookDelivery;
 use crate::domain::webhook::WebhookEndpoint;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::lookup::request_id_conflict;
 use rand::RngCore;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub enum EndpointField {
 
 fn not_found(id: Uuid) -> Error {
     Error::not_found(
-        "WEBHOOK_ENDPOINT_NOT_FOUND",
+        Reason::WebhookEndpointNotFound,
         format!("no webhook endpoint with id {id}"),
     )
 }

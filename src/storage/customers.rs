@@ -5,6 +5,7 @@ use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micr
 use crate::domain::customer::{Customer, CustomerDetails, PaymentMethod};
 use crate::domain::query::CustomerFilter;
 use crate::error::Error;
+use crate::error::Reason;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect,
@@ -19,7 +20,7 @@ impl<C: ConnectionTrait> Conn<C> {
             .map_err(|e| {
                 db_error_or_duplicate(
                     e,
-                    "CUSTOMER_ALREADY_EXISTS",
+                    Reason::CustomerAlreadyExists,
                     format!(
                         "a customer with external_id `{}` already exists",
                         c.external_id

@@ -7,6 +7,7 @@ use crate::domain::money::Currency;
 use crate::domain::overdue::OverdueBalance;
 use crate::domain::query::InvoiceFilter;
 use crate::error::Error;
+use crate::error::Reason;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -314,7 +315,7 @@ impl<C: ConnectionTrait> Conn<C> {
             .map_err(|e| {
                 db_error_or_duplicate(
                     e,
-                    "PAYMENT_ALREADY_EXISTS",
+                    Reason::PaymentAlreadyExists,
                     format!(
                         "payment `{}` was recorded concurrently; retry",
                         p.external_id

@@ -20,6 +20,7 @@ pub use organizations::ApiKeyRecord;
 pub use report::{POSTGRES_REPORT_SETTINGS, collections_report_statements};
 
 use crate::error::Error;
+use crate::error::Reason;
 use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -193,7 +194,7 @@ impl<C: ConnectionTrait> Conn<C> {
 /// anything else is a server fault.
 pub(crate) fn db_error(err: DbErr) -> Error {
     if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
-        return Error::already_exists("ALREADY_EXISTS", format!("duplicate: {detail}"));
+        return Error::already_exists(Reason::AlreadyExists, format!("duplicate: {detail}"));
     }
     match &err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(err.to_string()),
@@ -226,7 +227,7 @@ fn is_transient(code: Option<&str>) -> bool {
 }
 
 /// Like [`db_error`], but a unique violation becomes the caller's specific ALREADY_EXISTS.
-pub(crate) fn db_error_or_duplicate(err: DbErr, reason: &'static str, message: String) -> Error {
+pub(crate) fn db_error_or_duplicate(err: DbErr, reason: Reason, message: String) -> Error {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => Error::already_exists(reason, message),
         _ => db_error(err),

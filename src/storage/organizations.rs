@@ -8,6 +8,7 @@ use crate::domain::organization::{
     Organization, OrganizationSettings, PaymentProviderSettings, QuietHours, SenderIdentity,
 };
 use crate::error::Error;
+use crate::error::Reason;
 use chrono::{DateTime, NaiveTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -39,7 +40,7 @@ impl<C: ConnectionTrait> Conn<C> {
             .map_err(|e| {
                 db_error_or_duplicate(
                     e,
-                    "ORGANIZATION_ALREADY_EXISTS",
+                    Reason::OrganizationAlreadyExists,
                     format!(
                         "an organization named `{}` already exists",
                         org.settings.name

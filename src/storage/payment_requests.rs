@@ -8,6 +8,7 @@ use crate::domain::payment_request::{
 };
 use crate::domain::query::PaymentRequestFilter;
 use crate::error::Error;
+use crate::error::Reason;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -42,13 +43,15 @@ impl<C: ConnectionTrait> Conn<C> {
             covered::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(&self.conn)
                 .await
-                .map_err(|e| match db_error_or_duplicate(e, "", String::new()) {
-                    Error::AlreadyExists { .. } => Error::Aborted(
-                        "an invoice of this request was put in another payment request \
+                .map_err(|e| {
+                    match db_error_or_duplicate(e, Reason::AlreadyExists, String::new()) {
+                        Error::AlreadyExists { .. } => Error::Aborted(
+                            "an invoice of this request was put in another payment request \
                          concurrently; retry"
-                            .into(),
-                    ),
-                    other => other,
+                                .into(),
+                        ),
+                        other => other,
+                    }
                 })?;
         }
         Ok(())

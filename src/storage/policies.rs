@@ -5,6 +5,7 @@ use super::entity::policy;
 use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
 use crate::domain::policy::{Policy, PolicyDefinition};
 use crate::error::Error;
+use crate::error::Reason;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
@@ -49,7 +50,7 @@ impl<C: ConnectionTrait> Conn<C> {
             if p.version == 1 {
                 db_error_or_duplicate(
                     e,
-                    "POLICY_ALREADY_EXISTS",
+                    Reason::PolicyAlreadyExists,
                     format!("policy `{}` already exists", p.code),
                 )
             } else {

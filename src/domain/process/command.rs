@@ -4,6 +4,7 @@
 
 use super::payment_plan::PaymentPlan;
 use super::state::{PauseReason, Process, ProcessState, Promise};
+use crate::error::Reason;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -76,12 +77,12 @@ pub struct ProcessCommand {
 /// `ErrorInfo` reason the API answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Refused {
-    fn new(reason: &'static str, p: &Process, what: &str) -> Self {
+    fn new(reason: Reason, p: &Process, what: &str) -> Self {
         Self {
             reason,
             message: format!("the process is {}: {what}", p.state.as_str()),
@@ -98,7 +99,7 @@ pub enum Applied {
 }
 
 fn closed(p: &Process, what: &str) -> Refused {
-    Refused::new("PROCESS_CLOSED", p, what)
+    Refused::new(Reason::ProcessClosed, p, what)
 }
 
 /// Pause an ACTIVE process until an operator resumes it.
@@ -111,7 +112,7 @@ pub fn pause(p: &mut Process, note: &str, now: DateTime<Utc>) -> Result<Applied,
             Ok(Applied::Changed)
         }
         _ => Err(Refused::new(
-            "PROCESS_NOT_ACTIVE",
+            Reason::ProcessNotActive,
             p,
             "only an ACTIVE process can be paused",
         )),
@@ -125,7 +126,7 @@ pub fn resume(p: &mut Process, now: DateTime<Utc>) -> Result<Applied, Refused> {
     match (p.state, p.pause_reason) {
         (ProcessState::Active, _) => Ok(Applied::AlreadyInEffect),
         (ProcessState::Paused, Some(reason)) if reason.follows_a_cause() => Err(Refused {
-            reason: "PAUSE_CAUSE_ACTIVE",
+            reason: Reason::PauseCauseActive,
             message: format!(
                 "the process is paused by {} which is still in place: clear that instead",
                 reason.as_str()
@@ -137,7 +138,7 @@ pub fn resume(p: &mut Process, now: DateTime<Utc>) -> Result<Applied, Refused> {
             Ok(Applied::Changed)
         }
         _ => Err(Refused::new(
-            "PROCESS_NOT_PAUSED",
+            Reason::ProcessNotPaused,
             p,
             "only a PAUSED process can be resumed",
         )),
@@ -221,14 +222,14 @@ pub fn move_to_policy(
 pub fn check_advance(p: &Process, steps: usize) -> Result<(), Refused> {
     if p.state != ProcessState::Active {
         return Err(Refused::new(
-            "PROCESS_NOT_ACTIVE",
+            Reason::ProcessNotActive,
             p,
             "only an ACTIVE process can be advanced",
         ));
     }
     if p.current_step_index >= steps {
         return Err(Refused {
-            reason: "NO_NEXT_STEP",
+            reason: Reason::NoNextStep,
             message: format!("the last of the policy's {steps} steps has run"),
         });
     }
@@ -244,7 +245,7 @@ pub fn check_escalate(p: &Process, has_agency_email: bool) -> Result<Applied, Re
             Err(closed(p, "a closed process cannot be escalated"))
         }
         _ if !has_agency_email => Err(Refused {
-            reason: "NO_COLLECTION_AGENCY",
+            reason: Reason::NoCollectionAgency,
             message: "the process's policy has no collection_agency_email".into(),
         }),
         _ => Ok(Applied::Changed),
@@ -258,7 +259,7 @@ pub fn check_inform_sales(p: &Process, has_sales_rep: bool) -> Result<(), Refuse
     }
     if !has_sales_rep {
         return Err(Refused {
-            reason: "SALES_REP_MISSING",
+            reason: Reason::SalesRepMissing,
             message: "the customer has no sales_rep_email".into(),
         });
     }
@@ -293,7 +294,7 @@ pub fn check_promise(p: &Process) -> Result<(), Refused> {
     };
     if !allowed {
         return Err(Refused::new(
-            "PROCESS_NOT_ACTIVE",
+            Reason::ProcessNotActive,
             p,
             "a promise can be recorded on an ACTIVE process, or one paused by an operator or \
              an earlier promise",
@@ -329,7 +330,7 @@ pub fn check_payment_plan(p: &Process) -> Result<(), Refused> {
     };
     if !allowed {
         return Err(Refused::new(
-            "PROCESS_NOT_ACTIVE",
+            Reason::ProcessNotActive,
             p,
             "a payment plan can be agreed for an ACTIVE process, or one paused by an \
              operator, a promise or an earlier plan",
@@ -512,7 +513,7 @@ mod tests {
             promise_to_pay(&mut disputed, promise(None), "", now())
                 .unwrap_err()
                 .reason,
-            "PROCESS_NOT_ACTIVE"
+            Reason::ProcessNotActive
         );
     }
 
@@ -591,7 +592,7 @@ mod tests {
         let mut p = process(ProcessState::Paused, Some(PauseReason::Dispute));
         assert_eq!(
             resume(&mut p, now()).unwrap_err().reason,
-            "PAUSE_CAUSE_ACTIVE"
+            Reason::PauseCauseActive
         );
         let mut promised = process(ProcessState::Paused, Some(PauseReason::PromiseToPay));
         promised.promise = Some(promise(Some(4_000)));
@@ -603,27 +604,27 @@ mod tests {
     fn commands_name_the_state_they_refuse() {
         let mut ended = process(ProcessState::Resolved, None);
         let refused = pause(&mut ended, "", now()).unwrap_err();
-        assert_eq!(refused.reason, "PROCESS_NOT_ACTIVE");
+        assert_eq!(refused.reason, Reason::ProcessNotActive);
         assert!(refused.message.contains("RESOLVED"), "{}", refused.message);
         assert_eq!(
             cancel(&mut ended, "", now()).unwrap_err().reason,
-            "PROCESS_CLOSED"
+            Reason::ProcessClosed
         );
         assert_eq!(
             reset(&mut ended, now(), now()).unwrap_err().reason,
-            "PROCESS_CLOSED"
+            Reason::ProcessClosed
         );
         assert_eq!(
             resume(&mut process(ProcessState::Exhausted, None), now())
                 .unwrap_err()
                 .reason,
-            "PROCESS_NOT_PAUSED"
+            Reason::ProcessNotPaused
         );
         assert_eq!(
             check_escalate(&process(ProcessState::Active, None), false)
                 .unwrap_err()
                 .reason,
-            "NO_COLLECTION_AGENCY"
+            Reason::NoCollectionAgency
         );
         assert_eq!(
             check_escalate(&process(ProcessState::Escalated, None), false),
@@ -633,7 +634,7 @@ mod tests {
             check_inform_sales(&process(ProcessState::Active, None), false)
                 .unwrap_err()
                 .reason,
-            "SALES_REP_MISSING"
+            Reason::SalesRepMissing
         );
     }
 
@@ -641,11 +642,11 @@ mod tests {
     fn advance_needs_an_active_process_with_a_step_left() {
         let p = process(ProcessState::Active, None);
         assert_eq!(check_advance(&p, 3), Ok(()));
-        assert_eq!(check_advance(&p, 2).unwrap_err().reason, "NO_NEXT_STEP");
+        assert_eq!(check_advance(&p, 2).unwrap_err().reason, Reason::NoNextStep);
         let paused = process(ProcessState::Paused, Some(PauseReason::Manual));
         assert_eq!(
             check_advance(&paused, 3).unwrap_err().reason,
-            "PROCESS_NOT_ACTIVE"
+            Reason::ProcessNotActive
         );
     }
 

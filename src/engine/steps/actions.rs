@@ -4,10 +4,10 @@
 use super::StepRunner;
 use crate::clock::new_id;
 use crate::core::charging::NewRequestFor;
-use crate::core::outbox::EmailRequest;
-use crate::core::outbox::history_entries;
-use crate::core::outbox::process_email;
-use crate::core::outbox::shows_history;
+use crate::core::compose::EmailRequest;
+use crate::core::compose::history_entries;
+use crate::core::compose::process_email;
+use crate::core::compose::shows_history;
 use crate::core::process_events::ProcessChange;
 use crate::core::process_events::plan_events;
 use crate::core::process_events::process_event;

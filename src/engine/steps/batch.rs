@@ -5,7 +5,7 @@
 use super::StepRunner;
 use crate::core::Caller;
 use crate::core::Core;
-use crate::core::outbox::TemplateCache;
+use crate::core::compose::TemplateCache;
 use crate::domain::customer::Customer;
 use crate::domain::invoice::Invoice;
 use crate::domain::notification::Notification;

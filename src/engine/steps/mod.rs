@@ -18,7 +18,7 @@ use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::charging::charge_outcome;
-use crate::core::outbox::TemplateCache;
+use crate::core::compose::TemplateCache;
 use crate::core::process_events::ProcessChange;
 use crate::core::process_events::plan_events;
 use crate::core::process_events::promise_event;

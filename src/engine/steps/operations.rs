@@ -13,6 +13,7 @@ use crate::domain::process::command::{self, Applied};
 use crate::domain::process::state::{Process, ProcessState, StepTrigger};
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::storage::Tx;
 use uuid::Uuid;
 
@@ -147,7 +148,7 @@ impl StepRunner<'_> {
         self.process.updated_at = self.now;
         if outcome.status == crate::domain::process::state::OutcomeStatus::Failed {
             return Err(Error::precondition(
-                "TEMPLATE_RENDER_FAILED",
+                Reason::TemplateRenderFailed,
                 outcome.detail,
             ));
         }

@@ -4,9 +4,9 @@
 //! process, and a missed instalment or a completed plan lets dunning resume.
 
 use super::StepRunner;
-use crate::core::outbox::EmailRequest;
-use crate::core::outbox::PlanLines;
-use crate::core::outbox::process_email;
+use crate::core::compose::EmailRequest;
+use crate::core::compose::PlanLines;
+use crate::core::compose::process_email;
 use crate::core::payment_plans::settle_plan;
 use crate::core::process_events::ProcessChange;
 use crate::core::process_events::plan_events;

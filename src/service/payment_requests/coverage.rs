@@ -10,6 +10,7 @@ use crate::domain::invoice::Invoice;
 use crate::domain::query::InvoiceFilter;
 use crate::domain::validation::FieldViolation;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -39,7 +40,7 @@ impl PaymentRequests {
                 .await?;
             if found.len() > MAX_INVOICES {
                 return Err(Error::InvalidRequest {
-                    reason: "TOO_MANY_INVOICES",
+                    reason: Reason::TooManyInvoices,
                     field: "invoice_external_ids".into(),
                     message: format!(
                         "customer `{}` has more than {MAX_INVOICES} overdue invoices in {}; \
@@ -54,7 +55,7 @@ impl PaymentRequests {
             locked.retain(|i| i.is_overdue(now));
             if locked.is_empty() {
                 return Err(Error::precondition(
-                    "NO_OVERDUE_INVOICES",
+                    Reason::NoOverdueInvoices,
                     format!(
                         "customer `{}` has no overdue invoices in {}",
                         customer.external_id,
@@ -147,13 +148,13 @@ impl PaymentRequests {
         }
         if !missing.is_empty() {
             return Err(Error::not_found(
-                "INVOICE_NOT_FOUND",
+                Reason::InvoiceNotFound,
                 format!("no such invoice: {}", missing.join(", ")),
             ));
         }
         if !foreign.is_empty() {
             return Err(Error::InvalidRequest {
-                reason: "INVOICE_OF_OTHER_CUSTOMER",
+                reason: Reason::InvoiceOfOtherCustomer,
                 field: "invoice_external_ids".into(),
                 message: format!(
                     "not invoices of customer `{}`: {}",
@@ -164,7 +165,7 @@ impl PaymentRequests {
         }
         if !other_currency.is_empty() {
             return Err(Error::InvalidRequest {
-                reason: "MIXED_CURRENCIES",
+                reason: Reason::MixedCurrencies,
                 field: "invoice_external_ids".into(),
                 message: format!(
                     "every invoice must be in {}: {}",
@@ -180,7 +181,7 @@ impl PaymentRequests {
                 .collect::<Vec<_>>()
                 .join("; ");
             return Err(Error::PreconditionFailures {
-                reason: "INVOICE_NOT_OVERDUE",
+                reason: Reason::InvoiceNotOverdue,
                 message,
                 violations: not_overdue,
             });

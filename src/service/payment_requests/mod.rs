@@ -29,6 +29,7 @@ use crate::domain::payment_request::PaymentRequest;
 use crate::domain::payment_request::PaymentRequestError;
 use crate::domain::query::PaymentRequestFilter;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::invoices::invoice_views;
 use crate::service::lookup::request_id_conflict;
 use std::sync::Arc;
@@ -205,7 +206,7 @@ impl PaymentRequests {
         let now = self.core.now();
         let changed = request.cancel(reason, now).map_err(|e| {
             Error::precondition(
-                "PAYMENT_REQUEST_NOT_CANCELABLE",
+                Reason::PaymentRequestNotCancelable,
                 match e {
                     PaymentRequestError::ChargeInFlight(_) => e.to_string(),
                     PaymentRequestError::Closed { status, .. } => {
@@ -277,7 +278,7 @@ impl PaymentRequests {
         let (mut request, mut invoices) = lock_request(&tx, caller, id).await?;
         if !request.status.is_open() {
             return Err(Error::precondition(
-                "PAYMENT_REQUEST_ALREADY_SETTLED",
+                Reason::PaymentRequestAlreadySettled,
                 format!(
                     "payment request {id} is {}; record a payment collected for its invoices \
                      with InvoiceService.RecordPayment",

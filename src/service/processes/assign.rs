@@ -14,6 +14,7 @@ use crate::domain::event::{EventPayload, EventType, NewEvent};
 use crate::domain::process::command::{move_to_policy, moves_with_customer_policy};
 use crate::domain::process::schedule::step_time;
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::lookup::{PolicyHolder, check_assignable_policy, load_policy};
 
 /// A customer after AssignPolicy, with the processes moved to the policy.
@@ -82,7 +83,7 @@ impl Processes {
                 }
                 if p.scope != policy.definition.scope {
                     return Err(Error::precondition(
-                        "POLICY_SCOPE_MISMATCH",
+                        Reason::PolicyScopeMismatch,
                         format!(
                             "process {} has scope {} and policy `{}` has scope {}: a process \
                              cannot change scope; assign without apply_to_open_processes or \

@@ -13,11 +13,11 @@ use crate::core::Core;
 use crate::core::CustomerRef;
 use crate::core::InvoiceRef;
 use crate::core::charging::charge_outcome;
-use crate::core::outbox::ComposedEmail;
-use crate::core::outbox::EmailRequest;
-use crate::core::outbox::history_entries;
-use crate::core::outbox::process_email;
-use crate::core::outbox::shows_history;
+use crate::core::compose::ComposedEmail;
+use crate::core::compose::EmailRequest;
+use crate::core::compose::history_entries;
+use crate::core::compose::process_email;
+use crate::core::compose::shows_history;
 use crate::core::reconcile::dunned_invoices;
 use crate::core::reconcile::policy_of;
 use crate::domain::invoice::Invoice;
@@ -34,6 +34,7 @@ use crate::domain::query::NotificationFilter;
 use crate::domain::query::ProcessFilter;
 use crate::domain::template::TemplateKind;
 use crate::error::Error;
+use crate::error::Reason;
 pub use assign::AssignedPolicy;
 pub use commands::CommandRequest;
 pub use commands::CommandResult;
@@ -75,7 +76,7 @@ pub struct ProcessQuery {
 }
 
 fn process_not_found(id: Uuid) -> Error {
-    Error::not_found("PROCESS_NOT_FOUND", format!("no process with id {id}"))
+    Error::not_found(Reason::ProcessNotFound, format!("no process with id {id}"))
 }
 
 impl Processes {
@@ -101,7 +102,7 @@ impl Processes {
             None => next_email_kind(&policy.definition.steps, p.current_step_index).ok_or_else(
                 || {
                     Error::precondition(
-                        "NO_NEXT_EMAIL",
+                        Reason::NoNextEmail,
                         format!(
                             "the remaining steps of policy `{}` v{} send no email; give a kind",
                             policy.code, policy.version

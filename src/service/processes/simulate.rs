@@ -21,6 +21,7 @@ use crate::domain::process::state::{Charge, OutcomeStatus, ProcessState, StepRun
 use crate::domain::validation::Violations;
 use crate::engine::steps::{BatchCache, ClaimedProcess};
 use crate::error::Error;
+use crate::error::Reason;
 use crate::service::lookup::load_policy_version;
 use crate::storage::Tx;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -212,7 +213,7 @@ impl Core {
                     .filter(|c| !c.is_deleted())
                     .ok_or_else(|| {
                         Error::not_found(
-                            "CUSTOMER_NOT_FOUND",
+                            Reason::CustomerNotFound,
                             format!("no customer with external_id `{external_id}`"),
                         )
                     })?,
@@ -606,7 +607,7 @@ async fn stored_invoices(
                 .position(|i| &i.external_id == external_id)
                 .ok_or_else(|| {
                     Error::not_found(
-                        "INVOICE_NOT_FOUND",
+                        Reason::InvoiceNotFound,
                         format!("no invoice with external_id `{external_id}`"),
                     )
                 })?;

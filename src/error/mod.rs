@@ -2,6 +2,9 @@
 //! `ErrorInfo` reason; nothing a caller can cause becomes `INTERNAL`.
 
 use crate::domain::validation::FieldViolation;
+pub use reason::Reason;
+
+mod reason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -11,31 +14,22 @@ pub enum Error {
     /// Bad input that is about the request as a whole, with a specific reason.
     #[error("{message}")]
     InvalidRequest {
-        reason: &'static str,
+        reason: Reason,
         field: String,
         message: String,
     },
     /// The addressed resource does not exist in the caller's organization.
     #[error("{message}")]
-    NotFound {
-        reason: &'static str,
-        message: String,
-    },
+    NotFound { reason: Reason, message: String },
     #[error("{message}")]
-    AlreadyExists {
-        reason: &'static str,
-        message: String,
-    },
+    AlreadyExists { reason: Reason, message: String },
     /// The resource is in the wrong state for the request.
     #[error("{message}")]
-    FailedPrecondition {
-        reason: &'static str,
-        message: String,
-    },
+    FailedPrecondition { reason: Reason, message: String },
     /// Several items of a batch are in the wrong state; each is named.
     #[error("{message}")]
     PreconditionFailures {
-        reason: &'static str,
+        reason: Reason,
         message: String,
         violations: Vec<FieldViolation>,
     },
@@ -43,19 +37,10 @@ pub enum Error {
     #[error("{0}")]
     Aborted(String),
     #[error("{message}")]
-    Unauthenticated {
-        reason: &'static str,
-        message: String,
-    },
+    Unauthenticated { reason: Reason, message: String },
     /// The caller's key may not make this call (a scope it lacks).
     #[error("{message}")]
-    PermissionDenied {
-        reason: &'static str,
-        message: String,
-    },
-    /// A capability that a later release of this API implements.
-    #[error("{0}")]
-    Unimplemented(String),
+    PermissionDenied { reason: Reason, message: String },
     /// A dependency (the database) is down or overloaded; the caller may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -84,21 +69,21 @@ impl Error {
         }])
     }
 
-    pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(reason: Reason, message: impl Into<String>) -> Self {
         Error::NotFound {
             reason,
             message: message.into(),
         }
     }
 
-    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
         Error::FailedPrecondition {
             reason,
             message: message.into(),
         }
     }
 
-    pub fn already_exists(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn already_exists(reason: Reason, message: impl Into<String>) -> Self {
         Error::AlreadyExists {
             reason,
             message: message.into(),
@@ -113,7 +98,7 @@ impl From<crate::domain::money::MoneyError> for Error {
             // Callers only ever add amounts of one currency: a mismatch is a bug.
             MoneyError::CurrencyMismatch { .. } => Error::Internal(e.to_string()),
             MoneyError::Overflow => Error::InvalidRequest {
-                reason: "AMOUNT_OUT_OF_RANGE",
+                reason: Reason::AmountOutOfRange,
                 field: String::new(),
                 message: "the amounts involved add up beyond the representable range".into(),
             },

@@ -1,9 +1,13 @@
 //! Conversions between wire values and domain values that every service shares. Input
 //! conversions record problems as field violations instead of failing on the first one.
 
+pub mod policy;
+
 use crate::domain::money::Currency;
+use crate::domain::template::TemplateKind;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
+use crate::proto;
 use crate::service::CustomerRef;
 use crate::service::InvoiceRef;
 use crate::service::paging::PageRequest;
@@ -203,4 +207,39 @@ pub fn customer_key(key: Option<&impl OneofKey>) -> Result<CustomerRef, Error> {
 pub fn invoice_key(key: Option<&impl OneofKey>, prefix: &str) -> Result<InvoiceRef, Error> {
     let (id, ext) = key.map(OneofKey::parts).unwrap_or_default();
     invoice_ref(id, ext, prefix)
+}
+
+pub fn kind_from_proto(field: &str, value: i32) -> Result<TemplateKind, Error> {
+    use proto::TemplateKind as P;
+    Ok(match P::try_from(value) {
+        Ok(P::FriendlyReminder) => TemplateKind::FriendlyReminder,
+        Ok(P::FirmReminder) => TemplateKind::FirmReminder,
+        Ok(P::FinalNotice) => TemplateKind::FinalNotice,
+        Ok(P::PreDueReminder) => TemplateKind::PreDueReminder,
+        Ok(P::PaymentRequest) => TemplateKind::PaymentRequest,
+        Ok(P::SalesNotification) => TemplateKind::SalesNotification,
+        Ok(P::CollectionAgencyHandover) => TemplateKind::CollectionAgencyHandover,
+        Ok(P::InstalmentReminder) => TemplateKind::InstalmentReminder,
+        Ok(P::Unspecified) | Err(_) => {
+            return Err(Error::field(
+                field,
+                "is required: one of the TEMPLATE_KIND_* values",
+            ));
+        }
+    })
+}
+
+pub fn kind_to_proto(kind: &str) -> proto::TemplateKind {
+    use proto::TemplateKind as P;
+    match TemplateKind::parse(kind) {
+        Some(TemplateKind::FriendlyReminder) => P::FriendlyReminder,
+        Some(TemplateKind::FirmReminder) => P::FirmReminder,
+        Some(TemplateKind::FinalNotice) => P::FinalNotice,
+        Some(TemplateKind::PreDueReminder) => P::PreDueReminder,
+        Some(TemplateKind::PaymentRequest) => P::PaymentRequest,
+        Some(TemplateKind::SalesNotification) => P::SalesNotification,
+        Some(TemplateKind::CollectionAgencyHandover) => P::CollectionAgencyHandover,
+        Some(TemplateKind::InstalmentReminder) => P::InstalmentReminder,
+        None => P::Unspecified,
+    }
 }
