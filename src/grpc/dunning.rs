@@ -14,6 +14,21 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+/// The filter fields WatchEventsRequest and ListEventsRequest share, as one input: both RPCs
+/// filter alike.
+macro_rules! event_filter_input {
+    ($req:expr) => {
+        EventFilterInput {
+            customer_id: &$req.customer_id,
+            customer_external_id: &$req.customer_external_id,
+            invoice_id: &$req.invoice_id,
+            invoice_external_id: &$req.invoice_external_id,
+            process_id: &$req.process_id,
+            types: &$req.types,
+        }
+    };
+}
+
 #[tonic::async_trait]
 impl proto::dunning_service_server::DunningService for Api {
     async fn get_collections_report(
@@ -178,19 +193,7 @@ impl proto::dunning_service_server::DunningService for Api {
         if req.from_now && req.after_sequence > 0 {
             return Err(Error::field("from_now", "cannot be combined with after_sequence").into());
         }
-        let filter = self
-            .event_filter(
-                caller,
-                EventFilterInput {
-                    customer_id: &req.customer_id,
-                    customer_external_id: &req.customer_external_id,
-                    invoice_id: &req.invoice_id,
-                    invoice_external_id: &req.invoice_external_id,
-                    process_id: &req.process_id,
-                    types: &req.types,
-                },
-            )
-            .await?;
+        let filter = self.event_filter(caller, event_filter_input!(req)).await?;
         let start = (!req.from_now).then_some(req.after_sequence);
         let items = self.live.watch_events(caller, filter, start).await?;
         let stream = ReceiverStream::new(items).map(|item| match item {
@@ -217,19 +220,7 @@ impl proto::dunning_service_server::DunningService for Api {
         if req.after_sequence < 0 {
             return Err(Error::field("after_sequence", "must not be negative").into());
         }
-        let filter = self
-            .event_filter(
-                caller,
-                EventFilterInput {
-                    customer_id: &req.customer_id,
-                    customer_external_id: &req.customer_external_id,
-                    invoice_id: &req.invoice_id,
-                    invoice_external_id: &req.invoice_external_id,
-                    process_id: &req.process_id,
-                    types: &req.types,
-                },
-            )
-            .await?;
+        let filter = self.event_filter(caller, event_filter_input!(req)).await?;
         let (events, next_page_token) = self
             .services
             .events

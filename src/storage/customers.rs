@@ -2,13 +2,13 @@
 
 use super::entity::customer;
 use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
+use super::{Order, scoped};
 use crate::domain::customer::{Customer, CustomerDetails, PaymentMethod};
 use crate::domain::query::CustomerFilter;
 use crate::error::Error;
 use crate::error::Reason;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -73,14 +73,8 @@ impl<C: ConnectionTrait> Conn<C> {
         organization_id: Uuid,
         external_id: &str,
     ) -> Result<Option<Customer>, Error> {
-        customer::Entity::find()
-            .filter(customer::Column::OrganizationId.eq(organization_id))
-            .filter(customer::Column::ExternalId.eq(external_id))
-            .one(&self.conn)
+        self.by_external_id::<customer::Entity, _>(organization_id, external_id, from_model)
             .await
-            .map_err(db_error)?
-            .map(from_model)
-            .transpose()
     }
 
     /// The customers with these external ids (those that exist).
@@ -129,11 +123,7 @@ impl<C: ConnectionTrait> Conn<C> {
         after_id: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<Customer>, Error> {
-        let mut query =
-            customer::Entity::find().filter(customer::Column::OrganizationId.eq(organization_id));
-        if let Some(after) = after_id {
-            query = query.filter(customer::Column::Id.gt(after));
-        }
+        let mut query = scoped::<customer::Entity>(organization_id)?;
         if let Some(email) = &filter.email {
             query = query.filter(customer::Column::Email.eq(email.as_str()));
         }
@@ -145,15 +135,8 @@ impl<C: ConnectionTrait> Conn<C> {
         if !filter.include_deleted {
             query = query.filter(customer::Column::DeletedAt.is_null());
         }
-        query
-            .order_by_asc(customer::Column::Id)
-            .limit(limit)
-            .all(&self.conn)
+        self.keyset_page(query, after_id, Order::OldestFirst, limit, from_model)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(from_model)
-            .collect()
     }
 }
 

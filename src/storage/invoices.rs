@@ -2,6 +2,7 @@
 
 use super::entity::{invoice, payment, process, process_invoice};
 use super::{Conn, corrupt, db_error, db_error_or_duplicate, from_micros, to_micros};
+use super::{Order, scoped};
 use crate::domain::invoice::{CollectionMethod, Invoice, InvoiceState, Payment};
 use crate::domain::money::Currency;
 use crate::domain::overdue::OverdueBalance;
@@ -162,11 +163,7 @@ impl<C: ConnectionTrait> Conn<C> {
         after_id: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<Invoice>, Error> {
-        let mut query =
-            invoice::Entity::find().filter(invoice::Column::OrganizationId.eq(organization_id));
-        if let Some(after) = after_id {
-            query = query.filter(invoice::Column::Id.gt(after));
-        }
+        let mut query = scoped::<invoice::Entity>(organization_id)?;
         if let Some(customer_id) = filter.customer_id {
             query = query.filter(invoice::Column::CustomerId.eq(customer_id));
         }
@@ -185,15 +182,8 @@ impl<C: ConnectionTrait> Conn<C> {
         if let Some(to) = filter.due_date_to {
             query = query.filter(invoice::Column::DueDate.lte(to));
         }
-        query
-            .order_by_asc(invoice::Column::Id)
-            .limit(limit)
-            .all(&self.conn)
+        self.keyset_page(query, after_id, Order::OldestFirst, limit, from_model)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(from_model)
-            .collect()
     }
 
     /// The customer's overdue balance per currency, sorted by currency code; one aggregate over
@@ -358,14 +348,8 @@ impl<C: ConnectionTrait> Conn<C> {
         organization_id: Uuid,
         external_id: &str,
     ) -> Result<Option<Payment>, Error> {
-        payment::Entity::find()
-            .filter(payment::Column::OrganizationId.eq(organization_id))
-            .filter(payment::Column::ExternalId.eq(external_id))
-            .one(&self.conn)
+        self.by_external_id::<payment::Entity, _>(organization_id, external_id, payment_from_model)
             .await
-            .map_err(db_error)?
-            .map(payment_from_model)
-            .transpose()
     }
 
     /// Payments of an invoice in recording order after `after_id`.

@@ -234,7 +234,88 @@ pub(crate) fn db_error_or_duplicate(err: DbErr, reason: Reason, message: String)
     }
 }
 
+/// Which way a keyset list runs: resources in creation order (after a cursor), logs newest
+/// first (before a cursor). Ids are UUIDv7, so id order is creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// The column of entity `E` named `name` (every organization-scoped table has
+/// `organization_id` and `id`; the caller-addressed ones `external_id`).
+fn column_of<E: sea_orm::EntityTrait>(name: &str) -> Result<E::Column, Error> {
+    use sea_orm::{IdenStatic, Iterable};
+    E::Column::iter()
+        .find(|c| c.as_str() == name)
+        .ok_or_else(|| Error::Internal(format!("{} has no {name}", E::default().table_name())))
+}
+
+/// The rows of `E` in one organization, for a query to filter further.
+pub(crate) fn scoped<E: sea_orm::EntityTrait>(
+    organization_id: uuid::Uuid,
+) -> Result<sea_orm::Select<E>, Error> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(E::find().filter(column_of::<E>("organization_id")?.eq(organization_id)))
+}
+
 impl<C: ConnectionTrait> Conn<C> {
+    /// One keyset page of `query` (already filtered): ordered by id in `order`, past `cursor`
+    /// (after it oldest first, before it newest first), at most `limit` rows, converted.
+    pub(crate) async fn keyset_page<E, T>(
+        &self,
+        query: sea_orm::Select<E>,
+        cursor: Option<uuid::Uuid>,
+        order: Order,
+        limit: u64,
+        convert: impl Fn(E::Model) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error>
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: sea_orm::FromQueryResult + Send + Sync,
+    {
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+        let id = column_of::<E>("id")?;
+        let query = match (order, cursor) {
+            (Order::OldestFirst, Some(after)) => query.filter(id.gt(after)),
+            (Order::NewestFirst, Some(before)) => query.filter(id.lt(before)),
+            (_, None) => query,
+        };
+        let query = match order {
+            Order::OldestFirst => query.order_by_asc(id),
+            Order::NewestFirst => query.order_by_desc(id),
+        };
+        query
+            .limit(limit)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(convert)
+            .collect()
+    }
+
+    /// The row of `E` in one organization with this `external_id`, converted.
+    pub(crate) async fn by_external_id<E, T>(
+        &self,
+        organization_id: uuid::Uuid,
+        external_id: &str,
+        convert: impl Fn(E::Model) -> Result<T, Error>,
+    ) -> Result<Option<T>, Error>
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: sea_orm::FromQueryResult + Send + Sync,
+    {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        scoped::<E>(organization_id)?
+            .filter(column_of::<E>("external_id")?.eq(external_id))
+            .one(&self.conn)
+            .await
+            .map_err(db_error)?
+            .map(convert)
+            .transpose()
+    }
+
     /// The rows of entity `E` in one organization whose `external_id` is in `external_ids`
     /// (locked for this transaction on PostgreSQL when `lock`).
     ///
@@ -254,16 +335,11 @@ impl<C: ConnectionTrait> Conn<C> {
         E: sea_orm::EntityTrait,
         E::Model: sea_orm::FromQueryResult + Send + Sync,
     {
-        use sea_orm::{ColumnTrait, IdenStatic, QueryFilter};
-        let column = |name: &str| {
-            E::Column::iter()
-                .find(|c| c.as_str() == name)
-                .ok_or_else(|| {
-                    Error::Internal(format!("{} has no {name}", E::default().table_name()))
-                })
-        };
-        let (organization_column, external_id_column) =
-            (column("organization_id")?, column("external_id")?);
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let (organization_column, external_id_column) = (
+            column_of::<E>("organization_id")?,
+            column_of::<E>("external_id")?,
+        );
         // Locks are taken in external id order everywhere, so that two transactions locking
         // overlapping sets of rows cannot deadlock.
         let mut sorted;

@@ -2,6 +2,7 @@
 
 use super::entity::{notification, template_override};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
+use super::{Order, scoped};
 use crate::domain::notification::StoredTemplate;
 use crate::domain::notification::{Notification, NotificationState, Recipients};
 use crate::domain::query::NotificationFilter;
@@ -201,11 +202,7 @@ impl<C: ConnectionTrait> Conn<C> {
         before_id: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<Notification>, Error> {
-        let mut query = notification::Entity::find()
-            .filter(notification::Column::OrganizationId.eq(organization_id));
-        if let Some(before) = before_id {
-            query = query.filter(notification::Column::Id.lt(before));
-        }
+        let mut query = scoped::<notification::Entity>(organization_id)?;
         if let Some(id) = filter.customer_id {
             query = query.filter(notification::Column::CustomerId.eq(id));
         }
@@ -215,15 +212,8 @@ impl<C: ConnectionTrait> Conn<C> {
         if let Some(state) = filter.state {
             query = query.filter(notification::Column::State.eq(state.as_str()));
         }
-        query
-            .order_by_desc(notification::Column::Id)
-            .limit(limit)
-            .all(&self.conn)
+        self.keyset_page(query, before_id, Order::NewestFirst, limit, from_model)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(from_model)
-            .collect()
     }
 }
 

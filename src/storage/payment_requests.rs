@@ -9,6 +9,7 @@ use crate::domain::payment_request::{
 use crate::domain::query::PaymentRequestFilter;
 use crate::error::Error;
 use crate::error::Reason;
+use crate::storage::{Order, scoped};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -139,11 +140,7 @@ impl<C: ConnectionTrait> Conn<C> {
         before_id: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<PaymentRequest>, Error> {
-        let mut query = payment_request::Entity::find()
-            .filter(payment_request::Column::OrganizationId.eq(organization_id));
-        if let Some(before) = before_id {
-            query = query.filter(payment_request::Column::Id.lt(before));
-        }
+        let mut query = scoped::<payment_request::Entity>(organization_id)?;
         if let Some(id) = filter.customer_id {
             query = query.filter(payment_request::Column::CustomerId.eq(id));
         }
@@ -153,12 +150,9 @@ impl<C: ConnectionTrait> Conn<C> {
         if let Some(code) = &filter.currency_code {
             query = query.filter(payment_request::Column::CurrencyCode.eq(code.as_str()));
         }
-        let models = query
-            .order_by_desc(payment_request::Column::Id)
-            .limit(limit)
-            .all(&self.conn)
-            .await
-            .map_err(db_error)?;
+        let models = self
+            .keyset_page(query, before_id, Order::NewestFirst, limit, Ok)
+            .await?;
         self.with_invoices(models).await
     }
 

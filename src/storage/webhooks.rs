@@ -2,6 +2,7 @@
 
 use super::entity::{event, webhook_delivery as delivery, webhook_endpoint as endpoint};
 use super::{Conn, corrupt, db_error, from_micros, to_micros};
+use super::{Order, scoped};
 use crate::domain::event::Event;
 use crate::domain::query::DeliveryFilter;
 use crate::domain::webhook::{DeliveryStatus, WebhookDelivery, WebhookEndpoint};
@@ -67,20 +68,15 @@ impl<C: ConnectionTrait> Conn<C> {
         after_id: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<WebhookEndpoint>, Error> {
-        let mut query =
-            endpoint::Entity::find().filter(endpoint::Column::OrganizationId.eq(organization_id));
-        if let Some(after) = after_id {
-            query = query.filter(endpoint::Column::Id.gt(after));
-        }
-        query
-            .order_by_asc(endpoint::Column::Id)
-            .limit(limit)
-            .all(&self.conn)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(endpoint_from_model)
-            .collect()
+        let query = scoped::<endpoint::Entity>(organization_id)?;
+        self.keyset_page(
+            query,
+            after_id,
+            Order::OldestFirst,
+            limit,
+            endpoint_from_model,
+        )
+        .await
     }
 
     /// Every enabled endpoint of every organization (the dispatcher's work list).
@@ -231,11 +227,7 @@ impl<C: ConnectionTrait> Conn<C> {
         before_id: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<WebhookDelivery>, Error> {
-        let mut query =
-            delivery::Entity::find().filter(delivery::Column::OrganizationId.eq(organization_id));
-        if let Some(before) = before_id {
-            query = query.filter(delivery::Column::Id.lt(before));
-        }
+        let mut query = scoped::<delivery::Entity>(organization_id)?;
         if let Some(id) = filter.endpoint_id {
             query = query.filter(delivery::Column::EndpointId.eq(id));
         }
@@ -245,15 +237,14 @@ impl<C: ConnectionTrait> Conn<C> {
         if let Some(status) = filter.status {
             query = query.filter(delivery::Column::Status.eq(status.as_str()));
         }
-        query
-            .order_by_desc(delivery::Column::Id)
-            .limit(limit)
-            .all(&self.conn)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(delivery_from_model)
-            .collect()
+        self.keyset_page(
+            query,
+            before_id,
+            Order::NewestFirst,
+            limit,
+            delivery_from_model,
+        )
+        .await
     }
 
     /// One event by id.

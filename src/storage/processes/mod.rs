@@ -13,6 +13,7 @@ use crate::domain::policy::PolicyScope;
 use crate::domain::process::state::{PauseReason, Process, ProcessInvoice, ProcessState, Promise};
 use crate::domain::query::ProcessFilter;
 use crate::error::Error;
+use crate::storage::{Order, scoped};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -238,8 +239,7 @@ impl<C: ConnectionTrait> Conn<C> {
         after_id: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<Process>, Error> {
-        let mut query =
-            process::Entity::find().filter(process::Column::OrganizationId.eq(organization_id));
+        let mut query = scoped::<process::Entity>(organization_id)?;
         if let Some(customer_id) = filter.customer_id {
             query = query.filter(process::Column::CustomerId.eq(customer_id));
         }
@@ -266,15 +266,9 @@ impl<C: ConnectionTrait> Conn<C> {
                 .map_err(db_error)?;
             query = query.filter(process::Column::Id.is_in(ids));
         }
-        if let Some(after) = after_id {
-            query = query.filter(process::Column::Id.lt(after));
-        }
-        let models = query
-            .order_by_desc(process::Column::Id)
-            .limit(limit)
-            .all(&self.conn)
-            .await
-            .map_err(db_error)?;
+        let models = self
+            .keyset_page(query, after_id, Order::NewestFirst, limit, Ok)
+            .await?;
         self.with_process_invoices(models).await
     }
 
