@@ -11,8 +11,8 @@ use copies::{StandIns, simulated_customer, simulated_invoices, stored_invoices};
 use run::run_simulation;
 
 use super::Processes;
-use crate::clock::new_id;
 use crate::clock::ManualClock;
+use crate::clock::new_id;
 use crate::core::Caller;
 use crate::core::Core;
 use crate::domain::customer::Customer;
