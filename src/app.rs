@@ -9,7 +9,7 @@ use crate::engine::jobs;
 use crate::engine::runtime::{self, Job};
 use crate::error::Error;
 use crate::events::webhooks::WebhookSender;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RpcMetricsLayer, ScrapeSources};
 use crate::notify::transport::{FileMailer, Mailer, SmtpMailer};
 use crate::payments::Providers;
 use crate::service::{LiveEvents, Services};
@@ -17,6 +17,7 @@ use crate::storage::Store;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -40,6 +41,8 @@ pub struct RunningServer {
     /// Tasks without work of their own to finish (metrics, the event relay): aborted.
     helpers: Vec<JoinHandle<()>>,
     health: crate::grpc::Health,
+    /// What `/readyz` answers: true while serving, false from the start of the drain.
+    ready: Arc<AtomicBool>,
     drain_timeout: Duration,
 }
 
@@ -74,6 +77,7 @@ impl RunningServer {
     /// left to expire) and claims nothing more. What has not finished within the drain
     /// timeout is abandoned (its transactions roll back; its leases expire as after a crash).
     pub async fn shutdown(self) {
+        self.ready.store(false, Ordering::Relaxed);
         self.health.draining().await;
         self.live.begin_shutdown();
         let _ = self.stop.send(true);
@@ -125,8 +129,9 @@ pub async fn start(
     let store = Store::connect(&config.database_url).await?;
     let core = Core::new(store.clone(), clock.clone());
     let services = Services::with_core(core.clone());
-    let engine = Engine::new(core, config.claim_lease);
-    let live = LiveEvents::new(store, clock);
+    let metrics = Arc::new(Metrics::new(crate::grpc::rpc_paths()));
+    let engine = Engine::new(core, config.claim_lease, metrics.clone());
+    let live = LiveEvents::new(store, clock.clone(), metrics.clone());
     let mailer = mailer(config)?;
     let providers = Providers::new(config.payment_timeout).map_err(Error::Unavailable)?;
     let webhooks = WebhookSender::new(
@@ -140,7 +145,7 @@ pub async fn start(
     let grpc_addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
     let (stop, stopped) = watch::channel(false);
 
     let mut background = Vec::new();
@@ -156,6 +161,11 @@ pub async fn start(
         helpers.push(tokio::spawn(crate::metrics::serve(
             metrics_listener,
             metrics.clone(),
+            ScrapeSources {
+                store: services.store().clone(),
+                clock: clock.clone(),
+                ready: ready.clone(),
+            },
         )));
     }
     // Other replicas' events wake this process's event streams (PostgreSQL LISTEN/NOTIFY).
@@ -194,17 +204,15 @@ pub async fn start(
     }
 
     let (routes, health) = crate::grpc::routes(services.clone(), live.clone(), config.roles).await;
-    let request_metrics = metrics.clone();
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(move |request| {
-            request_metrics.count_rpc(request.uri().path());
-            tracing::info_span!("rpc", method = %request.uri().path())
-        })
+        .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+        .layer(RpcMetricsLayer::new(metrics.clone()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped));
     let server = tokio::spawn(server);
+    ready.store(true, Ordering::Relaxed);
     tracing::info!(%grpc_addr, roles = config.roles.as_text(), "serving gRPC");
     Ok(RunningServer {
         grpc_addr,
@@ -220,6 +228,7 @@ pub async fn start(
         background,
         helpers,
         health,
+        ready,
         drain_timeout: config.drain_timeout,
     })
 }

@@ -9,7 +9,9 @@ pub mod start;
 pub mod steps;
 
 use crate::core::Core;
+use crate::metrics::Metrics;
 use std::ops::Deref;
+use std::sync::Arc;
 
 pub use steps::ClaimedProcess;
 
@@ -21,6 +23,8 @@ pub struct Engine {
     /// How long claimed work (a due step, a customer to look at, an email being sent) stays
     /// with this replica before another may take it.
     pub(crate) claim_lease: chrono::Duration,
+    /// What the engine counts: steps and their lag, claims lost, deliveries, charges.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// The engine reads the shared core's store and clock as its own.
@@ -32,12 +36,14 @@ impl Deref for Engine {
 }
 
 impl Engine {
-    /// The engine over `core`; `claim_lease`: how long claimed work stays with this replica.
-    pub fn new(core: Core, claim_lease: std::time::Duration) -> Self {
+    /// The engine over `core`; `claim_lease`: how long claimed work stays with this replica;
+    /// `metrics`: where it counts what it does.
+    pub fn new(core: Core, claim_lease: std::time::Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             core,
             claim_lease: chrono::Duration::from_std(claim_lease)
                 .unwrap_or(chrono::Duration::minutes(5)),
+            metrics,
         }
     }
 

@@ -58,8 +58,15 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut failures = 0u32;
         loop {
+            // Measures the round's duration; no rule reads it as a time.
+            #[allow(clippy::disallowed_methods)]
+            let started = std::time::Instant::now();
             let result = job.round().await;
-            metrics.count_worker_round(job.name(), result.as_ref().map(|n| *n).map_err(|_| ()));
+            metrics.count_worker_round(
+                job.name(),
+                result.as_ref().map(|n| *n).map_err(|_| ()),
+                started.elapsed().as_secs_f64(),
+            );
             let wait = match result {
                 Ok(n) if n > 0 => {
                     failures = 0;

@@ -113,6 +113,35 @@ pub(crate) async fn authenticate<T>(
         .await
 }
 
+/// The path of every RPC this server answers (`/package.Service/Method`): the contract's, and
+/// health's and reflection's. Metrics label only these by name.
+pub fn rpc_paths() -> Vec<String> {
+    use prost::Message;
+    let mut paths: Vec<String> = [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Ok(set) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) {
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    paths.push(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+    }
+    paths
+}
+
 /// The health service name under which a process with the engine role reports SERVING (its
 /// background work runs); unknown in a process without it.
 pub const ENGINE_HEALTH_SERVICE: &str = "dunning.engine";

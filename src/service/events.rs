@@ -8,6 +8,7 @@ use crate::domain::event::Event;
 use crate::domain::query::EventFilter;
 use crate::error::Error;
 use crate::events::feed::EventFeed;
+use crate::metrics::Metrics;
 use crate::storage::Store;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -196,10 +197,12 @@ pub struct LiveEvents {
     shutdown: Arc<watch::Sender<bool>>,
     /// The live fan-out of the event log to this process's subscribers.
     feed: Arc<EventFeed>,
+    /// Counts the open streams.
+    metrics: Arc<Metrics>,
 }
 
 impl LiveEvents {
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
         let shutdown = Arc::new(watch::channel(false).0);
         let feed = EventFeed::new(store.clone(), shutdown.subscribe());
         Self {
@@ -207,6 +210,7 @@ impl LiveEvents {
             clock,
             shutdown,
             feed,
+            metrics,
         }
     }
 
@@ -241,7 +245,9 @@ impl LiveEvents {
             last_sent: tokio::time::Instant::now(),
         };
         let shutdown = self.shutdown.subscribe();
+        let open = self.metrics.watch_stream();
         tokio::spawn(async move {
+            let _open = open;
             let errors = subscriber.sender.clone();
             if let Err(Stop::Failed(e)) = subscriber.run(start, head, live, shutdown).await {
                 let _ = errors.send(Err(e)).await;

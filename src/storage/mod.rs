@@ -4,6 +4,7 @@
 mod customers;
 mod entity;
 mod events;
+mod gauges;
 mod idempotency;
 mod invoices;
 mod notifications;

@@ -11,6 +11,7 @@ mod engine_replicas;
 mod events;
 mod faults;
 mod invoices;
+mod metrics;
 mod notifications;
 mod payment_plans;
 mod payment_requests;

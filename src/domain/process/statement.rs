@@ -26,12 +26,7 @@ fn row(fields: &[&str]) -> String {
 }
 
 fn outcome_name(status: OutcomeStatus) -> &'static str {
-    match status {
-        OutcomeStatus::Succeeded => "SUCCEEDED",
-        OutcomeStatus::Pending => "PENDING",
-        OutcomeStatus::Failed => "FAILED",
-        OutcomeStatus::Skipped => "SKIPPED",
-    }
+    status.as_str()
 }
 
 /// The invoices with what was booked on each, then every action of every step run.

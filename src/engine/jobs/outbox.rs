@@ -29,7 +29,7 @@ pub struct OutboxDelivery {
 #[async_trait::async_trait]
 impl Job for OutboxDelivery {
     fn name(&self) -> &'static str {
-        "outbox delivery"
+        "outbox_delivery"
     }
 
     async fn round(&self) -> Result<usize, Error> {
@@ -72,8 +72,11 @@ impl Engine {
                 let Some(n) = pending.next() else { break };
                 let mailer = mailer.clone();
                 in_flight.spawn(async move {
+                    // Measures the send's duration; no rule reads it as a time.
+                    #[allow(clippy::disallowed_methods)]
+                    let started = std::time::Instant::now();
                     let outcome = mailer.send(&n).await;
-                    (n, outcome)
+                    (n, outcome, started.elapsed().as_secs_f64())
                 });
             }
             let Some(joined) = in_flight.join_next().await else {
@@ -92,7 +95,7 @@ impl Engine {
     /// Records the outcomes of attempts, with their events, in one transaction.
     async fn record_deliveries(
         &self,
-        outcomes: Vec<(Notification, Result<String, SendError>)>,
+        outcomes: Vec<(Notification, Result<String, SendError>, f64)>,
     ) -> Result<(), Error> {
         if outcomes.is_empty() {
             return Ok(());
@@ -100,11 +103,14 @@ impl Engine {
         let now = self.now();
         let mut updated = Vec::with_capacity(outcomes.len());
         let mut events: Vec<(Uuid, NewEvent)> = Vec::new();
-        for (mut n, outcome) in outcomes {
+        for (mut n, outcome, seconds) in outcomes {
             n.attempts += 1;
             n.updated_at = now;
             match outcome {
                 Ok(response) => {
+                    self.metrics.count_delivery("sent", seconds);
+                    tracing::info!(notification = %n.id, kind = %n.kind, attempt = n.attempts,
+                        "email sent");
                     n.state = NotificationState::Sent;
                     n.sent_at = Some(now);
                     n.next_attempt_at = None;
@@ -116,6 +122,9 @@ impl Engine {
                     ));
                 }
                 Err(e) if e.permanent || n.attempts >= MAX_ATTEMPTS => {
+                    self.metrics.count_delivery("failed", seconds);
+                    tracing::warn!(notification = %n.id, kind = %n.kind, attempt = n.attempts,
+                        error = %e.message, "email failed for good");
                     n.state = NotificationState::Failed;
                     n.next_attempt_at = None;
                     n.last_error = e.message;
@@ -125,6 +134,9 @@ impl Engine {
                     ));
                 }
                 Err(e) => {
+                    self.metrics.count_delivery("retry", seconds);
+                    tracing::warn!(notification = %n.id, kind = %n.kind, attempt = n.attempts,
+                        error = %e.message, "email not sent; will retry");
                     n.last_error = e.message;
                     let retry_at = now + retry_delay(n.attempts, rand::random::<f64>());
                     n.next_attempt_at = Some(self.sending_window(&n, retry_at).await?);

@@ -23,7 +23,7 @@ pub struct OverdueScanner {
 #[async_trait::async_trait]
 impl Job for OverdueScanner {
     fn name(&self) -> &'static str {
-        "overdue scanner"
+        "overdue_scan"
     }
 
     async fn round(&self) -> Result<usize, Error> {

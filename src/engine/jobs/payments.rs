@@ -33,7 +33,7 @@ pub struct PaymentRequests {
 #[async_trait::async_trait]
 impl Job for PaymentRequests {
     fn name(&self) -> &'static str {
-        "payment requests"
+        "payment_requests"
     }
 
     async fn round(&self) -> Result<usize, Error> {
@@ -168,6 +168,9 @@ impl Engine {
         }
         tx.commit().await?;
 
+        // Measures the provider's answer time; no rule reads it as a time.
+        #[allow(clippy::disallowed_methods)]
+        let started = std::time::Instant::now();
         let outcome = provider
             .charge(&ChargeRequest {
                 idempotency_key: request.charge_idempotency_key.clone(),
@@ -182,6 +185,22 @@ impl Engine {
                 retry: !first_call,
             })
             .await;
+        let label = match &outcome {
+            ChargeOutcome::Succeeded { .. } => "succeeded",
+            ChargeOutcome::Declined { decline, .. } if decline.hard => "declined_hard",
+            ChargeOutcome::Declined { .. } => "declined",
+            ChargeOutcome::Pending { .. } => "pending",
+            ChargeOutcome::Unknown { .. } => "unknown",
+        };
+        self.metrics
+            .count_payment_attempt(provider.name(), label, started.elapsed().as_secs_f64());
+        if label == "unknown" {
+            tracing::warn!(payment_request = %id, provider = provider.name(),
+                "charge outcome unknown; it is asked again with the same idempotency key");
+        } else {
+            tracing::info!(payment_request = %id, provider = provider.name(), outcome = label,
+                "charge attempted");
+        }
 
         let tx = self.store.begin().await?;
         let (mut request, mut invoices) = lock_request(&tx, caller, id).await?;

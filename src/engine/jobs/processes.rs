@@ -14,7 +14,7 @@ pub struct DunningEngine {
 #[async_trait::async_trait]
 impl Job for DunningEngine {
     fn name(&self) -> &'static str {
-        "dunning engine"
+        "engine"
     }
 
     async fn round(&self) -> Result<usize, Error> {

@@ -205,6 +205,25 @@ impl Engine {
             .await?;
             tracing::warn!(endpoint = %endpoint.id, failures, "webhook endpoint disabled");
         }
-        tx.commit().await
+        tx.commit().await?;
+        let label = if outcome.succeeded() {
+            "delivered"
+        } else if delivery.status == DeliveryStatus::Pending {
+            "retry"
+        } else {
+            "failed"
+        };
+        let lag = outcome
+            .succeeded()
+            .then(|| (now - event.occurred_at).num_milliseconds() as f64 / 1000.0);
+        self.metrics.count_webhook_delivery(label, lag);
+        if outcome.succeeded() {
+            tracing::info!(endpoint = %endpoint.id, event = %event.id, "webhook delivered");
+        } else {
+            tracing::warn!(endpoint = %endpoint.id, url = %endpoint.url, event = %event.id,
+                attempt = delivery.attempts, error = %outcome.error, outcome = label,
+                "webhook delivery failed");
+        }
+        Ok(())
     }
 }

@@ -144,7 +144,7 @@ impl Engine {
         cache: &mut BatchCache,
     ) -> Result<usize, Error> {
         let tx = self.store.begin().await?;
-        let mut ran = 0;
+        let mut ran = Ran::default();
         let mut organizations: Vec<Uuid> = Vec::new();
         for claim in claims {
             if !organizations.contains(&claim.organization_id) {
@@ -156,12 +156,43 @@ impl Engine {
                 .iter()
                 .filter(|c| c.organization_id == organization_id)
                 .collect();
-            ran += self
-                .run_batch_of_organization(&tx, organization_id, &mine, cache)
-                .await?;
+            ran.add(
+                self.run_batch_of_organization(&tx, organization_id, &mine, cache)
+                    .await?,
+            );
         }
         tx.commit().await?;
-        Ok(ran)
+        self.count(&ran, claims.len());
+        Ok(ran.processes)
+    }
+
+    /// Counts a committed batch: each action's outcome, each step's lag, the claims lost.
+    fn count(&self, ran: &Ran, claimed: usize) {
+        for run in &ran.step_runs {
+            for outcome in &run.outcomes {
+                self.metrics
+                    .count_action(outcome.action_type.as_str(), outcome.status.as_str());
+            }
+            tracing::info!(
+                process = %run.process_id,
+                step = run.step_index + 1,
+                step_name = %run.step_name,
+                attempt = run.attempt,
+                trigger = run.trigger.as_str(),
+                outcomes = %run
+                    .outcomes
+                    .iter()
+                    .map(|o| format!("{}={}", o.action_type.as_str(), o.status.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                "step ran"
+            );
+        }
+        for lag in &ran.lags {
+            self.metrics.observe_step_lag(*lag);
+        }
+        self.metrics
+            .count_claims_lost(claimed.saturating_sub(ran.processes));
     }
 }
 
@@ -174,7 +205,7 @@ impl Core {
         organization_id: Uuid,
         claims: &[&ClaimedProcess],
         cache: &mut BatchCache,
-    ) -> Result<usize, Error> {
+    ) -> Result<Ran, Error> {
         let caller = Caller::system(organization_id);
         let ids: Vec<Uuid> = claims.iter().map(|c| c.process_id).collect();
         let mut processes = tx.find_processes(organization_id, &ids, true).await?;
@@ -185,8 +216,15 @@ impl Core {
                 .any(|c| c.process_id == p.id && p.due_at == Some(c.lease))
         });
         if processes.is_empty() {
-            return Ok(0);
+            return Ok(Ran::default());
         }
+        let now = self.now();
+        let lags: Vec<f64> = processes
+            .iter()
+            .filter_map(|p| p.next_step_at)
+            .filter(|due| *due <= now)
+            .map(|due| (now - due).num_milliseconds() as f64 / 1000.0)
+            .collect();
         let mut inputs = StepInputs::read(tx, caller, processes, cache).await?;
         let mut writes = StepWrites::default();
         let mut events = Vec::new();
@@ -202,10 +240,31 @@ impl Core {
             writes.processes.push(process);
             events.extend(appended);
         }
-        let ran = writes.processes.len();
+        let ran = Ran {
+            processes: writes.processes.len(),
+            step_runs: writes.step_runs.clone(),
+            lags,
+        };
         writes.write(self, tx).await?;
         tx.append_events(organization_id, &events).await?;
         Ok(ran)
+    }
+}
+
+/// What a batch ran: the processes, the step runs it wrote and how late each process's due
+/// step ran (seconds).
+#[derive(Default)]
+pub(crate) struct Ran {
+    pub(crate) processes: usize,
+    pub(crate) step_runs: Vec<StepRun>,
+    pub(crate) lags: Vec<f64>,
+}
+
+impl Ran {
+    fn add(&mut self, other: Ran) {
+        self.processes += other.processes;
+        self.step_runs.extend(other.step_runs);
+        self.lags.extend(other.lags);
     }
 }
 

@@ -166,6 +166,20 @@ impl TestServer {
 
     /// Starts a server with a changed configuration (SMTP, ...).
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_serving(backend, configure, false).await
+    }
+
+    /// Starts a server that also serves `/metrics`, `/healthz` and `/readyz` on its metrics
+    /// address (`server().metrics_addr`).
+    pub async fn start_observed(backend: Backend) -> TestServer {
+        Self::start_serving(backend, |_| {}, true).await
+    }
+
+    async fn start_serving(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+        metrics: bool,
+    ) -> TestServer {
         let database = test_database(backend).await;
         let clock = ManualClock::new(start_time());
         let outbox_dir = std::env::temp_dir().join(format!(
@@ -190,7 +204,7 @@ impl TestServer {
             Arc::new(clock.clone()),
             StartOptions {
                 background_tasks: false,
-                metrics: false,
+                metrics,
             },
         )
         .await
