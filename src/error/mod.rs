@@ -4,7 +4,7 @@
 use crate::domain::validation::FieldViolation;
 pub use reason::Reason;
 
-mod reason;
+pub mod reason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

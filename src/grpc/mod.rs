@@ -206,11 +206,14 @@ pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> (Rout
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // The error details every status carries, so that grpcurl and buf curl decode them.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("descriptor set compiled by build.rs is valid");
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("descriptor set compiled by build.rs is valid");
 
@@ -223,7 +226,15 @@ pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> (Rout
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     if !roles.api {
-        return (routes, health);
+        // Anything but health and reflection is an API call sent to the wrong process.
+        let router = routes.into_axum_router().fallback(|| async {
+            tonic::Status::unimplemented(
+                "this process runs the engine role only (DUNNING_ROLES=engine): send API \
+                 calls to a process with the api role",
+            )
+            .into_http::<tonic::body::Body>()
+        });
+        return (Routes::from(router), health);
     }
     let routes = routes
         .add_service(limited!(OrganizationServiceServer))

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::templates::resolve_locale;
+use super::format::language;
 
 /// The variables every template sees. **This is the reference for template authors.**
 ///
@@ -303,7 +303,7 @@ pub fn sample_context(locale: &str) -> EmailContext {
             amount: "700.50".to_string(),
             state: "pending".to_string(),
         },
-        locale: resolve_locale(locale).to_string(),
+        locale: language(locale).to_string(),
     }
 }
 

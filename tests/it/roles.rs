@@ -110,13 +110,15 @@ async fn api_and_engine_processes_split_the_work() {
     ))
     .await
     .unwrap();
-    assert_eq!(
-        engine_api
-            .list_processes(proto::ListProcessesRequest::default())
-            .await
-            .unwrap_err()
-            .code(),
-        tonic::Code::Unimplemented
+    let refused = engine_api
+        .list_processes(proto::ListProcessesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+    assert!(
+        refused.message().contains("engine role only"),
+        "{}",
+        refused.message()
     );
     // The engine process runs the step: its reminder arrives, once.
     let received = smtp.wait_for(1).await;

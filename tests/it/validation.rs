@@ -726,6 +726,33 @@ async fn health_and_reflection_need_no_key(s: &TestServer) {
             "{expected} not in {names:?}"
         );
     }
+    // The error details every status carries are described, so that standard clients decode
+    // them instead of printing base64.
+    for symbol in [
+        "google.rpc.ErrorInfo",
+        "google.rpc.BadRequest",
+        "google.rpc.PreconditionFailure",
+    ] {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+        };
+        let mut responses = reflection
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let response = responses.message().await.unwrap().unwrap();
+        assert!(
+            matches!(
+                response.message_response,
+                Some(MessageResponse::FileDescriptorResponse(ref files))
+                    if !files.file_descriptor_proto.is_empty()
+            ),
+            "{symbol}: {:?}",
+            response.message_response
+        );
+    }
 }
 
 /// A key does what its scopes allow and nothing else (PERMISSION_DENIED naming the scope

@@ -4,7 +4,7 @@
 
 use super::payment_plan::PaymentPlan;
 use super::state::{PauseReason, Process, ProcessState, Promise};
-use crate::error::Reason;
+use crate::error::reason::Reason;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
