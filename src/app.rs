@@ -141,7 +141,7 @@ pub async fn start(
     .map_err(Error::Unavailable)?;
     let listener = TcpListener::bind(config.grpc_addr)
         .await
-        .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.grpc_addr)))?;
+        .map_err(|e| cannot_listen(config.grpc_addr, "DUNNING_GRPC_ADDR", &e))?;
     let grpc_addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -154,9 +154,7 @@ pub async fn start(
     if options.metrics {
         let metrics_listener = crate::metrics::bind(config.metrics_addr)
             .await
-            .map_err(|e| {
-                Error::Unavailable(format!("cannot listen on {}: {e}", config.metrics_addr))
-            })?;
+            .map_err(|e| cannot_listen(config.metrics_addr, "DUNNING_METRICS_ADDR", &e))?;
         metrics_addr = metrics_listener.local_addr().ok();
         helpers.push(tokio::spawn(crate::metrics::serve(
             metrics_listener,
@@ -213,7 +211,17 @@ pub async fn start(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped));
     let server = tokio::spawn(server);
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(%grpc_addr, roles = config.roles.as_text(), "serving gRPC");
+    tracing::info!(
+        %grpc_addr,
+        metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        database = %without_password(&config.database_url),
+        email = %config
+            .smtp_url
+            .as_deref()
+            .map_or_else(|| format!("files in {}", config.outbox_dir.display()), without_password),
+        roles = config.roles.as_text(),
+        "serving"
+    );
     Ok(RunningServer {
         grpc_addr,
         metrics_addr,
@@ -266,4 +274,26 @@ fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, Error> {
         }
         None => Arc::new(FileMailer::new(config.outbox_dir.clone())),
     })
+}
+
+/// Why a listener could not be bound, naming the address and the setting that chose it.
+fn cannot_listen(addr: SocketAddr, setting: &str, e: &std::io::Error) -> Error {
+    let why = match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use (another process listens there)".into(),
+        std::io::ErrorKind::AddrNotAvailable => "address not available on this machine".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (a port below 1024?)".into(),
+        _ => e.to_string(),
+    };
+    Error::Setup(format!("cannot listen on {addr}: {why}; change {setting}"))
+}
+
+/// A connection URL to show in a log: its password replaced by `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }

@@ -46,6 +46,8 @@ enum Command {
 enum OrgCommand {
     /// Create an organization; prints its first API key alone on standard output.
     Create { name: String },
+    /// List the organizations (name, id, created).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -75,8 +77,10 @@ enum KeyCommand {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DUNNING_LOG")
         .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn".into());
+    // Colours only for a person at a terminal, never into a file or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -84,9 +88,31 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn services(config: &Config) -> Result<Services, dunning::error::Error> {
+/// The use cases over the configured database, which must exist already: a command run in
+/// the wrong folder must not leave an empty `dunning.db` behind.
+async fn services(config: &Config) -> Result<Services, Box<dyn std::error::Error>> {
+    if let Some(path) = sqlite_file(&config.database_url)
+        && !path.exists()
+    {
+        return Err(format!(
+            "no database at {} (DUNNING_DATABASE_URL is {}): run `dunning serve` or `dunning \
+             migrate` there first, or point DUNNING_DATABASE_URL at the service's database",
+            path.display(),
+            config.database_url
+        )
+        .into());
+    }
     let store = Store::connect(&config.database_url).await?;
     Ok(Services::new(store, Arc::new(SystemClock)))
+}
+
+/// The file of a `sqlite://` URL (none for an in-memory database or another backend).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
 }
 
 async fn shutdown_signal() {
@@ -116,13 +142,19 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     match cli.command {
         Command::Serve => {
-            let services = services(&config).await?;
-            if let Some((org, key)) = services.auth.ensure_first_organization().await? {
-                eprintln!(
-                    "Created organization `{}`. Its API key (shown once, store it now):",
-                    org.settings.name
-                );
-                println!("{}", key.plain_text);
+            let store = Store::connect(&config.database_url).await?;
+            let services = Services::new(store, Arc::new(SystemClock));
+            match services.auth.ensure_first_organization().await? {
+                Some((org, key)) => {
+                    tracing::info!(organization = %org.settings.name,
+                        "created the first organization; its API key is printed on standard \
+                         output, once: store it now");
+                    println!("{}", key.plain_text);
+                }
+                None => tracing::info!(
+                    "the database has organizations already, so no API key is printed; \
+                     `dunning key create --org <name>` issues one (`dunning org list` names them)"
+                ),
             }
             services.store().clone().close().await;
             dunning::app::run(&config, Arc::new(SystemClock), shutdown_signal()).await?;
@@ -141,6 +173,19 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
             println!("{}", key.plain_text);
         }
+        Command::Org {
+            command: OrgCommand::List,
+        } => {
+            println!("NAME\tID\tCREATED");
+            for org in services(&config).await?.auth.list_organizations().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    org.settings.name,
+                    org.id,
+                    org.created_at.to_rfc3339()
+                );
+            }
+        }
         Command::Key { command } => {
             let services = services(&config).await?;
             match command {
@@ -150,6 +195,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     expires_in_days,
                 } => {
                     let scopes = Scopes::parse(&scopes).map_err(|e| format!("--scopes: {e}"))?;
+                    if expires_in_days == Some(0) {
+                        return Err("--expires-in-days: must be at least 1 (leave it out for a \
+                                    key that works until revoked)"
+                            .into());
+                    }
                     let expires_at = expires_in_days
                         .map(|days| SystemClock.now() + chrono::Duration::days(i64::from(days)));
                     let key = services
@@ -159,6 +209,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     println!("{}", key.plain_text);
                 }
                 KeyCommand::List { org } => {
+                    println!("ID\tPREFIX\tSCOPES\tCREATED\tREVOKED\tEXPIRES");
                     for key in services.auth.list_api_keys(&org).await? {
                         let revoked = key
                             .revoked_at
@@ -169,7 +220,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             .map(|t| t.to_rfc3339())
                             .unwrap_or_else(|| "-".into());
                         println!(
-                            "{}\t{}…\t{}\t{}\t{}\texpires {}",
+                            "{}\t{}…\t{}\t{}\t{}\t{}",
                             key.id,
                             key.prefix,
                             key.scopes.to_text(),

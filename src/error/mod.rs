@@ -47,6 +47,10 @@ pub enum Error {
     /// The server is stopping; the message says how to resume elsewhere.
     #[error("{0}")]
     ShuttingDown(String),
+    /// The process cannot start as configured (a port in use, a database that cannot be
+    /// reached); the message names the setting to change. Never an RPC's answer.
+    #[error("{0}")]
+    Setup(String),
     /// A bug or corrupt data; never caused by caller input.
     #[error("internal error: {0}")]
     Internal(String),

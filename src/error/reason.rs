@@ -69,6 +69,8 @@ pub enum Reason {
     Overpayment,
     /// A process paused by a cause (dispute, block, exclusion) that still holds.
     PauseCauseActive,
+    /// A preview of an email about a customer with nothing due.
+    NothingDue,
     /// A payment with this external id was recorded with other content.
     PaymentAlreadyExists,
     /// A payment request's charge is in flight.
@@ -125,7 +127,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the documentation check.
-    pub const ALL: [Reason; 58] = [
+    pub const ALL: [Reason; 59] = [
         Self::AlreadyExists,
         Self::AmountBelowSettled,
         Self::AmountOutOfRange,
@@ -154,6 +156,7 @@ impl Reason {
         Self::NoNextEmail,
         Self::NoNextStep,
         Self::NoOverdueInvoices,
+        Self::NothingDue,
         Self::OrganizationAlreadyExists,
         Self::OrganizationNotFound,
         Self::Overpayment,
@@ -217,6 +220,7 @@ impl Reason {
             Self::NoNextEmail => "NO_NEXT_EMAIL",
             Self::NoNextStep => "NO_NEXT_STEP",
             Self::NoOverdueInvoices => "NO_OVERDUE_INVOICES",
+            Self::NothingDue => "NOTHING_DUE",
             Self::OrganizationAlreadyExists => "ORGANIZATION_ALREADY_EXISTS",
             Self::OrganizationNotFound => "ORGANIZATION_NOT_FOUND",
             Self::Overpayment => "OVERPAYMENT",

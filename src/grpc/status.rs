@@ -54,7 +54,7 @@ impl From<Error> for Status {
                 (Code::Unavailable, Reason::StorageUnavailable)
             }
             Error::ShuttingDown(_) => (Code::Unavailable, Reason::ServerShuttingDown),
-            Error::Internal(ref detail) => {
+            Error::Setup(ref detail) | Error::Internal(ref detail) => {
                 tracing::error!(%detail, "internal error");
                 message = "internal error".to_owned();
                 (Code::Internal, Reason::Internal)

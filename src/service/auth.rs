@@ -139,6 +139,11 @@ impl Auth {
     }
 
     /// On an empty database, creates the organization `default` and returns its key.
+    /// Every organization (the command line's `org list`).
+    pub async fn list_organizations(&self) -> Result<Vec<Organization>, Error> {
+        self.core.store.list_organizations().await
+    }
+
     pub async fn ensure_first_organization(
         &self,
     ) -> Result<Option<(Organization, IssuedKey)>, Error> {

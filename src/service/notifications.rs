@@ -46,7 +46,19 @@ impl Notifications {
         caller: Caller,
         request: &EmailRequest,
     ) -> Result<ComposedEmail, Error> {
-        self.core.compose(&self.core.store, caller, request).await
+        let composed = self.core.compose(&self.core.store, caller, request).await?;
+        // An email about nothing ("0 invoices are still open") is never what a caller wants
+        // to see; a step would not send it either.
+        if composed.invoices.iter().all(|i| i.amount_due_minor() <= 0) {
+            return Err(Error::precondition(
+                Reason::NothingDue,
+                format!(
+                    "customer `{}` has nothing due on the invoices this email would list",
+                    composed.customer.external_id
+                ),
+            ));
+        }
+        Ok(composed)
     }
 
     /// Queues an email about a customer's invoices in its own transaction.

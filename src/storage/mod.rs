@@ -104,7 +104,9 @@ impl Store {
         } else {
             options.max_connections(20).min_connections(1);
         }
-        let conn = Database::connect(options).await.map_err(db_error)?;
+        let conn = Database::connect(options)
+            .await
+            .map_err(|e| cannot_connect(url, db_error(e)))?;
         Ok(Conn {
             conn,
             wakeup: EventWakeup::default(),
@@ -189,6 +191,28 @@ impl<C: ConnectionTrait> Conn<C> {
             query
         }
     }
+}
+
+/// Why the database at `url` could not be opened, naming where it is (without a password)
+/// and the setting that chose it.
+fn cannot_connect(url: &str, cause: Error) -> Error {
+    let cause = match cause {
+        Error::Unavailable(detail) | Error::Internal(detail) => detail,
+        other => other.to_string(),
+    };
+    let place = match url::Url::parse(url) {
+        Ok(u) if u.scheme().starts_with("postgres") => format!(
+            "PostgreSQL at host {}, port {}, database `{}`",
+            u.host_str().unwrap_or("?"),
+            u.port().unwrap_or(5432),
+            u.path().trim_start_matches('/')
+        ),
+        _ => format!("the database `{}`", url.split('?').next().unwrap_or(url)),
+    };
+    Error::Setup(format!(
+        "cannot open {place}: {cause}; check that it runs and accepts connections, or change \
+         DUNNING_DATABASE_URL (database_url)"
+    ))
 }
 
 /// Maps a database error: an unreachable or overloaded database is `Unavailable` (retryable);

@@ -72,6 +72,19 @@ impl<C: ConnectionTrait> Conn<C> {
             .transpose()
     }
 
+    /// Every organization, oldest first.
+    pub async fn list_organizations(&self) -> Result<Vec<Organization>, Error> {
+        use sea_orm::QueryOrder;
+        organization::Entity::find()
+            .order_by_asc(organization::Column::CreatedAt)
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(org_from_model)
+            .collect()
+    }
+
     pub async fn count_organizations(&self) -> Result<u64, Error> {
         use sea_orm::PaginatorTrait;
         organization::Entity::find()

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod cli;
 mod commands;
 mod customers;
 mod engine_replicas;

@@ -431,7 +431,33 @@ async fn a_resend_after_a_crash_keeps_the_message_id(s: &TestServer, smtp: &Smtp
     assert_eq!(received[0].header("Message-ID"), Some(n.message_id));
 }
 
+/// A preview for a customer with nothing due is refused, not rendered as "0 invoices".
+async fn a_preview_about_nothing_is_refused(s: &TestServer, _smtp: &SmtpServer) {
+    s.customers()
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(customer("cus_none")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let refused = s
+        .dunning()
+        .preview_notification(proto::PreviewNotificationRequest {
+            kind: proto::TemplateKind::FriendlyReminder as i32,
+            locale: String::new(),
+            customer: Some(preview_notification_request::Customer::CustomerExternalId(
+                "cus_none".into(),
+            )),
+            invoice_external_ids: vec![],
+            currency_code: "EUR".into(),
+            process_id: String::new(),
+        })
+        .await;
+    assert_error(refused, Code::FailedPrecondition, "NOTHING_DUE");
+}
+
 on_both_backends_with_smtp!(
+    a_preview_about_nothing_is_refused,
     delivered_exactly_as_previewed,
     locale_follows_the_customer_with_fallback,
     quiet_hours_hold_until_the_window_opens,
