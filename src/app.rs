@@ -128,7 +128,7 @@ pub async fn start(
 ) -> Result<RunningServer, Error> {
     let store = Store::connect(&config.database_url).await?;
     let core = Core::new(store.clone(), clock.clone());
-    let services = Services::with_core(core.clone());
+    let services = Services::with_core(core.clone(), config.auth_failures_per_minute);
     let metrics = Arc::new(Metrics::new(crate::grpc::rpc_paths()));
     let engine = Engine::new(core, config.claim_lease, metrics.clone());
     let live = LiveEvents::new(store, clock.clone(), metrics.clone());

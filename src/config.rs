@@ -117,6 +117,9 @@ pub struct Config {
     /// background rounds it is in before it abandons them.
     #[serde(with = "seconds")]
     pub drain_timeout: Duration,
+    /// Calls with a missing or wrong API key one client address may make per minute (and in
+    /// a burst) before its calls are refused with RESOURCE_EXHAUSTED for a while.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Config {
@@ -136,6 +139,7 @@ impl Default for Config {
             webhook_failures_before_disable: 50,
             claim_lease: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
+            auth_failures_per_minute: crate::service::throttle::DEFAULT_AUTH_FAILURES_PER_MINUTE,
         }
     }
 }
@@ -163,6 +167,10 @@ pub const SETTINGS: &[(&str, Option<&str>)] = &[
     ),
     ("DUNNING_CLAIM_LEASE_SECONDS", Some("claim_lease")),
     ("DUNNING_DRAIN_TIMEOUT_SECONDS", Some("drain_timeout")),
+    (
+        "DUNNING_AUTH_FAILURES_PER_MINUTE",
+        Some("auth_failures_per_minute"),
+    ),
     ("DUNNING_LOG", None),
     ("DUNNING_CONFIG", None),
 ];
@@ -317,6 +325,17 @@ impl Config {
                 .ok_or_else(|| {
                     ConfigError(format!(
                         "DUNNING_CLAIM_LEASE_SECONDS={v}: expected 1 to 3600"
+                    ))
+                })?;
+        }
+        if let Some(v) = var("DUNNING_AUTH_FAILURES_PER_MINUTE") {
+            self.auth_failures_per_minute = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "DUNNING_AUTH_FAILURES_PER_MINUTE={v}: expected 1 to 1000000"
                     ))
                 })?;
         }

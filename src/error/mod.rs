@@ -38,6 +38,9 @@ pub enum Error {
     Aborted(String),
     #[error("{message}")]
     Unauthenticated { reason: Reason, message: String },
+    /// The caller is refused for a while (too many failed authentications).
+    #[error("{message}")]
+    ResourceExhausted { reason: Reason, message: String },
     /// The caller's key may not make this call (a scope it lacks).
     #[error("{message}")]
     PermissionDenied { reason: Reason, message: String },

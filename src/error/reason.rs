@@ -117,6 +117,8 @@ pub enum Reason {
     TemplateOverrideNotFound,
     /// A template failed to render for this email.
     TemplateRenderFailed,
+    /// Too many calls with a missing or wrong API key from one client address.
+    TooManyFailedAuthentications,
     /// More invoices than one payment request may cover.
     TooManyInvoices,
     /// Bad input; the BadRequest details name each bad field.
@@ -127,7 +129,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the documentation check.
-    pub const ALL: [Reason; 59] = [
+    pub const ALL: [Reason; 60] = [
         Self::AlreadyExists,
         Self::AmountBelowSettled,
         Self::AmountOutOfRange,
@@ -184,6 +186,7 @@ impl Reason {
         Self::TemplateInvalid,
         Self::TemplateOverrideNotFound,
         Self::TemplateRenderFailed,
+        Self::TooManyFailedAuthentications,
         Self::TooManyInvoices,
         Self::ValidationFailed,
         Self::WebhookEndpointNotFound,
@@ -248,6 +251,7 @@ impl Reason {
             Self::TemplateInvalid => "TEMPLATE_INVALID",
             Self::TemplateOverrideNotFound => "TEMPLATE_OVERRIDE_NOT_FOUND",
             Self::TemplateRenderFailed => "TEMPLATE_RENDER_FAILED",
+            Self::TooManyFailedAuthentications => "TOO_MANY_FAILED_AUTHENTICATIONS",
             Self::TooManyInvoices => "TOO_MANY_INVOICES",
             Self::ValidationFailed => "VALIDATION_FAILED",
             Self::WebhookEndpointNotFound => "WEBHOOK_ENDPOINT_NOT_FOUND",

@@ -85,11 +85,24 @@ fn method_of<T>() -> &'static str {
 }
 
 /// Resolves the `authorization: Bearer <key>` metadata to the caller's organization, checking
-/// that the key has the scope the RPC needs (PERMISSION_DENIED otherwise).
+/// that the key has the scope the RPC needs (PERMISSION_DENIED otherwise). A client address
+/// that keeps failing is refused for a while before any key is looked up.
 pub(crate) async fn authenticate<T>(
     services: &Services,
     request: &Request<T>,
 ) -> Result<Caller, Error> {
+    let client = request.remote_addr().map(|a| a.ip());
+    let throttle = services.auth.throttle();
+    throttle.check(client)?;
+    let result = authenticate_key(services, request).await;
+    if let Err(Error::Unauthenticated { .. }) = &result {
+        throttle.failed(client);
+    }
+    result
+}
+
+/// The caller of the key in `request`'s metadata, with the scope its RPC needs.
+async fn authenticate_key<T>(services: &Services, request: &Request<T>) -> Result<Caller, Error> {
     let missing = || Error::Unauthenticated {
         reason: Reason::ApiKeyMissing,
         message: "send metadata `authorization: Bearer <api key>`".into(),

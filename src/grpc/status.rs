@@ -48,6 +48,7 @@ impl From<Error> for Status {
             Error::Aborted(_) => (Code::Aborted, Reason::ConcurrentModification),
             Error::Unauthenticated { reason, .. } => (Code::Unauthenticated, reason),
             Error::PermissionDenied { reason, .. } => (Code::PermissionDenied, reason),
+            Error::ResourceExhausted { reason, .. } => (Code::ResourceExhausted, reason),
             Error::Unavailable(ref detail) => {
                 tracing::warn!(%detail, "dependency unavailable");
                 message = "the database is temporarily unavailable; retry".to_owned();

@@ -9,6 +9,7 @@ use crate::domain::organization::{Organization, OrganizationSettings};
 use crate::domain::validation;
 use crate::error::Error;
 use crate::error::Reason;
+use crate::service::throttle::AuthThrottle;
 use crate::storage::ApiKeyRecord;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,11 +22,21 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct Auth {
     core: Arc<Core>,
+    /// Failed authentications per client address.
+    throttle: Arc<AuthThrottle>,
 }
 
 impl Auth {
-    pub fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub fn new(core: Arc<Core>, auth_failures_per_minute: u32) -> Self {
+        Self {
+            core,
+            throttle: Arc::new(AuthThrottle::new(auth_failures_per_minute)),
+        }
+    }
+
+    /// The throttle of failed authentications (the gRPC authentication path checks it).
+    pub fn throttle(&self) -> &AuthThrottle {
+        &self.throttle
     }
 }
 

@@ -17,6 +17,7 @@ pub mod payment_requests;
 pub mod policies;
 pub mod processes;
 pub mod report;
+pub mod throttle;
 pub mod webhooks;
 
 use crate::clock::Clock;
@@ -55,12 +56,13 @@ pub struct Services {
 }
 
 impl Services {
-    /// The request use cases over `core`.
-    pub fn with_core(core: Core) -> Self {
+    /// The request use cases over `core`, allowing `auth_failures_per_minute` failed
+    /// authentications per client address.
+    pub fn with_core(core: Core, auth_failures_per_minute: u32) -> Self {
         let store = core.store().clone();
         let core = Arc::new(core);
         Self {
-            auth: Auth::new(core.clone()),
+            auth: Auth::new(core.clone(), auth_failures_per_minute),
             customers: Customers::new(core.clone()),
             events: Events::new(core.clone()),
             invoices: Invoices::new(core.clone()),
@@ -77,7 +79,10 @@ impl Services {
 
     /// The request use cases alone (the command line's key management needs no engine).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self::with_core(Core::new(store, clock))
+        Self::with_core(
+            Core::new(store, clock),
+            throttle::DEFAULT_AUTH_FAILURES_PER_MINUTE,
+        )
     }
 
     /// The store the use cases share (the composition root closes it on shutdown).

@@ -1,7 +1,7 @@
 //! Malformed requests get INVALID_ARGUMENT (or the documented code) naming the bad field, and
 //! change nothing; the API surface around them: health, reflection, UNIMPLEMENTED, UNAVAILABLE.
 
-use crate::common::{TestServer, assert_error, bad_fields, customer, invoice};
+use crate::common::{Backend, TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{self, get_customer_request, get_invoice_request, record_payment_request};
 use futures_util::future::BoxFuture;
 use prost_types::FieldMask;
@@ -849,3 +849,47 @@ on_both_backends!(
     health_and_reflection_need_no_key,
     keys_are_limited_to_their_scopes_and_expire,
 );
+
+/// A client address that keeps sending wrong keys is refused before any key is looked up,
+/// while the allowance lasts: RESOURCE_EXHAUSTED naming the wait, then a well-behaved call
+/// from the same address is held off too until the allowance comes back.
+async fn a_flood_of_wrong_keys_is_throttled(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.auth_failures_per_minute = 3).await;
+    let list = |key: &str| {
+        let mut customers = s.customers_as(key);
+        async move {
+            customers
+                .list_customers(proto::ListCustomersRequest::default())
+                .await
+        }
+    };
+    for _ in 0..3 {
+        assert_error(
+            list("dun_wrong").await,
+            Code::Unauthenticated,
+            "API_KEY_INVALID",
+        );
+    }
+    let refused = assert_error(
+        list("dun_wrong").await,
+        Code::ResourceExhausted,
+        "TOO_MANY_FAILED_AUTHENTICATIONS",
+    );
+    assert!(refused.message().contains("retry in"), "{refused:?}");
+    assert_error(
+        list(&s.key.clone()).await,
+        Code::ResourceExhausted,
+        "TOO_MANY_FAILED_AUTHENTICATIONS",
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_flood_of_wrong_keys_is_throttled() {
+    a_flood_of_wrong_keys_is_throttled(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_flood_of_wrong_keys_is_throttled() {
+    a_flood_of_wrong_keys_is_throttled(Backend::Postgres).await;
+}
