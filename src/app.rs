@@ -205,7 +205,27 @@ pub async fn start(
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+        .trace_fn(|request| {
+            let path = request.uri().path();
+            let (service, method) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or(("unknown", path));
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "rpc",
+                service,
+                method,
+                request_id,
+                organization = tracing::field::Empty,
+                code = tracing::field::Empty,
+                latency_ms = tracing::field::Empty,
+            )
+        })
         .layer(RpcMetricsLayer::new(metrics.clone()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped));

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// The first wait after a failed round; doubled per further failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -61,7 +62,10 @@ pub fn spawn(
             // Measures the round's duration; no rule reads it as a time.
             #[allow(clippy::disallowed_methods)]
             let started = std::time::Instant::now();
-            let result = job.round().await;
+            let result = job
+                .round()
+                .instrument(tracing::info_span!("round", job = job.name()))
+                .await;
             metrics.count_worker_round(
                 job.name(),
                 result.as_ref().map(|n| *n).map_err(|_| ()),

@@ -95,8 +95,12 @@ pub(crate) async fn authenticate<T>(
     let throttle = services.auth.throttle();
     throttle.check(client)?;
     let result = authenticate_key(services, request).await;
-    if let Err(Error::Unauthenticated { .. }) = &result {
-        throttle.failed(client);
+    match &result {
+        Ok(caller) => {
+            tracing::Span::current().record("organization", caller.organization_id.to_string());
+        }
+        Err(Error::Unauthenticated { .. }) => throttle.failed(client),
+        Err(_) => {}
     }
     result
 }

@@ -69,7 +69,19 @@ where
                     .map_or(tonic::Code::Ok, tonic::Code::from_i32),
                 Err(_) => tonic::Code::Unknown,
             };
-            metrics.rpc_handled(&path, code, started.elapsed().as_secs_f64());
+            let elapsed = started.elapsed();
+            metrics.rpc_handled(&path, code, elapsed.as_secs_f64());
+            let span = tracing::Span::current();
+            span.record("code", format!("{code:?}"));
+            span.record("latency_ms", elapsed.as_millis() as u64);
+            // A server fault was logged at error where it happened (grpc::status), once.
+            if !matches!(
+                code,
+                tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
+            ) {
+                tracing::info!(path = %path, code = ?code, latency_ms = elapsed.as_millis() as u64,
+                    "rpc answered");
+            }
             response
         })
     }

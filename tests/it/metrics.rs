@@ -142,3 +142,48 @@ async fn sqlite_scrape_after_rpcs_and_a_step() {
 async fn postgres_scrape_after_rpcs_and_a_step() {
     scrape_after_rpcs_and_a_step(Backend::Postgres).await;
 }
+
+/// Each RPC is logged once answered, inside a span naming its service, method, organization,
+/// code and latency (a real `dunning serve` process writing JSON logs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpc_is_logged_with_its_span() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let mut serve = crate::common::spawn_serve(s.database_url(), &[]).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", serve.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut customers = proto::customer_service_client::CustomerServiceClient::with_interceptor(
+        channel,
+        s.auth(&s.key),
+    );
+    customers
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+        .unwrap();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let log = serve.logs.recv().await.expect("the process logs");
+            if log["fields"]["message"] == "rpc answered"
+                && log["span"]["method"] == "ListCustomers"
+            {
+                return log;
+            }
+        }
+    })
+    .await
+    .expect("the RPC is logged");
+    let span = &line["span"];
+    assert_eq!(span["name"], "rpc");
+    assert_eq!(span["service"], "dunning.v1.CustomerService");
+    assert_eq!(span["code"], "Ok", "{line}");
+    assert!(
+        uuid::Uuid::parse_str(span["organization"].as_str().unwrap_or_default()).is_ok(),
+        "{line}"
+    );
+    assert!(span["latency_ms"].is_number(), "{line}");
+    assert_eq!(line["level"], "INFO");
+    serve.kill().await;
+    s.stop().await;
+}

@@ -19,6 +19,7 @@ use crate::notify::transport::SendError;
 use chrono::DateTime;
 use chrono::Utc;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct OutboxDelivery {
@@ -71,13 +72,17 @@ impl Engine {
             while in_flight.len() < concurrency {
                 let Some(n) = pending.next() else { break };
                 let mailer = mailer.clone();
-                in_flight.spawn(async move {
-                    // Measures the send's duration; no rule reads it as a time.
-                    #[allow(clippy::disallowed_methods)]
-                    let started = std::time::Instant::now();
-                    let outcome = mailer.send(&n).await;
-                    (n, outcome, started.elapsed().as_secs_f64())
-                });
+                let span = tracing::info_span!("smtp_send", notification = %n.id, kind = %n.kind);
+                in_flight.spawn(
+                    async move {
+                        // Measures the send's duration; no rule reads it as a time.
+                        #[allow(clippy::disallowed_methods)]
+                        let started = std::time::Instant::now();
+                        let outcome = mailer.send(&n).await;
+                        (n, outcome, started.elapsed().as_secs_f64())
+                    }
+                    .instrument(span),
+                );
             }
             let Some(joined) = in_flight.join_next().await else {
                 break;

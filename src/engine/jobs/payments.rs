@@ -23,6 +23,7 @@ use crate::payments::Providers;
 use chrono::Duration;
 use futures_util::StreamExt;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct PaymentRequests {
@@ -184,6 +185,11 @@ impl Engine {
                 now,
                 retry: !first_call,
             })
+            .instrument(tracing::info_span!(
+                "payment_charge",
+                payment_request = %id,
+                provider = provider.name()
+            ))
             .await;
         let label = match &outcome {
             ChargeOutcome::Succeeded { .. } => "succeeded",

@@ -14,6 +14,7 @@ use crate::events::webhooks::WebhookSender;
 use chrono::Duration;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct WebhookDeliveries {
@@ -162,6 +163,11 @@ impl Engine {
             .ok_or_else(|| Error::Internal(format!("event {} vanished", delivery.event_id)))?;
         let outcome = sender
             .send(&endpoint.url, &endpoint.secret, &event, self.now())
+            .instrument(tracing::info_span!(
+                "webhook_post",
+                endpoint = %endpoint.id,
+                event = %event.id
+            ))
             .await;
 
         let now = self.now();

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Processes claimed and run in one transaction per round. SQLite has one connection, which
@@ -235,7 +236,10 @@ impl Core {
             else {
                 continue;
             };
-            runner.run_due(StepTrigger::Scheduled).await?;
+            runner
+                .run_due(StepTrigger::Scheduled)
+                .instrument(tracing::info_span!("step_run", process = %claim.process_id))
+                .await?;
             let (process, appended) = runner.finish();
             writes.processes.push(process);
             events.extend(appended);

@@ -524,6 +524,8 @@ pub struct ServeProcess {
     /// Its gRPC address, as it logged it.
     pub addr: String,
     outbox: std::path::PathBuf,
+    /// The process's log lines (JSON), as it writes them.
+    pub logs: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
 }
 
 impl Drop for ServeProcess {
@@ -589,10 +591,14 @@ pub async fn spawn_serve(database_url: &str, settings: &[(&str, String)]) -> Ser
     .expect("the server process serves");
     // DUNNING_TEST_SERVE_LOG=1 shows the process's log in the test's output.
     let show = std::env::var_os("DUNNING_TEST_SERVE_LOG").is_some();
+    let (log_sender, logs) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
             if show {
                 eprintln!("[serve] {line}");
+            }
+            if let Ok(log) = serde_json::from_str(&line) {
+                let _ = log_sender.send(log);
             }
         }
     });
@@ -600,5 +606,6 @@ pub async fn spawn_serve(database_url: &str, settings: &[(&str, String)]) -> Ser
         child,
         addr,
         outbox,
+        logs,
     }
 }
