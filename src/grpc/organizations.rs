@@ -126,9 +126,18 @@ fn settings_update(
             }
             OrganizationField::QuietHours => {
                 let q = org.quiet_hours.clone().unwrap_or_default();
-                let start =
-                    clock_time("organization.quiet_hours.start_time", &q.start_time, &mut v);
-                let end = clock_time("organization.quiet_hours.end_time", &q.end_time, &mut v);
+                // A time left out keeps the current one: {"enabled": false} alone turns the
+                // window off.
+                let start = if q.start_time.is_empty() {
+                    Some(current.quiet_hours.start)
+                } else {
+                    clock_time("organization.quiet_hours.start_time", &q.start_time, &mut v)
+                };
+                let end = if q.end_time.is_empty() {
+                    Some(current.quiet_hours.end)
+                } else {
+                    clock_time("organization.quiet_hours.end_time", &q.end_time, &mut v)
+                };
                 if let (Some(start), Some(end)) = (start, end) {
                     if start >= end {
                         v.add(

@@ -3,6 +3,7 @@
 use crate::core::Caller;
 use crate::core::Core;
 use crate::core::lookup::load_organization;
+use crate::domain::notification::next_send_time;
 use crate::domain::organization::Organization;
 use crate::domain::organization::OrganizationField;
 use crate::domain::organization::OrganizationSettings;
@@ -10,7 +11,10 @@ use crate::error::Error;
 use crate::error::Reason;
 use crate::service::lookup::PolicyHolder;
 use crate::service::lookup::check_assignable_policy;
+use crate::storage::Tx;
+use std::collections::HashMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// The caller's own organization and its settings.
 #[derive(Clone)]
@@ -67,6 +71,9 @@ impl Organizations {
             }
             org.updated_at = self.core.now();
             tx.update_organization(&org).await?;
+            if org.settings.quiet_hours != before.quiet_hours {
+                self.reschedule_waiting_emails(&tx, &org).await?;
+            }
             if org.settings.default_policy_code != before.default_policy_code {
                 // Every customer may now follow another policy.
                 tx.request_dunning_checks_of_organization(caller.organization_id, org.updated_at)
@@ -76,5 +83,35 @@ impl Organizations {
             tx.commit().await?;
         }
         Ok(org)
+    }
+}
+
+impl Organizations {
+    /// Emails held for the old sending window go out in the new one: at once when quiet
+    /// hours were turned off, else at the new window's next opening in each customer's time
+    /// zone. Retries keep their backoff.
+    async fn reschedule_waiting_emails(&self, tx: &Tx, org: &Organization) -> Result<(), Error> {
+        let now = self.core.now();
+        let waiting = tx.notifications_waiting_for_window(org.id, now).await?;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let mut customer_ids: Vec<Uuid> = waiting.iter().map(|n| n.customer_id).collect();
+        customer_ids.sort();
+        customer_ids.dedup();
+        let zones: HashMap<Uuid, chrono_tz::Tz> = tx
+            .find_customers_by_ids(org.id, &customer_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.details.timezone))
+            .collect();
+        for mut n in waiting {
+            let tz = zones.get(&n.customer_id).copied().unwrap_or(chrono_tz::UTC);
+            n.next_attempt_at = Some(next_send_time(now, tz, &org.settings.quiet_hours));
+            n.updated_at = now;
+            tx.update_notification(&n).await?;
+        }
+        self.core.wake_outbox_after_commit(tx);
+        Ok(())
     }
 }

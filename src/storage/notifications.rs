@@ -142,6 +142,26 @@ impl<C: ConnectionTrait> Conn<C> {
             .transpose()
     }
 
+    /// An organization's queued notifications never attempted yet and waiting past `now`:
+    /// those held for the sending window.
+    pub async fn notifications_waiting_for_window(
+        &self,
+        organization_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Notification>, Error> {
+        notification::Entity::find()
+            .filter(notification::Column::OrganizationId.eq(organization_id))
+            .filter(notification::Column::State.eq(NotificationState::Queued.as_str()))
+            .filter(notification::Column::Attempts.eq(0))
+            .filter(notification::Column::NextAttemptAt.gt(to_micros(now)))
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(from_model)
+            .collect()
+    }
+
     /// Every notification about a customer.
     pub async fn notifications_of_customer(
         &self,

@@ -456,7 +456,60 @@ async fn a_preview_about_nothing_is_refused(s: &TestServer, _smtp: &SmtpServer) 
     assert_error(refused, Code::FailedPrecondition, "NOTHING_DUE");
 }
 
+/// Turning the window off with `{"enabled": false}` alone releases the email waiting for it:
+/// it goes out at the next delivery, without waiting for the old window to open.
+async fn turning_quiet_hours_off_releases_waiting_emails(s: &TestServer, smtp: &SmtpServer) {
+    let mut c = customer("cus_ny");
+    c.timezone = "America/New_York".into();
+    setup(s, c, &["inv_1"]).await;
+    // 07:00 in New York: held until 08:00.
+    let n = s
+        .server()
+        .services()
+        .notifications
+        .send_email(
+            caller(s).await,
+            &email(TemplateKind::FriendlyReminder, "cus_ny", &["inv_1"]),
+        )
+        .await
+        .unwrap();
+    assert!(n.next_attempt_at.unwrap() > crate::common::start_time());
+    assert_eq!(s.deliver().await, 0);
+    s.organizations()
+        .update_organization(proto::UpdateOrganizationRequest {
+            organization: Some(proto::Organization {
+                quiet_hours: Some(proto::QuietHours {
+                    enabled: false,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["quiet_hours".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let org = s
+        .organizations()
+        .get_organization(proto::GetOrganizationRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    let quiet = org.quiet_hours.unwrap();
+    assert!(!quiet.enabled);
+    assert_eq!(
+        (quiet.start_time.as_str(), quiet.end_time.as_str()),
+        ("08:00", "20:00")
+    );
+    assert_eq!(s.deliver().await, 1, "released at once");
+    assert_eq!(smtp.wait_for(1).await.len(), 1);
+}
+
 on_both_backends_with_smtp!(
+    turning_quiet_hours_off_releases_waiting_emails,
     a_preview_about_nothing_is_refused,
     delivered_exactly_as_previewed,
     locale_follows_the_customer_with_fallback,
