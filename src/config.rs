@@ -144,6 +144,81 @@ impl Default for Config {
     }
 }
 
+/// A numeric setting: its variable, its TOML key, the values it takes, and how it reads and
+/// writes the configuration. The environment and the TOML file are checked by the same table.
+struct Numeric {
+    variable: &'static str,
+    key: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    get: fn(&Config) -> u64,
+    set: fn(&mut Config, u64),
+}
+
+impl Numeric {
+    fn expected(&self) -> String {
+        format!("expected {} to {}", self.range.start(), self.range.end())
+    }
+}
+
+const NUMERIC: [Numeric; 8] = [
+    Numeric {
+        variable: "DUNNING_SMTP_POOL_SIZE",
+        key: "smtp_pool_size",
+        range: 1..=100,
+        get: |c| c.smtp_pool_size as u64,
+        set: |c, n| c.smtp_pool_size = n as u32,
+    },
+    Numeric {
+        variable: "DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS",
+        key: "overdue_scan_interval",
+        range: 1..=86_400,
+        get: |c| c.overdue_scan_interval.as_secs(),
+        set: |c, n| c.overdue_scan_interval = Duration::from_secs(n),
+    },
+    Numeric {
+        variable: "DUNNING_PAYMENT_TIMEOUT_SECONDS",
+        key: "payment_timeout",
+        range: 1..=300,
+        get: |c| c.payment_timeout.as_secs(),
+        set: |c, n| c.payment_timeout = Duration::from_secs(n),
+    },
+    Numeric {
+        variable: "DUNNING_WEBHOOK_TIMEOUT_SECONDS",
+        key: "webhook_timeout",
+        range: 1..=60,
+        get: |c| c.webhook_timeout.as_secs(),
+        set: |c, n| c.webhook_timeout = Duration::from_secs(n),
+    },
+    Numeric {
+        variable: "DUNNING_WEBHOOK_FAILURES_BEFORE_DISABLE",
+        key: "webhook_failures_before_disable",
+        range: 1..=10_000,
+        get: |c| c.webhook_failures_before_disable.max(0) as u64,
+        set: |c, n| c.webhook_failures_before_disable = n as i32,
+    },
+    Numeric {
+        variable: "DUNNING_CLAIM_LEASE_SECONDS",
+        key: "claim_lease",
+        range: 1..=3600,
+        get: |c| c.claim_lease.as_secs(),
+        set: |c, n| c.claim_lease = Duration::from_secs(n),
+    },
+    Numeric {
+        variable: "DUNNING_DRAIN_TIMEOUT_SECONDS",
+        key: "drain_timeout",
+        range: 1..=600,
+        get: |c| c.drain_timeout.as_secs(),
+        set: |c, n| c.drain_timeout = Duration::from_secs(n),
+    },
+    Numeric {
+        variable: "DUNNING_AUTH_FAILURES_PER_MINUTE",
+        key: "auth_failures_per_minute",
+        range: 1..=1_000_000,
+        get: |c| u64::from(c.auth_failures_per_minute),
+        set: |c, n| c.auth_failures_per_minute = n as u32,
+    },
+];
+
 /// Every environment variable the service reads, with its TOML key (`None`: environment
 /// only). The README's configuration table lists exactly these (a test checks it).
 pub const SETTINGS: &[(&str, Option<&str>)] = &[
@@ -207,13 +282,31 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str(&text)
-                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+                let config: Config = toml::from_str(&text)
+                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+                config.check_ranges(path)?;
+                config
             }
             None => Config::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
         Ok(config)
+    }
+
+    /// The numeric values of a TOML file, checked with the ranges the environment has.
+    fn check_ranges(&self, path: &Path) -> Result<(), ConfigError> {
+        for setting in &NUMERIC {
+            let n = (setting.get)(self);
+            if !setting.range.contains(&n) {
+                return Err(ConfigError(format!(
+                    "{}: {} = {n}: {}",
+                    path.display(),
+                    setting.key,
+                    setting.expected()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Applies `DUNNING_*` variables read through `var`.
@@ -250,15 +343,6 @@ impl Config {
         if let Some(url) = secret("DUNNING_SMTP_URL")? {
             self.smtp_url = Some(url).filter(|u| !u.is_empty());
         }
-        if let Some(v) = var("DUNNING_SMTP_POOL_SIZE") {
-            self.smtp_pool_size = v
-                .parse()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                    ConfigError(format!("DUNNING_SMTP_POOL_SIZE={v}: expected 1 to 100"))
-                })?;
-        }
         if let Some(v) = var("DUNNING_OUTBOX_DIR") {
             self.outbox_dir = PathBuf::from(v);
         }
@@ -273,83 +357,17 @@ impl Config {
                 }
             };
         }
-        if let Some(v) = var("DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS") {
-            let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                ConfigError(format!(
-                    "DUNNING_OVERDUE_SCAN_INTERVAL_SECONDS={v}: expected a positive number"
-                ))
-            })?;
-            self.overdue_scan_interval = Duration::from_secs(secs);
-        }
-        if let Some(v) = var("DUNNING_PAYMENT_TIMEOUT_SECONDS") {
-            let secs: u64 = v
-                .parse()
-                .ok()
-                .filter(|s| (1..=300).contains(s))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "DUNNING_PAYMENT_TIMEOUT_SECONDS={v}: expected 1 to 300"
-                    ))
-                })?;
-            self.payment_timeout = Duration::from_secs(secs);
-        }
-        if let Some(v) = var("DUNNING_WEBHOOK_TIMEOUT_SECONDS") {
-            let secs: u64 = v
-                .parse()
-                .ok()
-                .filter(|s| (1..=60).contains(s))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "DUNNING_WEBHOOK_TIMEOUT_SECONDS={v}: expected 1 to 60"
-                    ))
-                })?;
-            self.webhook_timeout = Duration::from_secs(secs);
-        }
-        if let Some(v) = var("DUNNING_WEBHOOK_FAILURES_BEFORE_DISABLE") {
-            self.webhook_failures_before_disable = v
-                .parse()
-                .ok()
-                .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "DUNNING_WEBHOOK_FAILURES_BEFORE_DISABLE={v}: expected 1 to 10000"
-                    ))
-                })?;
-        }
-        if let Some(v) = var("DUNNING_CLAIM_LEASE_SECONDS") {
-            self.claim_lease = v
-                .parse()
-                .ok()
-                .filter(|n| (1..=3600).contains(n))
-                .map(Duration::from_secs)
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "DUNNING_CLAIM_LEASE_SECONDS={v}: expected 1 to 3600"
-                    ))
-                })?;
-        }
-        if let Some(v) = var("DUNNING_AUTH_FAILURES_PER_MINUTE") {
-            self.auth_failures_per_minute = v
-                .parse()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "DUNNING_AUTH_FAILURES_PER_MINUTE={v}: expected 1 to 1000000"
-                    ))
-                })?;
-        }
-        if let Some(v) = var("DUNNING_DRAIN_TIMEOUT_SECONDS") {
-            self.drain_timeout = v
-                .parse()
-                .ok()
-                .filter(|n| (1..=600).contains(n))
-                .map(Duration::from_secs)
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "DUNNING_DRAIN_TIMEOUT_SECONDS={v}: expected 1 to 600"
-                    ))
-                })?;
+        for setting in NUMERIC {
+            if let Some(v) = var(setting.variable) {
+                let n = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| setting.range.contains(n))
+                    .ok_or_else(|| {
+                        ConfigError(format!("{}={v}: {}", setting.variable, setting.expected()))
+                    })?;
+                (setting.set)(self, n);
+            }
         }
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
@@ -425,6 +443,35 @@ mod tests {
                 .apply_env(|k| (k == "DUNNING_DATABASE_URL").then(|| "mysql://x".into()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_file_and_the_environment_share_ranges() {
+        let dir = std::env::temp_dir().join(format!("dunning-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dunning.toml");
+        std::fs::write(&file, "smtp_pool_size = 0\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.ends_with("smtp_pool_size = 0: expected 1 to 100"),
+            "{err}"
+        );
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|k| (k == "DUNNING_SMTP_POOL_SIZE").then(|| "0".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(": DUNNING_SMTP_POOL_SIZE=0: expected 1 to 100"),
+            "{err}"
+        );
+        std::fs::write(&file, "claim_lease = 7200\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.ends_with("claim_lease = 7200: expected 1 to 3600"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
