@@ -128,7 +128,13 @@ pub async fn start(
 ) -> Result<RunningServer, Error> {
     let store = Store::connect(&config.database_url).await?;
     let core = Core::new(store.clone(), clock.clone());
-    let services = Services::with_core(core.clone(), config.auth_failures_per_minute);
+    let services = Services::with_core(
+        core.clone(),
+        crate::service::throttle::Limits {
+            auth_failures_per_minute: config.auth_failures_per_minute,
+            key_requests_per_minute: config.key_requests_per_minute,
+        },
+    );
     let metrics = Arc::new(Metrics::new(crate::grpc::rpc_paths()));
     let engine = Engine::new(core, config.claim_lease, metrics.clone());
     let live = LiveEvents::new(store, clock.clone(), metrics.clone());
@@ -201,7 +207,13 @@ pub async fn start(
         }
     }
 
-    let (routes, health) = crate::grpc::routes(services.clone(), live.clone(), config.roles).await;
+    let (routes, health) = crate::grpc::routes(
+        services.clone(),
+        live.clone(),
+        config.roles,
+        config.max_request_bytes,
+    )
+    .await;
     let server = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -120,6 +120,10 @@ pub struct Config {
     /// Calls with a missing or wrong API key one client address may make per minute (and in
     /// a burst) before its calls are refused with RESOURCE_EXHAUSTED for a while.
     pub auth_failures_per_minute: u32,
+    /// Calls one API key may make per minute (also its burst); 0 = unlimited.
+    pub key_requests_per_minute: u32,
+    /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED past it).
+    pub max_request_bytes: usize,
 }
 
 impl Default for Config {
@@ -140,6 +144,9 @@ impl Default for Config {
             claim_lease: Duration::from_secs(300),
             drain_timeout: Duration::from_secs(30),
             auth_failures_per_minute: crate::service::throttle::DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            key_requests_per_minute: 0,
+            // A full BatchUpsertInvoices with metadata fits easily.
+            max_request_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -160,7 +167,7 @@ impl Numeric {
     }
 }
 
-const NUMERIC: [Numeric; 8] = [
+const NUMERIC: [Numeric; 10] = [
     Numeric {
         variable: "DUNNING_SMTP_POOL_SIZE",
         key: "smtp_pool_size",
@@ -217,6 +224,20 @@ const NUMERIC: [Numeric; 8] = [
         get: |c| u64::from(c.auth_failures_per_minute),
         set: |c, n| c.auth_failures_per_minute = n as u32,
     },
+    Numeric {
+        variable: "DUNNING_KEY_REQUESTS_PER_MINUTE",
+        key: "key_requests_per_minute",
+        range: 0..=10_000_000,
+        get: |c| u64::from(c.key_requests_per_minute),
+        set: |c, n| c.key_requests_per_minute = n as u32,
+    },
+    Numeric {
+        variable: "DUNNING_MAX_REQUEST_BYTES",
+        key: "max_request_bytes",
+        range: 1024..=67_108_864,
+        get: |c| c.max_request_bytes as u64,
+        set: |c, n| c.max_request_bytes = n as usize,
+    },
 ];
 
 /// Every environment variable the service reads, with its TOML key (`None`: environment
@@ -246,6 +267,11 @@ pub const SETTINGS: &[(&str, Option<&str>)] = &[
         "DUNNING_AUTH_FAILURES_PER_MINUTE",
         Some("auth_failures_per_minute"),
     ),
+    (
+        "DUNNING_KEY_REQUESTS_PER_MINUTE",
+        Some("key_requests_per_minute"),
+    ),
+    ("DUNNING_MAX_REQUEST_BYTES", Some("max_request_bytes")),
     ("DUNNING_LOG", None),
     ("DUNNING_CONFIG", None),
 ];

@@ -69,6 +69,8 @@ pub enum Reason {
     Overpayment,
     /// A process paused by a cause (dispute, block, exclusion) that still holds.
     PauseCauseActive,
+    /// An API key made more calls in a minute than DUNNING_KEY_REQUESTS_PER_MINUTE allows.
+    KeyRateLimited,
     /// A preview of an email about a customer with nothing due.
     NothingDue,
     /// A payment with this external id was recorded with other content.
@@ -129,7 +131,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the documentation check.
-    pub const ALL: [Reason; 60] = [
+    pub const ALL: [Reason; 61] = [
         Self::AlreadyExists,
         Self::AmountBelowSettled,
         Self::AmountOutOfRange,
@@ -158,6 +160,7 @@ impl Reason {
         Self::NoNextEmail,
         Self::NoNextStep,
         Self::NoOverdueInvoices,
+        Self::KeyRateLimited,
         Self::NothingDue,
         Self::OrganizationAlreadyExists,
         Self::OrganizationNotFound,
@@ -223,6 +226,7 @@ impl Reason {
             Self::NoNextEmail => "NO_NEXT_EMAIL",
             Self::NoNextStep => "NO_NEXT_STEP",
             Self::NoOverdueInvoices => "NO_OVERDUE_INVOICES",
+            Self::KeyRateLimited => "KEY_RATE_LIMITED",
             Self::NothingDue => "NOTHING_DUE",
             Self::OrganizationAlreadyExists => "ORGANIZATION_ALREADY_EXISTS",
             Self::OrganizationNotFound => "ORGANIZATION_NOT_FOUND",

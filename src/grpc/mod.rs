@@ -33,9 +33,6 @@ pub use status::ERROR_DOMAIN;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/dunning_descriptor.bin"));
 
-/// Largest request accepted, in bytes: a full BatchUpsertInvoices with metadata fits easily.
-pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
-
 /// Implements every dunning.v1 service over the use cases.
 #[derive(Clone)]
 pub struct Api {
@@ -185,7 +182,12 @@ impl Health {
 /// Health and reflection (which need no key), and every service of the API when the process
 /// has the `api` role. Health reports each API service, and `dunning.engine` for the engine
 /// role.
-pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> (Routes, Health) {
+pub async fn routes(
+    services: Services,
+    live: LiveEvents,
+    roles: Roles,
+    max_request_bytes: usize,
+) -> (Routes, Health) {
     use proto::{
         customer_service_server::CustomerServiceServer,
         dunning_service_server::DunningServiceServer, invoice_service_server::InvoiceServiceServer,
@@ -236,7 +238,7 @@ pub async fn routes(services: Services, live: LiveEvents, roles: Roles) -> (Rout
 
     macro_rules! limited {
         ($server:ident) => {
-            $server::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES)
+            $server::new(api.clone()).max_decoding_message_size(max_request_bytes)
         };
     }
     let routes = Routes::new(health_service)

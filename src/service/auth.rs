@@ -9,7 +9,7 @@ use crate::domain::organization::{Organization, OrganizationSettings};
 use crate::domain::validation;
 use crate::error::Error;
 use crate::error::Reason;
-use crate::service::throttle::AuthThrottle;
+use crate::service::throttle::{AuthThrottle, KeyRateLimit, Limits};
 use crate::storage::ApiKeyRecord;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,13 +24,16 @@ pub struct Auth {
     core: Arc<Core>,
     /// Failed authentications per client address.
     throttle: Arc<AuthThrottle>,
+    /// Calls per key and minute.
+    rate: Arc<KeyRateLimit>,
 }
 
 impl Auth {
-    pub fn new(core: Arc<Core>, auth_failures_per_minute: u32) -> Self {
+    pub fn new(core: Arc<Core>, limits: Limits) -> Self {
         Self {
             core,
-            throttle: Arc::new(AuthThrottle::new(auth_failures_per_minute)),
+            throttle: Arc::new(AuthThrottle::new(limits.auth_failures_per_minute)),
+            rate: Arc::new(KeyRateLimit::new(limits.key_requests_per_minute)),
         }
     }
 
@@ -72,6 +75,9 @@ impl Auth {
         call: &str,
     ) -> Result<Caller, Error> {
         let (caller, scopes) = self.key_of(plain_text).await?;
+        if let Actor::ApiKey(key) = caller.actor {
+            self.rate.admit(key)?;
+        }
         if !scopes.contains(scope) {
             return Err(Error::PermissionDenied {
                 reason: Reason::ScopeMissing,

@@ -56,13 +56,12 @@ pub struct Services {
 }
 
 impl Services {
-    /// The request use cases over `core`, allowing `auth_failures_per_minute` failed
-    /// authentications per client address.
-    pub fn with_core(core: Core, auth_failures_per_minute: u32) -> Self {
+    /// The request use cases over `core`, with `limits` on callers.
+    pub fn with_core(core: Core, limits: throttle::Limits) -> Self {
         let store = core.store().clone();
         let core = Arc::new(core);
         Self {
-            auth: Auth::new(core.clone(), auth_failures_per_minute),
+            auth: Auth::new(core.clone(), limits),
             customers: Customers::new(core.clone()),
             events: Events::new(core.clone()),
             invoices: Invoices::new(core.clone()),
@@ -79,10 +78,7 @@ impl Services {
 
     /// The request use cases alone (the command line's key management needs no engine).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self::with_core(
-            Core::new(store, clock),
-            throttle::DEFAULT_AUTH_FAILURES_PER_MINUTE,
-        )
+        Self::with_core(Core::new(store, clock), throttle::Limits::default())
     }
 
     /// The store the use cases share (the composition root closes it on shutdown).

@@ -893,3 +893,55 @@ async fn sqlite_a_flood_of_wrong_keys_is_throttled() {
 async fn postgres_a_flood_of_wrong_keys_is_throttled() {
     a_flood_of_wrong_keys_is_throttled(Backend::Postgres).await;
 }
+
+/// A key past its rate waits (another key does not), and a request larger than the setting
+/// is refused before it is decoded.
+async fn keys_are_rate_limited_and_requests_size_limited(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.key_requests_per_minute = 3;
+        c.max_request_bytes = 4096;
+    })
+    .await;
+    let other = s.other_organization("other").await;
+    let list = |key: &str| {
+        let mut customers = s.customers_as(key);
+        async move {
+            customers
+                .list_customers(proto::ListCustomersRequest::default())
+                .await
+        }
+    };
+    for _ in 0..3 {
+        list(&s.key.clone()).await.unwrap();
+    }
+    let limited = assert_error(
+        list(&s.key.clone()).await,
+        Code::ResourceExhausted,
+        "KEY_RATE_LIMITED",
+    );
+    assert!(limited.message().contains("retry in"), "{limited:?}");
+    list(&other).await.unwrap();
+    let mut big = customer("cus_big");
+    big.name = "x".repeat(8000);
+    let refused = s
+        .customers_as(&other)
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(big),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("4096"), "{refused:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keys_are_rate_limited_and_requests_size_limited() {
+    keys_are_rate_limited_and_requests_size_limited(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keys_are_rate_limited_and_requests_size_limited() {
+    keys_are_rate_limited_and_requests_size_limited(Backend::Postgres).await;
+}
