@@ -239,6 +239,9 @@ pub async fn start(
             )
         })
         .layer(RpcMetricsLayer::new(metrics.clone()))
+        .layer(crate::grpc::KeyConcurrencyLayer::new(
+            config.key_concurrency,
+        ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped));
     let server = tokio::spawn(server);

@@ -122,7 +122,9 @@ pub struct Config {
     pub auth_failures_per_minute: u32,
     /// Calls one API key may make per minute (also its burst); 0 = unlimited.
     pub key_requests_per_minute: u32,
-    /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED past it).
+    /// Calls one API key may have in flight (open streams included); 0 = unlimited.
+    pub key_concurrency: usize,
+    /// Largest request message accepted, in bytes (OUT_OF_RANGE past it).
     pub max_request_bytes: usize,
 }
 
@@ -145,6 +147,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             auth_failures_per_minute: crate::service::throttle::DEFAULT_AUTH_FAILURES_PER_MINUTE,
             key_requests_per_minute: 0,
+            key_concurrency: 0,
             // A full BatchUpsertInvoices with metadata fits easily.
             max_request_bytes: 8 * 1024 * 1024,
         }
@@ -167,7 +170,7 @@ impl Numeric {
     }
 }
 
-const NUMERIC: [Numeric; 10] = [
+const NUMERIC: [Numeric; 11] = [
     Numeric {
         variable: "DUNNING_SMTP_POOL_SIZE",
         key: "smtp_pool_size",
@@ -232,6 +235,13 @@ const NUMERIC: [Numeric; 10] = [
         set: |c, n| c.key_requests_per_minute = n as u32,
     },
     Numeric {
+        variable: "DUNNING_KEY_CONCURRENCY",
+        key: "key_concurrency",
+        range: 0..=100_000,
+        get: |c| c.key_concurrency as u64,
+        set: |c, n| c.key_concurrency = n as usize,
+    },
+    Numeric {
         variable: "DUNNING_MAX_REQUEST_BYTES",
         key: "max_request_bytes",
         range: 1024..=67_108_864,
@@ -271,6 +281,7 @@ pub const SETTINGS: &[(&str, Option<&str>)] = &[
         "DUNNING_KEY_REQUESTS_PER_MINUTE",
         Some("key_requests_per_minute"),
     ),
+    ("DUNNING_KEY_CONCURRENCY", Some("key_concurrency")),
     ("DUNNING_MAX_REQUEST_BYTES", Some("max_request_bytes")),
     ("DUNNING_LOG", None),
     ("DUNNING_CONFIG", None),

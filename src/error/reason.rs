@@ -69,6 +69,8 @@ pub enum Reason {
     Overpayment,
     /// A process paused by a cause (dispute, block, exclusion) that still holds.
     PauseCauseActive,
+    /// An API key has as many calls in flight as DUNNING_KEY_CONCURRENCY allows.
+    KeyConcurrencyLimited,
     /// An API key made more calls in a minute than DUNNING_KEY_REQUESTS_PER_MINUTE allows.
     KeyRateLimited,
     /// A preview of an email about a customer with nothing due.
@@ -131,7 +133,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the documentation check.
-    pub const ALL: [Reason; 61] = [
+    pub const ALL: [Reason; 62] = [
         Self::AlreadyExists,
         Self::AmountBelowSettled,
         Self::AmountOutOfRange,
@@ -160,6 +162,7 @@ impl Reason {
         Self::NoNextEmail,
         Self::NoNextStep,
         Self::NoOverdueInvoices,
+        Self::KeyConcurrencyLimited,
         Self::KeyRateLimited,
         Self::NothingDue,
         Self::OrganizationAlreadyExists,
@@ -226,6 +229,7 @@ impl Reason {
             Self::NoNextEmail => "NO_NEXT_EMAIL",
             Self::NoNextStep => "NO_NEXT_STEP",
             Self::NoOverdueInvoices => "NO_OVERDUE_INVOICES",
+            Self::KeyConcurrencyLimited => "KEY_CONCURRENCY_LIMITED",
             Self::KeyRateLimited => "KEY_RATE_LIMITED",
             Self::NothingDue => "NOTHING_DUE",
             Self::OrganizationAlreadyExists => "ORGANIZATION_ALREADY_EXISTS",

@@ -2,6 +2,7 @@
 //! validate and convert, call a use case, and convert back.
 
 mod commands;
+mod concurrency;
 mod convert;
 mod customers;
 mod dunning;
@@ -27,6 +28,7 @@ use tonic::Request;
 use tonic::service::Routes;
 
 use crate::error::Reason;
+pub use concurrency::KeyConcurrencyLayer;
 pub use status::ERROR_DOMAIN;
 
 /// The descriptor set served by reflection (written by build.rs).

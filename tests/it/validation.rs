@@ -945,3 +945,50 @@ async fn sqlite_keys_are_rate_limited_and_requests_size_limited() {
 async fn postgres_keys_are_rate_limited_and_requests_size_limited() {
     keys_are_rate_limited_and_requests_size_limited(Backend::Postgres).await;
 }
+
+/// A key with as many calls in flight as allowed (an open WatchEvents stream counts) is
+/// refused at once; another key is not; when the stream ends, the key may call again.
+async fn calls_in_flight_are_limited_per_key(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.key_concurrency = 1).await;
+    let other = s.other_organization("other").await;
+    let stream = s
+        .dunning()
+        .watch_events(proto::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let list = |key: &str| {
+        let mut customers = s.customers_as(key);
+        async move {
+            customers
+                .list_customers(proto::ListCustomersRequest::default())
+                .await
+        }
+    };
+    assert_error(
+        list(&s.key.clone()).await,
+        Code::ResourceExhausted,
+        "KEY_CONCURRENCY_LIMITED",
+    );
+    list(&other).await.unwrap();
+    drop(stream);
+    // The server lets go of the stream's permit once it sees the stream cancelled.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while list(&s.key.clone()).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the key may call again once its stream ended");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_calls_in_flight_are_limited_per_key() {
+    calls_in_flight_are_limited_per_key(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_calls_in_flight_are_limited_per_key() {
+    calls_in_flight_are_limited_per_key(Backend::Postgres).await;
+}
