@@ -176,13 +176,13 @@ async fn locale_follows_the_customer_with_fallback(s: &TestServer, _smtp: &SmtpS
     );
 }
 
-async fn quiet_hours_hold_until_the_window_opens(s: &TestServer, smtp: &SmtpServer) {
+/// An email to a customer in New York queued at 2026-11-24 12:00 UTC, 07:00 there: before the
+/// 08:00 opening of the sending window.
+async fn email_before_the_window(s: &TestServer) -> dunning::domain::notification::Notification {
     let mut c = customer("cus_ny");
     c.timezone = "America/New_York".into();
     setup(s, c, &["inv_1"]).await;
-    // 2026-11-24 12:00 UTC is 07:00 in New York: before the 08:00 opening.
-    let n = s
-        .server()
+    s.server()
         .services()
         .notifications
         .send_email(
@@ -190,7 +190,11 @@ async fn quiet_hours_hold_until_the_window_opens(s: &TestServer, smtp: &SmtpServ
             &email(TemplateKind::FriendlyReminder, "cus_ny", &["inv_1"]),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn quiet_hours_hold_until_the_window_opens(s: &TestServer, smtp: &SmtpServer) {
+    let n = email_before_the_window(s).await;
     assert_eq!(
         n.next_attempt_at,
         Some("2026-11-24T13:00:00Z".parse().unwrap())
@@ -459,20 +463,7 @@ async fn a_preview_about_nothing_is_refused(s: &TestServer, _smtp: &SmtpServer) 
 /// Turning the window off with `{"enabled": false}` alone releases the email waiting for it:
 /// it goes out at the next delivery, without waiting for the old window to open.
 async fn turning_quiet_hours_off_releases_waiting_emails(s: &TestServer, smtp: &SmtpServer) {
-    let mut c = customer("cus_ny");
-    c.timezone = "America/New_York".into();
-    setup(s, c, &["inv_1"]).await;
-    // 07:00 in New York: held until 08:00.
-    let n = s
-        .server()
-        .services()
-        .notifications
-        .send_email(
-            caller(s).await,
-            &email(TemplateKind::FriendlyReminder, "cus_ny", &["inv_1"]),
-        )
-        .await
-        .unwrap();
+    let n = email_before_the_window(s).await;
     assert!(n.next_attempt_at.unwrap() > crate::common::start_time());
     assert_eq!(s.deliver().await, 0);
     s.organizations()

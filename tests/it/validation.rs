@@ -850,34 +850,36 @@ on_both_backends!(
     keys_are_limited_to_their_scopes_and_expire,
 );
 
+/// ListCustomers with `key`: the cheapest call, for the limits below.
+async fn list_customers_as(
+    s: &TestServer,
+    key: &str,
+) -> Result<tonic::Response<proto::ListCustomersResponse>, Status> {
+    s.customers_as(key)
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+}
+
 /// A client address that keeps sending wrong keys is refused before any key is looked up,
 /// while the allowance lasts: RESOURCE_EXHAUSTED naming the wait, then a well-behaved call
 /// from the same address is held off too until the allowance comes back.
 async fn a_flood_of_wrong_keys_is_throttled(backend: Backend) {
     let s = TestServer::start_with(backend, |c| c.auth_failures_per_minute = 3).await;
-    let list = |key: &str| {
-        let mut customers = s.customers_as(key);
-        async move {
-            customers
-                .list_customers(proto::ListCustomersRequest::default())
-                .await
-        }
-    };
     for _ in 0..3 {
         assert_error(
-            list("dun_wrong").await,
+            list_customers_as(&s, "dun_wrong").await,
             Code::Unauthenticated,
             "API_KEY_INVALID",
         );
     }
     let refused = assert_error(
-        list("dun_wrong").await,
+        list_customers_as(&s, "dun_wrong").await,
         Code::ResourceExhausted,
         "TOO_MANY_FAILED_AUTHENTICATIONS",
     );
     assert!(refused.message().contains("retry in"), "{refused:?}");
     assert_error(
-        list(&s.key.clone()).await,
+        list_customers_as(&s, &s.key).await,
         Code::ResourceExhausted,
         "TOO_MANY_FAILED_AUTHENTICATIONS",
     );
@@ -903,24 +905,16 @@ async fn keys_are_rate_limited_and_requests_size_limited(backend: Backend) {
     })
     .await;
     let other = s.other_organization("other").await;
-    let list = |key: &str| {
-        let mut customers = s.customers_as(key);
-        async move {
-            customers
-                .list_customers(proto::ListCustomersRequest::default())
-                .await
-        }
-    };
     for _ in 0..3 {
-        list(&s.key.clone()).await.unwrap();
+        list_customers_as(&s, &s.key).await.unwrap();
     }
     let limited = assert_error(
-        list(&s.key.clone()).await,
+        list_customers_as(&s, &s.key).await,
         Code::ResourceExhausted,
         "KEY_RATE_LIMITED",
     );
     assert!(limited.message().contains("retry in"), "{limited:?}");
-    list(&other).await.unwrap();
+    list_customers_as(&s, &other).await.unwrap();
     let mut big = customer("cus_big");
     big.name = "x".repeat(8000);
     let refused = s
@@ -957,24 +951,16 @@ async fn calls_in_flight_are_limited_per_key(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let list = |key: &str| {
-        let mut customers = s.customers_as(key);
-        async move {
-            customers
-                .list_customers(proto::ListCustomersRequest::default())
-                .await
-        }
-    };
     assert_error(
-        list(&s.key.clone()).await,
+        list_customers_as(&s, &s.key).await,
         Code::ResourceExhausted,
         "KEY_CONCURRENCY_LIMITED",
     );
-    list(&other).await.unwrap();
+    list_customers_as(&s, &other).await.unwrap();
     drop(stream);
     // The server lets go of the stream's permit once it sees the stream cancelled.
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while list(&s.key.clone()).await.is_err() {
+        while list_customers_as(&s, &s.key).await.is_err() {
             tokio::task::yield_now().await;
         }
     })
