@@ -14,7 +14,6 @@ use crate::notify::transport::{FileMailer, Mailer, SmtpMailer};
 use crate::payments::Providers;
 use crate::service::{LiveEvents, Services};
 use crate::storage::Store;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,13 +119,15 @@ pub struct StartOptions {
     pub metrics: bool,
 }
 
-/// Connects to the database (migrating it), binds the listeners and starts serving.
+/// Connects to the database, binds the listeners and serves: health NOT_SERVING and API calls
+/// UNAVAILABLE (`SERVER_STARTING`) while the database is migrated, then SERVING with the
+/// background jobs started.
 pub async fn start(
     config: &Config,
     clock: Arc<dyn Clock>,
     options: StartOptions,
 ) -> Result<RunningServer, Error> {
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect_without_migrating(&config.database_url).await?;
     let core = Core::new(store.clone(), clock.clone());
     let services = Services::with_core(
         core.clone(),
@@ -135,6 +136,7 @@ pub async fn start(
             key_requests_per_minute: config.key_requests_per_minute,
         },
     );
+    services.set_started(false);
     let metrics = Arc::new(Metrics::new(crate::grpc::rpc_paths()));
     let engine = Engine::new(core, config.claim_lease, metrics.clone());
     let live = LiveEvents::new(store, clock.clone(), metrics.clone());
@@ -172,41 +174,6 @@ pub async fn start(
             },
         )));
     }
-    // Other replicas' events wake this process's event streams (PostgreSQL LISTEN/NOTIFY).
-    let relay = services.clone();
-    helpers.push(tokio::spawn(async move {
-        relay.store().relay_other_replicas_events().await
-    }));
-    // The engine role does the background work; a process with the api role alone leaves it
-    // to the engine processes on the same database.
-    if options.background_tasks && config.roles.engine {
-        let jobs: [Arc<dyn Job>; 5] = [
-            Arc::new(jobs::DunningEngine {
-                engine: engine.clone(),
-            }),
-            Arc::new(jobs::OverdueScanner {
-                engine: engine.clone(),
-                metrics: metrics.clone(),
-                interval: config.overdue_scan_interval,
-            }),
-            Arc::new(jobs::OutboxDelivery {
-                engine: engine.clone(),
-                mailer: mailer.clone(),
-            }),
-            Arc::new(jobs::PaymentRequests {
-                engine: engine.clone(),
-                providers: providers.clone(),
-            }),
-            Arc::new(jobs::WebhookDeliveries {
-                engine: engine.clone(),
-                sender: webhooks.clone(),
-            }),
-        ];
-        for job in jobs {
-            background.push(runtime::spawn(job, metrics.clone(), stopped.clone()));
-        }
-    }
-
     let (routes, health) = crate::grpc::routes(
         services.clone(),
         live.clone(),
@@ -243,9 +210,55 @@ pub async fn start(
             config.key_concurrency,
         ))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_for_stop(stopped));
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            wait_for_stop(stopped.clone()),
+        );
     let server = tokio::spawn(server);
+    tracing::info!(%grpc_addr, "starting: migrating the database");
+    if let Err(e) = services.store().migrate().await {
+        let _ = stop.send(true);
+        let _ = server.await;
+        return Err(e);
+    }
+    services.set_started(true);
+    health.serving().await;
     ready.store(true, Ordering::Relaxed);
+    // Other replicas' events wake this process's event streams (PostgreSQL LISTEN/NOTIFY).
+    let relay = services.clone();
+    helpers.push(tokio::spawn(async move {
+        relay.store().relay_other_replicas_events().await
+    }));
+    // The engine role does the background work; a process with the api role alone leaves it
+    // to the engine processes on the same database.
+    if options.background_tasks && config.roles.engine {
+        let jobs: [Arc<dyn Job>; 5] = [
+            Arc::new(jobs::DunningEngine {
+                engine: engine.clone(),
+            }),
+            Arc::new(jobs::OverdueScanner {
+                engine: engine.clone(),
+                metrics: metrics.clone(),
+                interval: config.overdue_scan_interval,
+            }),
+            Arc::new(jobs::OutboxDelivery {
+                engine: engine.clone(),
+                mailer: mailer.clone(),
+            }),
+            Arc::new(jobs::PaymentRequests {
+                engine: engine.clone(),
+                providers: providers.clone(),
+            }),
+            Arc::new(jobs::WebhookDeliveries {
+                engine: engine.clone(),
+                sender: webhooks.clone(),
+            }),
+        ];
+        for job in jobs {
+            background.push(runtime::spawn(job, metrics.clone(), stopped.clone()));
+        }
+    }
+
     tracing::info!(
         %grpc_addr,
         metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
@@ -274,27 +287,6 @@ pub async fn start(
         ready,
         drain_timeout: config.drain_timeout,
     })
-}
-
-/// Serves until `shutdown` completes.
-pub async fn run(
-    config: &Config,
-    clock: Arc<dyn Clock>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
-    let server = start(
-        config,
-        clock,
-        StartOptions {
-            background_tasks: true,
-            metrics: true,
-        },
-    )
-    .await?;
-    shutdown.await;
-    tracing::info!("shutting down");
-    server.shutdown().await;
-    Ok(())
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {

@@ -1,6 +1,7 @@
 //! The `dunning` command line. No logic here: it parses arguments and calls the library.
 
 use clap::{Parser, Subcommand};
+use dunning::app::StartOptions;
 use dunning::clock::{Clock, SystemClock};
 use dunning::config::{Config, LogFormat};
 use dunning::domain::access::Scopes;
@@ -142,9 +143,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     match cli.command {
         Command::Serve => {
-            let store = Store::connect(&config.database_url).await?;
-            let services = Services::new(store, Arc::new(SystemClock));
-            match services.auth.ensure_first_organization().await? {
+            let server = dunning::app::start(
+                &config,
+                Arc::new(SystemClock),
+                StartOptions {
+                    background_tasks: true,
+                    metrics: true,
+                },
+            )
+            .await?;
+            match server.services().auth.ensure_first_organization().await? {
                 Some((org, key)) => {
                     tracing::info!(organization = %org.settings.name,
                         "created the first organization; its API key is printed on standard \
@@ -156,8 +164,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                      `dunning key create --org <name>` issues one (`dunning org list` names them)"
                 ),
             }
-            services.store().clone().close().await;
-            dunning::app::run(&config, Arc::new(SystemClock), shutdown_signal()).await?;
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.shutdown().await;
         }
         Command::Migrate => {
             Store::connect(&config.database_url).await?;

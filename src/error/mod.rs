@@ -47,6 +47,9 @@ pub enum Error {
     /// A dependency (the database) is down or overloaded; the caller may retry.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The server is starting (migrating its database); a retry in a moment succeeds.
+    #[error("{0}")]
+    Starting(String),
     /// The server is stopping; the message says how to resume elsewhere.
     #[error("{0}")]
     ShuttingDown(String),

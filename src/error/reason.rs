@@ -111,6 +111,8 @@ pub enum Reason {
     SalesRepMissing,
     /// The API key lacks the scope the RPC needs.
     ScopeMissing,
+    /// The server is starting (migrating its database); retry in a moment.
+    ServerStarting,
     /// The server is draining before it stops; retry on another replica.
     ServerShuttingDown,
     /// The database is temporarily unavailable; a retry may succeed.
@@ -133,7 +135,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the documentation check.
-    pub const ALL: [Reason; 62] = [
+    pub const ALL: [Reason; 63] = [
         Self::AlreadyExists,
         Self::AmountBelowSettled,
         Self::AmountOutOfRange,
@@ -188,6 +190,7 @@ impl Reason {
         Self::SalesRepMissing,
         Self::ScopeMissing,
         Self::ServerShuttingDown,
+        Self::ServerStarting,
         Self::StorageUnavailable,
         Self::TemplateInvalid,
         Self::TemplateOverrideNotFound,
@@ -255,6 +258,7 @@ impl Reason {
             Self::SalesRepMissing => "SALES_REP_MISSING",
             Self::ScopeMissing => "SCOPE_MISSING",
             Self::ServerShuttingDown => "SERVER_SHUTTING_DOWN",
+            Self::ServerStarting => "SERVER_STARTING",
             Self::StorageUnavailable => "STORAGE_UNAVAILABLE",
             Self::TemplateInvalid => "TEMPLATE_INVALID",
             Self::TemplateOverrideNotFound => "TEMPLATE_OVERRIDE_NOT_FOUND",

@@ -90,6 +90,11 @@ pub(crate) async fn authenticate<T>(
     services: &Services,
     request: &Request<T>,
 ) -> Result<Caller, Error> {
+    if !services.started() {
+        return Err(Error::Starting(
+            "the server is starting (migrating its database); retry in a moment".into(),
+        ));
+    }
     let client = request.remote_addr().map(|a| a.ip());
     let throttle = services.auth.throttle();
     throttle.check(client)?;
@@ -170,14 +175,21 @@ pub struct Health {
 }
 
 impl Health {
-    /// Every service this process reported, and the server as a whole, NOT_SERVING: load
-    /// balancers and probes stop sending work here while it drains.
-    pub async fn draining(&self) {
+    /// Every service this process reported, and the server as a whole, at `status`.
+    async fn set(&self, status: tonic_health::ServingStatus) {
         for service in self.services.iter().copied().chain([""]) {
-            self.reporter
-                .set_service_status(service, tonic_health::ServingStatus::NotServing)
-                .await;
+            self.reporter.set_service_status(service, status).await;
         }
+    }
+
+    /// SERVING: the process has started.
+    pub async fn serving(&self) {
+        self.set(tonic_health::ServingStatus::Serving).await
+    }
+
+    /// NOT_SERVING: load balancers and probes stop sending work here while it drains.
+    pub async fn draining(&self) {
+        self.set(tonic_health::ServingStatus::NotServing).await
     }
 }
 
@@ -214,15 +226,12 @@ pub async fn routes(
     if roles.engine {
         reported.push(ENGINE_HEALTH_SERVICE);
     }
-    for service in &reported {
-        reporter
-            .set_service_status(*service, tonic_health::ServingStatus::Serving)
-            .await;
-    }
     let health = Health {
         reporter,
         services: reported,
     };
+    // NOT_SERVING until the process has started (its database migrated).
+    health.set(tonic_health::ServingStatus::NotServing).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)

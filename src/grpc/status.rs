@@ -55,6 +55,7 @@ impl From<Error> for Status {
                 (Code::Unavailable, Reason::StorageUnavailable)
             }
             Error::ShuttingDown(_) => (Code::Unavailable, Reason::ServerShuttingDown),
+            Error::Starting(_) => (Code::Unavailable, Reason::ServerStarting),
             Error::Setup(ref detail) | Error::Internal(ref detail) => {
                 tracing::error!(%detail, "internal error");
                 message = "internal error".to_owned();

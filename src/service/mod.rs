@@ -53,6 +53,8 @@ pub struct Services {
     pub report: Report,
     pub webhooks: Webhooks,
     store: Store,
+    /// False while the process starts (its database is being migrated).
+    started: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Services {
@@ -73,12 +75,24 @@ impl Services {
             report: Report::new(core.clone()),
             webhooks: Webhooks::new(core),
             store,
+            started: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 
     /// The request use cases alone (the command line's key management needs no engine).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
         Self::with_core(Core::new(store, clock), throttle::Limits::default())
+    }
+
+    /// Whether the process has started: requests are answered only then.
+    pub fn started(&self) -> bool {
+        self.started.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the process started or still starting (the composition root does).
+    pub fn set_started(&self, started: bool) {
+        self.started
+            .store(started, std::sync::atomic::Ordering::Release);
     }
 
     /// The store the use cases share (the composition root closes it on shutdown).

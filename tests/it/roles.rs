@@ -133,3 +133,54 @@ async fn api_and_engine_processes_split_the_work() {
     assert_eq!(processes.len(), 1);
     assert_eq!(processes[0].current_step_index, 1);
 }
+
+/// While a process migrates its database it already answers health, NOT_SERVING, and API
+/// calls UNAVAILABLE `SERVER_STARTING`; once migrated it reports SERVING and serves. The
+/// migration is held back by a lock on its bookkeeping table, taken by the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_process_is_not_serving_until_migrated() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    let s = TestServer::start(Backend::Postgres).await;
+    let db = Database::connect(s.database_url()).await.unwrap();
+    let lock = db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE seaql_migrations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut serve = crate::common::spawn_serve_starting(s.database_url(), &[]).await;
+    let api_service = "dunning.v1.CustomerService";
+    assert_eq!(
+        health(&serve.addr, api_service).await,
+        Ok(ServingStatus::NotServing as i32)
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", serve.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut customers = proto::customer_service_client::CustomerServiceClient::with_interceptor(
+        channel,
+        s.auth(&s.key),
+    );
+    crate::common::assert_error(
+        customers
+            .list_customers(proto::ListCustomersRequest::default())
+            .await,
+        tonic::Code::Unavailable,
+        "SERVER_STARTING",
+    );
+    lock.rollback().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while health(&serve.addr, api_service).await != Ok(ServingStatus::Serving as i32) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("SERVING once migrated");
+    customers
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+        .unwrap();
+    serve.kill().await;
+    db.close().await.unwrap();
+    s.stop().await;
+}

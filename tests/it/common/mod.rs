@@ -557,8 +557,23 @@ impl ServeProcess {
 }
 
 /// Starts `dunning serve` on `database_url` with extra `DUNNING_*` settings; returns once it
-/// serves (it logs its address). Its log keeps being read, so it never blocks on a full pipe.
+/// serves (migrated, health SERVING). Its log keeps being read, so it never blocks on a full
+/// pipe.
 pub async fn spawn_serve(database_url: &str, settings: &[(&str, String)]) -> ServeProcess {
+    spawn_serve_until(database_url, settings, "serving").await
+}
+
+/// Like [`spawn_serve`], but returns as soon as the process listens, while it may still be
+/// migrating its database.
+pub async fn spawn_serve_starting(database_url: &str, settings: &[(&str, String)]) -> ServeProcess {
+    spawn_serve_until(database_url, settings, "starting: migrating the database").await
+}
+
+async fn spawn_serve_until(
+    database_url: &str,
+    settings: &[(&str, String)],
+    message: &str,
+) -> ServeProcess {
     use tokio::io::AsyncBufReadExt;
     let outbox = std::env::temp_dir().join(format!("dunning-process-{}", uuid::Uuid::new_v4()));
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dunning"));
@@ -581,7 +596,9 @@ pub async fn spawn_serve(database_url: &str, settings: &[(&str, String)]) -> Ser
     let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(addr) = log["fields"]["grpc_addr"].as_str() {
+            if log["fields"]["message"] == message
+                && let Some(addr) = log["fields"]["grpc_addr"].as_str()
+            {
                 return addr.to_owned();
             }
         }
