@@ -32,7 +32,8 @@ pub struct ScrapeSources {
 pub(super) struct Scraped {
     pub(super) engine_backlog: Option<i64>,
     pub(super) outbox_depth: Option<i64>,
-    pub(super) pool: Option<(i64, i64)>,
+    /// Connections (in use, idle): the pool knows them without a query.
+    pub(super) pool: (i64, i64),
 }
 
 #[derive(Clone)]
@@ -83,7 +84,7 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let scraped = Scraped {
         engine_backlog: within(store.due_process_count(now)).await,
         outbox_depth: within(store.queued_notification_count()).await,
-        pool: Some(store.pool_connections()),
+        pool: store.pool_connections(),
     };
     state.metrics.set_scraped(&scraped);
     (

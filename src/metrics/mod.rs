@@ -437,14 +437,13 @@ impl Metrics {
                 })
                 .set(depth);
         }
-        if let Some((in_use, idle)) = scraped.pool {
-            for (state, n) in [("in_use", in_use), ("idle", idle)] {
-                self.db_pool
-                    .get_or_create(&PoolLabels {
-                        state: state.into(),
-                    })
-                    .set(n);
-            }
+        let (in_use, idle) = scraped.pool;
+        for (state, n) in [("in_use", in_use), ("idle", idle)] {
+            self.db_pool
+                .get_or_create(&PoolLabels {
+                    state: state.into(),
+                })
+                .set(n);
         }
     }
 }

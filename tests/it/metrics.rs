@@ -133,16 +133,6 @@ async fn scrape_after_rpcs_and_a_step(backend: Backend) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_scrape_after_rpcs_and_a_step() {
-    scrape_after_rpcs_and_a_step(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_scrape_after_rpcs_and_a_step() {
-    scrape_after_rpcs_and_a_step(Backend::Postgres).await;
-}
-
 /// Each RPC is logged once answered, inside a span naming its service, method, organization,
 /// code and latency (a real `dunning serve` process writing JSON logs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,3 +177,5 @@ async fn an_rpc_is_logged_with_its_span() {
     serve.kill().await;
     s.stop().await;
 }
+
+on_each_backend!(scrape_after_rpcs_and_a_step,);

@@ -886,16 +886,6 @@ async fn a_flood_of_wrong_keys_is_throttled(backend: Backend) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_flood_of_wrong_keys_is_throttled() {
-    a_flood_of_wrong_keys_is_throttled(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_flood_of_wrong_keys_is_throttled() {
-    a_flood_of_wrong_keys_is_throttled(Backend::Postgres).await;
-}
-
 /// A key past its rate waits (another key does not), and a request larger than the setting
 /// is refused before it is decoded.
 async fn keys_are_rate_limited_and_requests_size_limited(backend: Backend) {
@@ -930,16 +920,6 @@ async fn keys_are_rate_limited_and_requests_size_limited(backend: Backend) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_keys_are_rate_limited_and_requests_size_limited() {
-    keys_are_rate_limited_and_requests_size_limited(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_keys_are_rate_limited_and_requests_size_limited() {
-    keys_are_rate_limited_and_requests_size_limited(Backend::Postgres).await;
-}
-
 /// A key with as many calls in flight as allowed (an open WatchEvents stream counts) is
 /// refused at once; another key is not; when the stream ends, the key may call again.
 async fn calls_in_flight_are_limited_per_key(backend: Backend) {
@@ -969,12 +949,8 @@ async fn calls_in_flight_are_limited_per_key(backend: Backend) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_calls_in_flight_are_limited_per_key() {
-    calls_in_flight_are_limited_per_key(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_calls_in_flight_are_limited_per_key() {
-    calls_in_flight_are_limited_per_key(Backend::Postgres).await;
-}
+on_each_backend!(
+    a_flood_of_wrong_keys_is_throttled,
+    keys_are_rate_limited_and_requests_size_limited,
+    calls_in_flight_are_limited_per_key,
+);

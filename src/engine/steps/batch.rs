@@ -244,14 +244,13 @@ impl Core {
             writes.processes.push(process);
             events.extend(appended);
         }
-        let ran = Ran {
-            processes: writes.processes.len(),
-            step_runs: writes.step_runs.clone(),
-            lags,
-        };
         writes.write(self, tx).await?;
         tx.append_events(organization_id, &events).await?;
-        Ok(ran)
+        Ok(Ran {
+            processes: writes.processes.len(),
+            step_runs: writes.step_runs,
+            lags,
+        })
     }
 }
 
@@ -397,7 +396,7 @@ pub(super) struct StepWrites {
 impl StepWrites {
     /// Step runs first: their unique key (process, step, attempt) fails the batch before
     /// anything else is written if another replica ran one of these steps.
-    pub(super) async fn write(self, core: &Core, tx: &Tx) -> Result<(), Error> {
+    pub(super) async fn write(&self, core: &Core, tx: &Tx) -> Result<(), Error> {
         tx.insert_step_runs(&self.step_runs).await?;
         tx.insert_charges(&self.charges).await?;
         if !self.notifications.is_empty() {

@@ -491,6 +491,30 @@ macro_rules! on_both_backends_with_smtp {
     };
 }
 
+/// Runs each scenario that starts its own server (`async fn name(backend: Backend)`) on
+/// SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Runs each scenario on SQLite and on PostgreSQL (when enabled).
 #[macro_export]
 macro_rules! on_both_backends {
