@@ -195,7 +195,7 @@ pub async fn start(
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            tracing::info_span!(
+            let span = tracing::info_span!(
                 "rpc",
                 service,
                 method,
@@ -203,7 +203,9 @@ pub async fn start(
                 organization = tracing::field::Empty,
                 code = tracing::field::Empty,
                 latency_ms = tracing::field::Empty,
-            )
+            );
+            crate::telemetry::continue_trace_from_headers(&span, request.headers());
+            span
         })
         .layer(RpcMetricsLayer::new(metrics.clone()))
         .layer(crate::grpc::KeyConcurrencyLayer::new(

@@ -126,6 +126,9 @@ pub struct Config {
     pub key_concurrency: usize,
     /// Largest request message accepted, in bytes (OUT_OF_RANGE past it).
     pub max_request_bytes: usize,
+    /// An OpenTelemetry collector's OTLP/gRPC address (`http://collector:4317`): spans are
+    /// exported there as traces. Unset (the default), nothing is exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -150,6 +153,7 @@ impl Default for Config {
             key_concurrency: 0,
             // A full BatchUpsertInvoices with metadata fits easily.
             max_request_bytes: 8 * 1024 * 1024,
+            otlp_endpoint: None,
         }
     }
 }
@@ -283,6 +287,7 @@ pub const SETTINGS: &[(&str, Option<&str>)] = &[
     ),
     ("DUNNING_KEY_CONCURRENCY", Some("key_concurrency")),
     ("DUNNING_MAX_REQUEST_BYTES", Some("max_request_bytes")),
+    ("DUNNING_OTLP_ENDPOINT", Some("otlp_endpoint")),
     ("DUNNING_LOG", None),
     ("DUNNING_CONFIG", None),
 ];
@@ -380,6 +385,19 @@ impl Config {
         if let Some(url) = secret("DUNNING_SMTP_URL")? {
             self.smtp_url = Some(url).filter(|u| !u.is_empty());
         }
+        if let Some(v) = var("DUNNING_OTLP_ENDPOINT") {
+            self.otlp_endpoint = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let valid = url::Url::parse(endpoint)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !valid {
+                return Err(ConfigError(format!(
+                    "otlp_endpoint (DUNNING_OTLP_ENDPOINT) = {endpoint}: expected the http:// \
+                     or https:// address of an OTLP/gRPC collector, like http://collector:4317"
+                )));
+            }
+        }
         if let Some(v) = var("DUNNING_OUTBOX_DIR") {
             self.outbox_dir = PathBuf::from(v);
         }
@@ -460,6 +478,23 @@ mod tests {
             .apply_env(|k| (k == "DUNNING_DATABASE_URL_FILE").then(|| path.clone()))
             .unwrap();
         assert_eq!(config.database_url, "postgres://secret@h/db");
+    }
+
+    #[test]
+    fn an_otlp_endpoint_must_be_an_http_address() {
+        let with = |value: &str| {
+            let mut config = Config::default();
+            config
+                .apply_env(|k| (k == "DUNNING_OTLP_ENDPOINT").then(|| value.to_owned()))
+                .map(|()| config.otlp_endpoint)
+        };
+        assert_eq!(
+            with("http://127.0.0.1:4317").unwrap().as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(with("").unwrap(), None, "empty turns it off");
+        let refused = with("collector:4317").unwrap_err().to_string();
+        assert!(refused.contains("DUNNING_OTLP_ENDPOINT"), "{refused}");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod outbound;
 pub mod payments;
 pub mod service;
 pub mod storage;
+pub mod telemetry;
+pub mod tls;
 
 /// Generated from `proto/dunning/v1`.
 #[allow(clippy::all)]

@@ -3,10 +3,11 @@
 use clap::{Parser, Subcommand};
 use dunning::app::StartOptions;
 use dunning::clock::{Clock, SystemClock};
-use dunning::config::{Config, LogFormat};
+use dunning::config::Config;
 use dunning::domain::access::Scopes;
 use dunning::service::Services;
 use dunning::storage::Store;
+use dunning::telemetry::Telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,20 +76,6 @@ enum KeyCommand {
     Revoke { key_id: uuid::Uuid },
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DUNNING_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn".into());
-    // Colours only for a person at a terminal, never into a file or a log collector.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 /// The use cases over the configured database, which must exist already: a command run in
 /// the wrong folder must not leave an empty `dunning.db` behind.
 async fn services(config: &Config) -> Result<Services, Box<dyn std::error::Error>> {
@@ -133,7 +120,18 @@ async fn shutdown_signal() {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(cli.config.as_deref())?;
-    init_logging(config.log_format);
+    // Traces are exported by the server only; other commands just log.
+    let otlp = match &cli.command {
+        Command::Serve => config.otlp_endpoint.as_deref(),
+        _ => None,
+    };
+    let telemetry = Telemetry::init(config.log_format, otlp)?;
+    let result = command(cli.command, &config).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn command(command: Command, config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     for name in dunning::config::unknown_variables(std::env::vars().map(|(name, _)| name)) {
         tracing::warn!(
             variable = %name,
@@ -141,10 +139,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
              settings)"
         );
     }
-    match cli.command {
+    match command {
         Command::Serve => {
             let server = dunning::app::start(
-                &config,
+                config,
                 Arc::new(SystemClock),
                 StartOptions {
                     background_tasks: true,
@@ -175,7 +173,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Org {
             command: OrgCommand::Create { name },
         } => {
-            let (_, key) = services(&config)
+            let (_, key) = services(config)
                 .await?
                 .auth
                 .create_organization(&name)
@@ -186,7 +184,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             command: OrgCommand::List,
         } => {
             println!("NAME\tID\tCREATED");
-            for org in services(&config).await?.auth.list_organizations().await? {
+            for org in services(config).await?.auth.list_organizations().await? {
                 println!(
                     "{}\t{}\t{}",
                     org.settings.name,
@@ -196,7 +194,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Key { command } => {
-            let services = services(&config).await?;
+            let services = services(config).await?;
             match command {
                 KeyCommand::Create {
                     org,

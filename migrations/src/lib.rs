@@ -18,6 +18,7 @@ mod m20261205_000002_promise_made_at;
 mod m20261206_000001_payment_plans;
 mod m20261206_000002_report_copies;
 mod m20261206_000003_key_scopes;
+mod m20261207_000001_trace_context;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_payment_plans::Migration),
             Box::new(m20261206_000002_report_copies::Migration),
             Box::new(m20261206_000003_key_scopes::Migration),
+            Box::new(m20261207_000001_trace_context::Migration),
         ]
     }
 }

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::storage::Tx;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Customers looked at per round.
@@ -42,14 +43,22 @@ impl Engine {
             return Ok(0);
         }
         let lease = now + self.claim_lease;
-        let ids: Vec<Uuid> = due.iter().map(|(_, c)| *c).collect();
+        let ids: Vec<Uuid> = due.iter().map(|(_, c, _)| *c).collect();
         let claimed = self.store.claim_dunning_checks(&ids, now, lease).await?;
-        for (organization_id, customer_id) in due {
+        for (organization_id, customer_id, trace) in due {
             if !claimed.contains(&customer_id) {
                 continue;
             }
             let caller = Caller::system(organization_id);
-            if let Err(e) = self.look_at_customer(caller, customer_id, lease).await {
+            let span = tracing::info_span!("dunning_check", customer = %customer_id);
+            if let Some(trace) = &trace {
+                crate::telemetry::continue_trace(&span, trace);
+            }
+            if let Err(e) = self
+                .look_at_customer(caller, customer_id, lease)
+                .instrument(span)
+                .await
+            {
                 // Left claimed: looked at again when the lease expires.
                 tracing::warn!(customer = %customer_id, error = %e, "dunning check failed");
             }
@@ -232,6 +241,8 @@ impl Core {
                 started_at: now,
                 ended_at: None,
                 updated_at: now,
+                // The look runs in the trace of the request that asked for it.
+                trace_context: crate::telemetry::current_trace(),
                 invoices: candidate
                     .invoices
                     .iter()

@@ -38,9 +38,7 @@ impl WebhookSender {
         // Measures the call's duration for the delivery log; no rule reads it as a time.
         #[allow(clippy::disallowed_methods)]
         let started = Instant::now();
-        let response = self
-            .client
-            .post(url)
+        let response = crate::telemetry::with_trace(self.client.post(url))
             .header("content-type", "application/json")
             .header("dunning-event-id", &id)
             .header(

@@ -92,9 +92,7 @@ impl PaymentProvider for HttpProvider {
             request.now.timestamp(),
             &body,
         );
-        let response = self
-            .client
-            .post(&self.url)
+        let response = crate::telemetry::with_trace(self.client.post(&self.url))
             .header("content-type", "application/json")
             .header("idempotency-key", &request.idempotency_key)
             .header("dunning-signature", signature)

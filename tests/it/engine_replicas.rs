@@ -2,7 +2,6 @@
 //! replicas racing over the same 1,000 due processes, and a replica killed with SIGKILL
 //! between the claim and the commit of a batch of steps. Exactly once is counted from the outside: at the SMTP server.
 
-use crate::common::policy::{default_policy_at_any_hour, one_reminder};
 use crate::common::smtp::SmtpServer;
 use crate::common::{Backend, TestServer, customer, invoice};
 use dunning::proto;
@@ -18,14 +17,7 @@ const PROCESSES: usize = CUSTOMERS * INVOICES_PER_CUSTOMER;
 /// An INVOICE-scope policy with one reminder step, due long ago for every invoice, emails at
 /// any hour: 1,000 processes due at once.
 async fn burst(s: &TestServer) {
-    s.dunning()
-        .create_policy(one_reminder("one"))
-        .await
-        .unwrap();
-    s.organizations()
-        .update_organization(default_policy_at_any_hour("one"))
-        .await
-        .unwrap();
+    s.use_one_reminder_policy().await;
     let mut invoices = Vec::new();
     for c in 0..CUSTOMERS {
         let external_id = format!("cus_{c}");

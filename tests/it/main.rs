@@ -21,5 +21,6 @@ mod processes;
 mod report;
 mod roles;
 mod simulation;
+mod traces;
 mod validation;
 mod webhooks;

@@ -2,8 +2,7 @@
 //! service, method and code with latency histograms, the step by action and outcome with its
 //! lag, the email's delivery, gauges read at scrape time, and Prometheus naming.
 
-use crate::common::policy::{default_policy_at_any_hour, one_reminder};
-use crate::common::{Backend, TestServer, customer, invoice};
+use crate::common::{Backend, TestServer, invoice};
 use dunning::proto;
 
 async fn get(server: &TestServer, path: &str) -> (u16, String) {
@@ -21,21 +20,8 @@ fn sample(text: &str, line_start: &str) -> Option<f64> {
 
 async fn scrape_after_rpcs_and_a_step(backend: Backend) {
     let s = TestServer::start_observed(backend).await;
-    s.dunning()
-        .create_policy(one_reminder("one"))
-        .await
-        .unwrap();
-    s.organizations()
-        .update_organization(default_policy_at_any_hour("one"))
-        .await
-        .unwrap();
-    s.customers()
-        .create_customer(proto::CreateCustomerRequest {
-            customer: Some(customer("cus_m")),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    s.use_one_reminder_policy().await;
+    s.create_customer("cus_m").await;
     let missing = s
         .customers()
         .get_customer(proto::GetCustomerRequest {

@@ -462,6 +462,7 @@ mod tests {
                 external_id: "inv_1".into(),
                 is_open: true,
             }],
+            trace_context: None,
         }
     }
 

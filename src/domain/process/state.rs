@@ -149,6 +149,10 @@ pub struct Process {
     pub ended_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub invoices: Vec<ProcessInvoice>,
+    /// The W3C trace context of the request that last made the process due (opened it, or
+    /// gave a command), so the step it caused joins that request's trace; cleared when the
+    /// step runs. Opaque here; `None` while traces are not exported.
+    pub trace_context: Option<String>,
 }
 
 impl Process {

@@ -236,9 +236,13 @@ impl Core {
             else {
                 continue;
             };
+            let span = tracing::info_span!("step_run", process = %claim.process_id);
+            if let Some(trace) = runner.take_trace_context() {
+                crate::telemetry::continue_trace(&span, &trace);
+            }
             runner
                 .run_due(StepTrigger::Scheduled)
-                .instrument(tracing::info_span!("step_run", process = %claim.process_id))
+                .instrument(span)
                 .await?;
             let (process, appended) = runner.finish();
             writes.processes.push(process);

@@ -87,6 +87,12 @@ enum Progress {
 }
 
 impl StepRunner<'_> {
+    /// The trace context of the request that made the process due, taken: the step about to
+    /// run joins that trace, the steps after it do not.
+    fn take_trace_context(&mut self) -> Option<String> {
+        self.process.trace_context.take()
+    }
+
     /// The process as the step left it, with when the engine next has work for it, and the
     /// events to append.
     fn finish(self) -> (Process, Vec<NewEvent>) {

@@ -252,6 +252,10 @@ impl Processes {
                 changed: false,
             });
         }
+        if process.due_at.is_some() {
+            // The step this command makes due joins the command's trace.
+            process.trace_context = crate::telemetry::current_trace();
+        }
         tx.update_process(&process).await?;
         let mut change = ProcessChange::new(event_type, Some(previous), amount).note(note);
         change.actor = caller.actor.for_events();

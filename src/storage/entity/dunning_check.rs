@@ -8,6 +8,8 @@ pub struct Model {
     pub organization_id: Uuid,
     /// When the engine should look at the customer (or the lease of a claimed check).
     pub check_at: i64,
+    /// W3C `traceparent` of the request that asked for the look.
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

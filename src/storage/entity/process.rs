@@ -44,6 +44,8 @@ pub struct Model {
     pub started_at: i64,
     pub ended_at: Option<i64>,
     pub updated_at: i64,
+    /// W3C `traceparent` of the request that made the process due (cleared by the step).
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,7 +12,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 impl<C: ConnectionTrait> Conn<C> {
-    /// Asks the engine to look at a customer's dunning at `at` (now, after a change).
+    /// Asks the engine to look at a customer's dunning at `at` (now, after a change); the
+    /// look joins the trace of the current span.
     pub async fn request_dunning_check(
         &self,
         organization_id: Uuid,
@@ -24,12 +25,16 @@ impl<C: ConnectionTrait> Conn<C> {
                 customer_id,
                 organization_id,
                 check_at: to_micros(at),
+                trace_context: crate::telemetry::current_trace(),
             }
             .into_active_model(),
         )
         .on_conflict(
             OnConflict::column(dunning_check::Column::CustomerId)
-                .update_column(dunning_check::Column::CheckAt)
+                .update_columns([
+                    dunning_check::Column::CheckAt,
+                    dunning_check::Column::TraceContext,
+                ])
                 .to_owned(),
         )
         .exec_without_returning(&self.conn)
@@ -53,7 +58,8 @@ impl<C: ConnectionTrait> Conn<C> {
             "INSERT INTO dunning_checks (customer_id, organization_id, check_at) \
              SELECT DISTINCT customer_id, organization_id, {at_param} FROM invoices \
              WHERE organization_id = {org_param} AND state = 'OPEN' AND true \
-             ON CONFLICT (customer_id) DO UPDATE SET check_at = excluded.check_at"
+             ON CONFLICT (customer_id) DO UPDATE SET check_at = excluded.check_at, \
+             trace_context = excluded.trace_context"
         );
         let statement = sea_orm::Statement::from_sql_and_values(
             self.conn.get_database_backend(),
@@ -64,16 +70,18 @@ impl<C: ConnectionTrait> Conn<C> {
         Ok(())
     }
 
-    /// Customers (of any organization) due for a look at `now`, as (organization, customer).
+    /// Customers (of any organization) due for a look at `now`, as (organization, customer,
+    /// the trace context of the request that asked for the look).
     pub async fn due_dunning_checks(
         &self,
         now: DateTime<Utc>,
         limit: u64,
-    ) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    ) -> Result<Vec<(Uuid, Uuid, Option<String>)>, Error> {
         dunning_check::Entity::find()
             .select_only()
             .column(dunning_check::Column::OrganizationId)
             .column(dunning_check::Column::CustomerId)
+            .column(dunning_check::Column::TraceContext)
             .filter(dunning_check::Column::CheckAt.lte(to_micros(now)))
             .order_by_asc(dunning_check::Column::CheckAt)
             .limit(limit)

@@ -545,6 +545,7 @@ fn to_model(p: &Process) -> process::Model {
         started_at: to_micros(p.started_at),
         ended_at: p.ended_at.map(to_micros),
         updated_at: to_micros(p.updated_at),
+        trace_context: p.trace_context.clone(),
     }
 }
 
@@ -602,5 +603,6 @@ fn from_model(m: process::Model, invoices: Vec<ProcessInvoice>) -> Result<Proces
         ended_at: m.ended_at.map(from_micros),
         updated_at: from_micros(m.updated_at),
         invoices,
+        trace_context: m.trace_context,
     })
 }

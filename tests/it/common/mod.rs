@@ -396,6 +396,30 @@ impl TestServer {
         }
     }
 
+    /// Makes a policy with one reminder (due long ago, emailed at any hour) the organization's
+    /// default.
+    pub async fn use_one_reminder_policy(&self) {
+        self.dunning()
+            .create_policy(policy::one_reminder("one"))
+            .await
+            .unwrap();
+        self.organizations()
+            .update_organization(policy::default_policy_at_any_hour("one"))
+            .await
+            .unwrap();
+    }
+
+    /// Creates the customer `external_id` (with an email address).
+    pub async fn create_customer(&self, external_id: &str) {
+        self.customers()
+            .create_customer(dunning::proto::CreateCustomerRequest {
+                customer: Some(customer(external_id)),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+
     pub async fn event_types(&self) -> Vec<String> {
         self.events().await.into_iter().map(|e| e.r#type).collect()
     }
