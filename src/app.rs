@@ -147,6 +147,12 @@ pub async fn start(
         config.webhook_failures_before_disable,
     )
     .map_err(Error::Unavailable)?;
+    let tls_files = config.tls().map_err(|e| Error::Setup(e.to_string()))?;
+    let tls = tls_files
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()
+        .map_err(|e| Error::Setup(format!("TLS: {e}")))?;
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .map_err(|e| cannot_listen(config.grpc_addr, "DUNNING_GRPC_ADDR", &e))?;
@@ -181,7 +187,7 @@ pub async fn start(
         config.max_request_bytes,
     )
     .await;
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(|request| {
@@ -211,12 +217,20 @@ pub async fn start(
         .layer(crate::grpc::KeyConcurrencyLayer::new(
             config.key_concurrency,
         ))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
+        .add_routes(routes);
+    let server = match tls {
+        None => tokio::spawn(router.serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             wait_for_stop(stopped.clone()),
-        );
-    let server = tokio::spawn(server);
+        )),
+        Some(tls) => {
+            let (incoming, accepting) = crate::tls::incoming(listener, tls);
+            helpers.push(accepting);
+            tokio::spawn(
+                router.serve_with_incoming_shutdown(incoming, wait_for_stop(stopped.clone())),
+            )
+        }
+    };
     tracing::info!(%grpc_addr, "starting: migrating the database");
     if let Err(e) = services.store().migrate().await {
         let _ = stop.send(true);
@@ -270,6 +284,12 @@ pub async fn start(
             .as_deref()
             .map_or_else(|| format!("files in {}", config.outbox_dir.display()), without_password),
         roles = config.roles.as_text(),
+        tls = match &tls_files {
+            None => "off",
+            Some(files) if files.client_ca.is_some() => "on, client certificates required",
+            Some(_) => "on",
+        },
+        traces = config.otlp_endpoint.as_deref().unwrap_or("off"),
         "serving"
     );
     Ok(RunningServer {

@@ -129,6 +129,14 @@ pub struct Config {
     /// An OpenTelemetry collector's OTLP/gRPC address (`http://collector:4317`): spans are
     /// exported there as traces. Unset (the default), nothing is exported.
     pub otlp_endpoint: Option<String>,
+    /// The gRPC server's certificate chain (PEM); with `tls_key`, the server speaks TLS only.
+    /// Read again when the file changes.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// A CA (PEM): every client must present a certificate it issued, whose common name
+    /// names the organization its API keys must belong to.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -154,6 +162,9 @@ impl Default for Config {
             // A full BatchUpsertInvoices with metadata fits easily.
             max_request_bytes: 8 * 1024 * 1024,
             otlp_endpoint: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -288,6 +299,9 @@ pub const SETTINGS: &[(&str, Option<&str>)] = &[
     ("DUNNING_KEY_CONCURRENCY", Some("key_concurrency")),
     ("DUNNING_MAX_REQUEST_BYTES", Some("max_request_bytes")),
     ("DUNNING_OTLP_ENDPOINT", Some("otlp_endpoint")),
+    ("DUNNING_TLS_CERT", Some("tls_cert")),
+    ("DUNNING_TLS_KEY", Some("tls_key")),
+    ("DUNNING_TLS_CLIENT_CA", Some("tls_client_ca")),
     ("DUNNING_LOG", None),
     ("DUNNING_CONFIG", None),
 ];
@@ -333,6 +347,29 @@ impl Config {
         };
         config.apply_env(|name| std::env::var(name).ok())?;
         Ok(config)
+    }
+
+    /// Where the gRPC server's TLS material is, if it speaks TLS: a certificate and its key
+    /// come together, and client certificates need a server certificate.
+    pub fn tls(&self) -> Result<Option<crate::tls::TlsFiles>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_client_ca) {
+            (Some(cert), Some(key), client_ca) => Ok(Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: client_ca.clone(),
+            })),
+            (None, None, None) => Ok(None),
+            (None, None, Some(_)) => Err(ConfigError(
+                "tls_client_ca (DUNNING_TLS_CLIENT_CA) needs the server's own certificate: set \
+                 tls_cert and tls_key (DUNNING_TLS_CERT, DUNNING_TLS_KEY) too"
+                    .into(),
+            )),
+            _ => Err(ConfigError(
+                "tls_cert and tls_key (DUNNING_TLS_CERT, DUNNING_TLS_KEY) are set together: the \
+                 certificate chain and its private key, both PEM files"
+                    .into(),
+            )),
+        }
     }
 
     /// The numeric values of a TOML file, checked with the ranges the environment has.
@@ -398,6 +435,16 @@ impl Config {
                 )));
             }
         }
+        for (variable, setting) in [
+            ("DUNNING_TLS_CERT", &mut self.tls_cert),
+            ("DUNNING_TLS_KEY", &mut self.tls_key),
+            ("DUNNING_TLS_CLIENT_CA", &mut self.tls_client_ca),
+        ] {
+            if let Some(v) = var(variable) {
+                *setting = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+            }
+        }
+        self.tls()?;
         if let Some(v) = var("DUNNING_OUTBOX_DIR") {
             self.outbox_dir = PathBuf::from(v);
         }

@@ -21,6 +21,8 @@ pub enum Reason {
     ApiKeyNotFound,
     /// The API key was revoked.
     ApiKeyRevoked,
+    /// The client certificate (mTLS) names another organization than the API key's, or none.
+    CertificateOrganizationMismatch,
     /// A concurrent request changed the same rows; a retry succeeds.
     ConcurrentModification,
     /// A payment in another currency than its invoice's.
@@ -135,7 +137,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the documentation check.
-    pub const ALL: [Reason; 63] = [
+    pub const ALL: [Reason; 64] = [
         Self::AlreadyExists,
         Self::AmountBelowSettled,
         Self::AmountOutOfRange,
@@ -144,6 +146,7 @@ impl Reason {
         Self::ApiKeyMissing,
         Self::ApiKeyNotFound,
         Self::ApiKeyRevoked,
+        Self::CertificateOrganizationMismatch,
         Self::ConcurrentModification,
         Self::CurrencyMismatch,
         Self::CustomerAlreadyExists,
@@ -212,6 +215,7 @@ impl Reason {
             Self::ApiKeyMissing => "API_KEY_MISSING",
             Self::ApiKeyNotFound => "API_KEY_NOT_FOUND",
             Self::ApiKeyRevoked => "API_KEY_REVOKED",
+            Self::CertificateOrganizationMismatch => "CERTIFICATE_ORGANIZATION_MISMATCH",
             Self::ConcurrentModification => "CONCURRENT_MODIFICATION",
             Self::CurrencyMismatch => "CURRENCY_MISMATCH",
             Self::CustomerAlreadyExists => "CUSTOMER_ALREADY_EXISTS",

@@ -98,7 +98,19 @@ pub(crate) async fn authenticate<T>(
     let client = request.remote_addr().map(|a| a.ip());
     let throttle = services.auth.throttle();
     throttle.check(client)?;
-    let result = authenticate_key(services, request).await;
+    let mut result = authenticate_key(services, request).await;
+    if let (Ok(caller), Some(certificates)) = (&result, request.peer_certs()) {
+        let organization = certificates
+            .first()
+            .and_then(|certificate| crate::tls::organization_of(certificate));
+        if let Err(e) = services
+            .auth
+            .check_certificate(*caller, organization.as_deref())
+            .await
+        {
+            result = Err(e);
+        }
+    }
     match &result {
         Ok(caller) => {
             tracing::Span::current().record("organization", caller.organization_id.to_string());

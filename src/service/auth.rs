@@ -91,6 +91,35 @@ impl Auth {
         Ok(caller)
     }
 
+    /// Checks a call made over a connection whose client certificate (mTLS) names
+    /// `certificate_organization` (its subject common name): the key must be of that
+    /// organization, so a leaked key is of no use without the organization's certificate.
+    pub async fn check_certificate(
+        &self,
+        caller: Caller,
+        certificate_organization: Option<&str>,
+    ) -> Result<(), Error> {
+        let organization = self
+            .core
+            .store
+            .find_organization(caller.organization_id)
+            .await?;
+        let key_organization = organization.as_ref().map(|o| o.settings.name.as_str());
+        if certificate_organization.is_some() && certificate_organization == key_organization {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied {
+            reason: Reason::CertificateOrganizationMismatch,
+            message: match certificate_organization {
+                Some(name) => format!(
+                    "the client certificate is for organization `{name}`; this API key is of \
+                     another organization"
+                ),
+                None => "the client certificate has no common name naming an organization".into(),
+            },
+        })
+    }
+
     /// Resolves a bearer key to its organization (whatever its scopes).
     pub async fn authenticate(&self, plain_text: &str) -> Result<Caller, Error> {
         Ok(self.key_of(plain_text).await?.0)

@@ -21,6 +21,7 @@ mod processes;
 mod report;
 mod roles;
 mod simulation;
+mod tls;
 mod traces;
 mod validation;
 mod webhooks;

@@ -215,11 +215,13 @@ impl TestServer {
             .create_organization("acme")
             .await
             .expect("organization");
-        let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect");
+        let endpoint = Channel::from_shared(format!("http://{}", server.grpc_addr)).unwrap();
+        let channel = if config.tls_cert.is_some() {
+            // A plain-text channel to a TLS server (the TLS tests make their own).
+            endpoint.connect_lazy()
+        } else {
+            endpoint.connect().await.expect("connect")
+        };
         TestServer {
             backend,
             clock,
