@@ -33,6 +33,8 @@ CASES = {
         "smtp": {"existingSecret": "mail"},
         "autoscaling": {"enabled": False},
         "image": {"digest": "sha256:" + "0" * 64},
+        "tls": {"existingSecret": "dunning-tls", "requireClientCertificates": True},
+        "config": {"otlpEndpoint": "http://otel-collector.observability:4317"},
     },
 }
 
@@ -113,7 +115,41 @@ def check_case(chart, case, values):
         for roles in pod_roles(objects, role):
             if roles != want:
                 problems.append(f"{role} pods run DUNNING_ROLES={roles}, expected {want}")
+    problems += check_probes_and_settings(objects, values)
     return [f"[{case}] {p}" for p in problems], len(docs)
+
+
+def check_probes_and_settings(objects, values):
+    """Probes are plain HTTP on the metrics port (/readyz, /healthz), and the TLS and OTLP values
+    reach the pods as the settings the service reads."""
+    problems = []
+    deployments = [d for d in objects if d["kind"] == "Deployment"]
+    for d in deployments:
+        container = d["spec"]["template"]["spec"]["containers"][0]
+        for probe, path in [("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")]:
+            got = container.get(probe, {}).get("httpGet", {})
+            if got.get("path") != path or got.get("port") != "metrics":
+                problems.append(f"{d['metadata']['name']}: {probe} is not GET {path} on the metrics port")
+    data = next(d for d in objects if d["kind"] == "ConfigMap")["data"]
+    tls = values.get("tls", {})
+    wanted = {}
+    if tls.get("existingSecret"):
+        wanted |= {"DUNNING_TLS_CERT": "/etc/dunning/tls/tls.crt", "DUNNING_TLS_KEY": "/etc/dunning/tls/tls.key"}
+        if tls.get("requireClientCertificates"):
+            wanted["DUNNING_TLS_CLIENT_CA"] = "/etc/dunning/tls/ca.crt"
+        for d in deployments:
+            secrets = [v.get("secret", {}).get("secretName") for v in d["spec"]["template"]["spec"]["volumes"]]
+            if tls["existingSecret"] not in secrets:
+                problems.append(f"{d['metadata']['name']}: the TLS Secret is not mounted")
+    if values.get("config", {}).get("otlpEndpoint"):
+        wanted["DUNNING_OTLP_ENDPOINT"] = values["config"]["otlpEndpoint"]
+    for key, value in wanted.items():
+        if data.get(key) != value:
+            problems.append(f"ConfigMap {key} = {data.get(key)!r}, expected {value!r}")
+    for key in {"DUNNING_TLS_CERT", "DUNNING_OTLP_ENDPOINT"} - wanted.keys():
+        if key in data:
+            problems.append(f"ConfigMap sets {key} without its value")
+    return problems
 
 
 def main():

@@ -150,25 +150,19 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       startupProbe:
-        grpc:
-          port: {{ $v.ports.grpc }}
-          {{- if eq $role "engine" }}
-          service: dunning.engine
-          {{- end }}
+        httpGet:
+          path: /readyz
+          port: metrics
         {{- toYaml $v.probes.startup | nindent 8 }}
       livenessProbe:
-        grpc:
-          port: {{ $v.ports.grpc }}
-          {{- if eq $role "engine" }}
-          service: dunning.engine
-          {{- end }}
+        httpGet:
+          path: /healthz
+          port: metrics
         {{- toYaml $v.probes.liveness | nindent 8 }}
       readinessProbe:
-        grpc:
-          port: {{ $v.ports.grpc }}
-          {{- if eq $role "engine" }}
-          service: dunning.engine
-          {{- end }}
+        httpGet:
+          path: /readyz
+          port: metrics
         {{- toYaml $v.probes.readiness | nindent 8 }}
       {{- if and (gt (int $v.preStopSleepSeconds) 0) (semverCompare ">=1.30.0-0" $ctx.Capabilities.KubeVersion.Version) }}
       lifecycle:
@@ -185,6 +179,11 @@ spec:
           mountPath: /tmp
         - name: outbox
           mountPath: {{ $v.config.outboxDir }}
+        {{- if $v.tls.existingSecret }}
+        - name: tls
+          mountPath: /etc/dunning/tls
+          readOnly: true
+        {{- end }}
         {{- with $v.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -195,6 +194,11 @@ spec:
     - name: outbox
       emptyDir:
         sizeLimit: {{ $v.outboxSizeLimit }}
+    {{- if $v.tls.existingSecret }}
+    - name: tls
+      secret:
+        secretName: {{ $v.tls.existingSecret }}
+    {{- end }}
     {{- with $v.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
