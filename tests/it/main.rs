@@ -18,6 +18,7 @@ mod payment_plans;
 mod payment_requests;
 mod policies;
 mod processes;
+mod readme;
 mod report;
 mod roles;
 mod simulation;

@@ -610,19 +610,42 @@ impl ServeProcess {
 /// serves (migrated, health SERVING). Its log keeps being read, so it never blocks on a full
 /// pipe.
 pub async fn spawn_serve(database_url: &str, settings: &[(&str, String)]) -> ServeProcess {
-    spawn_serve_until(database_url, settings, "serving").await
+    spawn_serve_until(
+        database_url,
+        settings,
+        "serving",
+        std::process::Stdio::null(),
+    )
+    .await
+}
+
+/// Like [`spawn_serve`], with the process's standard output (where it prints the first
+/// organization's API key) written to `stdout`.
+pub async fn spawn_serve_printing_to(
+    database_url: &str,
+    settings: &[(&str, String)],
+    stdout: std::fs::File,
+) -> ServeProcess {
+    spawn_serve_until(database_url, settings, "serving", stdout.into()).await
 }
 
 /// Like [`spawn_serve`], but returns as soon as the process listens, while it may still be
 /// migrating its database.
 pub async fn spawn_serve_starting(database_url: &str, settings: &[(&str, String)]) -> ServeProcess {
-    spawn_serve_until(database_url, settings, "starting: migrating the database").await
+    spawn_serve_until(
+        database_url,
+        settings,
+        "starting: migrating the database",
+        std::process::Stdio::null(),
+    )
+    .await
 }
 
 async fn spawn_serve_until(
     database_url: &str,
     settings: &[(&str, String)],
     message: &str,
+    stdout: std::process::Stdio,
 ) -> ServeProcess {
     use tokio::io::AsyncBufReadExt;
     let outbox = std::env::temp_dir().join(format!("dunning-process-{}", uuid::Uuid::new_v4()));
@@ -635,7 +658,7 @@ async fn spawn_serve_until(
         .env("DUNNING_OUTBOX_DIR", &outbox)
         .env("DUNNING_LOG_FORMAT", "json")
         .env("DUNNING_LOG", "info")
-        .stdout(std::process::Stdio::null())
+        .stdout(stdout)
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     for (name, value) in settings {
