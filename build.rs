@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Prost's codec, with undecodable messages answered INVALID_ARGUMENT (src/grpc/codec.rs).
+        .codec_path("crate::grpc::codec::ProtoCodec")
         .compile_fds(descriptors)?;
 
     println!("cargo:rerun-if-changed=proto");

@@ -214,6 +214,7 @@ pub async fn start(
             span
         })
         .layer(RpcMetricsLayer::new(metrics.clone()))
+        .layer(crate::grpc::OversizeLayer)
         .layer(crate::grpc::KeyConcurrencyLayer::new(
             config.key_concurrency,
         ))

@@ -124,7 +124,7 @@ pub struct Config {
     pub key_requests_per_minute: u32,
     /// Calls one API key may have in flight (open streams included); 0 = unlimited.
     pub key_concurrency: usize,
-    /// Largest request message accepted, in bytes (OUT_OF_RANGE past it).
+    /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED past it).
     pub max_request_bytes: usize,
     /// An OpenTelemetry collector's OTLP/gRPC address (`http://collector:4317`): spans are
     /// exported there as traces. Unset (the default), nothing is exported.

@@ -77,6 +77,10 @@ pub enum Reason {
     KeyRateLimited,
     /// A preview of an email about a customer with nothing due.
     NothingDue,
+    /// The request's bytes are not a valid protobuf encoding of its message.
+    MalformedMessage,
+    /// The request message is larger than the server accepts.
+    MessageTooLarge,
     /// A payment with this external id was recorded with other content.
     PaymentAlreadyExists,
     /// A payment request's charge is in flight.
@@ -137,7 +141,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the documentation check.
-    pub const ALL: [Reason; 64] = [
+    pub const ALL: [Reason; 66] = [
         Self::AlreadyExists,
         Self::AmountBelowSettled,
         Self::AmountOutOfRange,
@@ -170,6 +174,8 @@ impl Reason {
         Self::KeyConcurrencyLimited,
         Self::KeyRateLimited,
         Self::NothingDue,
+        Self::MalformedMessage,
+        Self::MessageTooLarge,
         Self::OrganizationAlreadyExists,
         Self::OrganizationNotFound,
         Self::Overpayment,
@@ -239,6 +245,8 @@ impl Reason {
             Self::KeyConcurrencyLimited => "KEY_CONCURRENCY_LIMITED",
             Self::KeyRateLimited => "KEY_RATE_LIMITED",
             Self::NothingDue => "NOTHING_DUE",
+            Self::MalformedMessage => "MALFORMED_MESSAGE",
+            Self::MessageTooLarge => "MESSAGE_TOO_LARGE",
             Self::OrganizationAlreadyExists => "ORGANIZATION_ALREADY_EXISTS",
             Self::OrganizationNotFound => "ORGANIZATION_NOT_FOUND",
             Self::Overpayment => "OVERPAYMENT",

@@ -1,6 +1,7 @@
 //! The gRPC surface: the only module that sees generated types. Handlers authenticate,
 //! validate and convert, call a use case, and convert back.
 
+pub mod codec;
 mod commands;
 mod concurrency;
 mod convert;
@@ -10,6 +11,7 @@ mod events;
 mod invoices;
 mod notifications;
 mod organizations;
+mod oversize;
 mod payment_requests;
 mod policies;
 mod processes;
@@ -29,6 +31,7 @@ use tonic::service::Routes;
 
 use crate::error::Reason;
 pub use concurrency::KeyConcurrencyLayer;
+pub use oversize::OversizeLayer;
 pub use status::ERROR_DOMAIN;
 
 /// The descriptor set served by reflection (written by build.rs).

@@ -848,6 +848,7 @@ on_both_backends!(
     dunning_rpcs_authenticate_first,
     health_and_reflection_need_no_key,
     keys_are_limited_to_their_scopes_and_expire,
+    undecodable_requests_are_invalid_arguments,
 );
 
 /// ListCustomers with `key`: the cheapest call, for the limits below.
@@ -907,16 +908,21 @@ async fn keys_are_rate_limited_and_requests_size_limited(backend: Backend) {
     list_customers_as(&s, &other).await.unwrap();
     let mut big = customer("cus_big");
     big.name = "x".repeat(8000);
-    let refused = s
-        .customers_as(&other)
-        .create_customer(proto::CreateCustomerRequest {
-            customer: Some(big),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
-    assert!(refused.message().contains("4096"), "{refused:?}");
+    let refused = assert_error(
+        s.customers_as(&other)
+            .create_customer(proto::CreateCustomerRequest {
+                customer: Some(big),
+                request_id: String::new(),
+            })
+            .await,
+        Code::ResourceExhausted,
+        "MESSAGE_TOO_LARGE",
+    );
+    assert!(
+        refused.message().contains("4096")
+            && refused.message().contains("DUNNING_MAX_REQUEST_BYTES"),
+        "{refused:?}"
+    );
     s.stop().await;
 }
 
@@ -954,3 +960,68 @@ on_each_backend!(
     keys_are_rate_limited_and_requests_size_limited,
     calls_in_flight_are_limited_per_key,
 );
+
+/// Sends the given bytes as they are, as a request message.
+#[derive(Default, Clone)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let remaining = bytes::Buf::remaining(buf);
+        Ok(Some(bytes::Buf::copy_to_bytes(buf, remaining).to_vec()))
+    }
+}
+
+/// Bytes that are no protobuf message (a field tag with an invalid wire type) are the
+/// caller's fault on every RPC of the contract: INVALID_ARGUMENT, MALFORMED_MESSAGE.
+async fn undecodable_requests_are_invalid_arguments(s: &TestServer) {
+    let paths: Vec<String> = dunning::grpc::rpc_paths()
+        .into_iter()
+        .filter(|p| p.starts_with("/dunning.v1."))
+        .collect();
+    assert!(paths.len() > 50, "{paths:?}");
+    for path in paths {
+        let mut grpc = tonic::client::Grpc::new(s.channel.clone());
+        grpc.ready().await.unwrap();
+        let mut request = tonic::Request::new(vec![0x0f, 0xff, 0xff, 0xff]);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", s.key).parse().unwrap(),
+        );
+        let answer = grpc.unary(request, path.parse().unwrap(), RawCodec).await;
+        let status = assert_error(answer, Code::InvalidArgument, "MALFORMED_MESSAGE");
+        assert!(status.message().contains("protobuf"), "{path}: {status:?}");
+    }
+}
