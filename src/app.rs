@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::Core;
+use crate::domain::target::TargetPolicy;
 use crate::engine::Engine;
 use crate::engine::jobs;
 use crate::engine::runtime::{self, Job};
@@ -128,6 +129,9 @@ pub async fn start(
     options: StartOptions,
 ) -> Result<RunningServer, Error> {
     let store = Store::connect_without_migrating(&config.database_url).await?;
+    let targets = TargetPolicy {
+        allow_private: config.allow_private_targets,
+    };
     let core = Core::new(store.clone(), clock.clone());
     let services = Services::with_core(
         core.clone(),
@@ -135,16 +139,18 @@ pub async fn start(
             auth_failures_per_minute: config.auth_failures_per_minute,
             key_requests_per_minute: config.key_requests_per_minute,
         },
+        targets,
     );
     services.set_started(false);
     let metrics = Arc::new(Metrics::new(crate::grpc::rpc_paths()));
     let engine = Engine::new(core, config.claim_lease, metrics.clone());
     let live = LiveEvents::new(store, clock.clone(), metrics.clone());
     let mailer = mailer(config)?;
-    let providers = Providers::new(config.payment_timeout).map_err(Error::Unavailable)?;
+    let providers = Providers::new(config.payment_timeout, targets).map_err(Error::Unavailable)?;
     let webhooks = WebhookSender::new(
         config.webhook_timeout,
         config.webhook_failures_before_disable,
+        targets,
     )
     .map_err(Error::Unavailable)?;
     let tls_files = config.tls().map_err(|e| Error::Setup(e.to_string()))?;

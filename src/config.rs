@@ -137,6 +137,10 @@ pub struct Config {
     /// A CA (PEM): every client must present a certificate it issued, whose common name
     /// names the organization its API keys must belong to.
     pub tls_client_ca: Option<PathBuf>,
+    /// Webhook endpoints, the http payments provider and payment links may be inside the
+    /// network (private, loopback, link-local addresses; plain http). Off: only public https.
+    /// Cloud metadata addresses are refused either way.
+    pub allow_private_targets: bool,
 }
 
 impl Default for Config {
@@ -165,6 +169,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            allow_private_targets: false,
         }
     }
 }
@@ -302,6 +307,10 @@ pub const SETTINGS: &[(&str, Option<&str>)] = &[
     ("DUNNING_TLS_CERT", Some("tls_cert")),
     ("DUNNING_TLS_KEY", Some("tls_key")),
     ("DUNNING_TLS_CLIENT_CA", Some("tls_client_ca")),
+    (
+        "DUNNING_ALLOW_PRIVATE_TARGETS",
+        Some("allow_private_targets"),
+    ),
     ("DUNNING_LOG", None),
     ("DUNNING_CONFIG", None),
 ];
@@ -445,6 +454,17 @@ impl Config {
             }
         }
         self.tls()?;
+        if let Some(v) = var("DUNNING_ALLOW_PRIVATE_TARGETS") {
+            self.allow_private_targets = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                other => {
+                    return Err(ConfigError(format!(
+                        "DUNNING_ALLOW_PRIVATE_TARGETS={other}: expected true or false"
+                    )));
+                }
+            };
+        }
         if let Some(v) = var("DUNNING_OUTBOX_DIR") {
             self.outbox_dir = PathBuf::from(v);
         }

@@ -16,6 +16,7 @@ pub mod process;
 pub mod query;
 pub mod report;
 pub mod signature;
+pub mod target;
 pub mod template;
 pub mod validation;
 pub mod webhook;

@@ -166,22 +166,17 @@ impl OrganizationSettings {
     }
 }
 
-/// Checks a payment link template: an http(s) URL containing `{payment_request_id}`.
-pub fn validate_payment_link_template(template: &str) -> Result<(), String> {
-    if !(template.starts_with("https://") || template.starts_with("http://")) {
-        return Err("must be an http:// or https:// URL".into());
-    }
+/// Checks a payment link template: a URL customers may be sent to (the outbound rule, with a
+/// payment request id in place) containing `{payment_request_id}`.
+pub fn validate_payment_link_template(
+    template: &str,
+    targets: crate::domain::target::TargetPolicy,
+) -> Result<(), String> {
     if !template.contains("{payment_request_id}") {
         return Err("must contain the placeholder {payment_request_id}".into());
     }
-    if template.len() > 2048
-        || template
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err("must be at most 2048 characters without spaces".into());
-    }
-    Ok(())
+    let example = template.replace("{payment_request_id}", &uuid::Uuid::nil().to_string());
+    targets.check_url(&example).map(|_| ())
 }
 
 #[cfg(test)]
@@ -206,11 +201,19 @@ mod tests {
     #[test]
     fn link_template_rules() {
         assert!(
-            validate_payment_link_template("https://pay.example.com/r/{payment_request_id}")
-                .is_ok()
+            validate_payment_link_template(
+                "https://pay.example.com/r/{payment_request_id}",
+                Default::default()
+            )
+            .is_ok()
         );
-        assert!(validate_payment_link_template("ftp://x/{payment_request_id}").is_err());
-        assert!(validate_payment_link_template("https://pay.example.com/r/").is_err());
+        let strict = Default::default();
+        assert!(validate_payment_link_template("ftp://x/{payment_request_id}", strict).is_err());
+        assert!(validate_payment_link_template("https://pay.example.com/r/", strict).is_err());
+        assert!(
+            validate_payment_link_template("https://169.254.169.254/{payment_request_id}", strict)
+                .is_err()
+        );
     }
 
     #[test]

@@ -11,15 +11,19 @@ use std::time::{Duration, Instant};
 /// Posts events to endpoints; holds the HTTP client and the delivery policy.
 #[derive(Clone)]
 pub struct WebhookSender {
-    client: reqwest::Client,
+    client: crate::outbound::Outbound,
     /// Failed attempts in a row after which an endpoint is disabled.
     pub failures_before_disable: i32,
 }
 
 impl WebhookSender {
-    pub fn new(timeout: Duration, failures_before_disable: i32) -> Result<Self, String> {
+    pub fn new(
+        timeout: Duration,
+        failures_before_disable: i32,
+        targets: crate::domain::target::TargetPolicy,
+    ) -> Result<Self, String> {
         Ok(Self {
-            client: crate::outbound::http_client(timeout, "webhooks")?,
+            client: crate::outbound::Outbound::new(timeout, "webhooks", targets)?,
             failures_before_disable,
         })
     }
@@ -38,7 +42,17 @@ impl WebhookSender {
         // Measures the call's duration for the delivery log; no rule reads it as a time.
         #[allow(clippy::disallowed_methods)]
         let started = Instant::now();
-        let response = crate::telemetry::with_trace(self.client.post(url))
+        let request = match self.client.post(url) {
+            Ok(request) => request,
+            Err(refused) => {
+                return AttemptOutcome {
+                    status_code: None,
+                    latency_ms: 0,
+                    error: refused,
+                };
+            }
+        };
+        let response = request
             .header("content-type", "application/json")
             .header("dunning-event-id", &id)
             .header(
@@ -68,9 +82,9 @@ impl WebhookSender {
                 error: if e.is_timeout() {
                     "timeout".into()
                 } else if e.is_connect() {
-                    format!("connection failed: {e}")
+                    format!("connection failed: {}", crate::outbound::describe(&e))
                 } else {
-                    format!("request failed: {e}")
+                    format!("request failed: {}", crate::outbound::describe(&e))
                 },
             },
         }

@@ -7,6 +7,7 @@ use crate::domain::organization::{
     Organization, OrganizationField, OrganizationSettings, QuietHours,
     validate_payment_link_template,
 };
+use crate::domain::target::TargetPolicy;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
@@ -64,6 +65,7 @@ fn settings_update(
     org: &proto::Organization,
     fields: &[OrganizationField],
     current: &OrganizationSettings,
+    targets: TargetPolicy,
 ) -> Result<OrganizationSettings, Error> {
     let mut v = Violations::new();
     let mut s = current.clone();
@@ -120,7 +122,7 @@ fn settings_update(
             OrganizationField::PaymentLinkTemplate => {
                 v.check(
                     "organization.payment_link_template",
-                    validate_payment_link_template(&org.payment_link_template),
+                    validate_payment_link_template(&org.payment_link_template, targets),
                 );
                 s.payment_link_template = org.payment_link_template.clone();
             }
@@ -158,13 +160,15 @@ fn settings_update(
                 if !["sandbox", "http"].contains(&p.provider.as_str()) {
                     v.add(format!("{prefix}.provider"), "must be sandbox or http");
                 }
-                if p.provider == "http"
-                    && !(p.http_url.starts_with("https://") || p.http_url.starts_with("http://"))
-                {
+                if p.provider == "http" && p.http_url.is_empty() {
                     v.add(
                         format!("{prefix}.http_url"),
-                        "must be an http:// or https:// URL for the http provider",
+                        "is required for the http provider",
                     );
+                } else if !p.http_url.is_empty()
+                    && let Err(e) = targets.check_url(&p.http_url)
+                {
+                    v.add(format!("{prefix}.http_url"), e);
                 }
                 if p.provider == "http"
                     && p.http_secret.is_empty()
@@ -260,7 +264,7 @@ impl proto::organization_service_server::OrganizationService for Api {
             fields.extend(resolved);
         }
         let current = self.services.organizations.get_organization(caller).await?;
-        let update = settings_update(&org, &fields, &current.settings)?;
+        let update = settings_update(&org, &fields, &current.settings, self.services.targets)?;
         let updated = self
             .services
             .organizations

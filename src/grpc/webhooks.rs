@@ -3,10 +3,9 @@
 use super::convert::{self, optional_timestamp, timestamp};
 use super::{Api, authenticate};
 use crate::domain::query::DeliveryFilter;
+use crate::domain::target::TargetPolicy;
 use crate::domain::validation::{self, Violations};
-use crate::domain::webhook::{
-    DeliveryStatus, KNOWN_EVENT_TYPES, WebhookDelivery, WebhookEndpoint, validate_url,
-};
+use crate::domain::webhook::{DeliveryStatus, KNOWN_EVENT_TYPES, WebhookDelivery, WebhookEndpoint};
 use crate::error::Error;
 use crate::proto;
 use crate::proto::webhook_service_server::WebhookService;
@@ -63,11 +62,12 @@ fn delivery_to_proto(d: WebhookDelivery) -> proto::WebhookDelivery {
 fn endpoint_settings(
     e: &proto::WebhookEndpoint,
     fields: &[EndpointField],
+    targets: TargetPolicy,
 ) -> Result<EndpointSettings, Error> {
     let mut v = Violations::new();
     let prefix = "webhook_endpoint.";
     if fields.contains(&EndpointField::Url)
-        && let Err(e) = validate_url(&e.url)
+        && let Err(e) = targets.check_url(&e.url)
     {
         v.add(format!("{prefix}url"), e);
     }
@@ -131,7 +131,7 @@ impl WebhookService for Api {
             EndpointField::Description,
             EndpointField::EventTypes,
         ];
-        let settings = endpoint_settings(&endpoint, &all)?;
+        let settings = endpoint_settings(&endpoint, &all, self.services.targets)?;
         let mut v = Violations::new();
         let request_id = convert::request_id(&req.request_id, &mut v);
         v.finish().map_err(Error::from)?;
@@ -205,7 +205,7 @@ impl WebhookService for Api {
                 }
             }
         }
-        let settings = endpoint_settings(&endpoint, &fields)?;
+        let settings = endpoint_settings(&endpoint, &fields, self.services.targets)?;
         let updated = self
             .services
             .webhooks

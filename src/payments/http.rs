@@ -19,13 +19,13 @@ use crate::domain::signature;
 use serde::{Deserialize, Serialize};
 
 pub struct HttpProvider {
-    client: reqwest::Client,
+    client: crate::outbound::Outbound,
     url: String,
     secret: String,
 }
 
 impl HttpProvider {
-    pub fn new(client: reqwest::Client, url: String, secret: String) -> Self {
+    pub fn new(client: crate::outbound::Outbound, url: String, secret: String) -> Self {
         Self {
             client,
             url,
@@ -92,7 +92,21 @@ impl PaymentProvider for HttpProvider {
             request.now.timestamp(),
             &body,
         );
-        let response = crate::telemetry::with_trace(self.client.post(&self.url))
+        let post = match self.client.post(&self.url) {
+            Ok(post) => post,
+            // Never sent, so certainly not charged.
+            Err(refused) => {
+                return ChargeOutcome::Declined {
+                    decline: Decline {
+                        code: "target_refused".into(),
+                        message: format!("the payments service was {refused}"),
+                        hard: false,
+                    },
+                    reference: String::new(),
+                };
+            }
+        };
+        let response = post
             .header("content-type", "application/json")
             .header("idempotency-key", &request.idempotency_key)
             .header("dunning-signature", signature)
@@ -108,7 +122,7 @@ impl PaymentProvider for HttpProvider {
                     "failed"
                 };
                 return ChargeOutcome::Unknown {
-                    reason: format!("charge request {what}: {e}"),
+                    reason: format!("charge request {what}: {}", crate::outbound::describe(&e)),
                 };
             }
         };

@@ -66,14 +66,17 @@ pub trait PaymentProvider: Send + Sync {
 /// Builds the provider an organization's settings name; holds the shared HTTP client.
 #[derive(Clone)]
 pub struct Providers {
-    client: reqwest::Client,
+    client: crate::outbound::Outbound,
 }
 
 impl Providers {
     /// `timeout` bounds one call to an organization's payments service.
-    pub fn new(timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        timeout: Duration,
+        targets: crate::domain::target::TargetPolicy,
+    ) -> Result<Self, String> {
         Ok(Self {
-            client: crate::outbound::http_client(timeout, "payments")?,
+            client: crate::outbound::Outbound::new(timeout, "payments", targets)?,
         })
     }
 

@@ -23,6 +23,7 @@ pub mod webhooks;
 use crate::clock::Clock;
 use crate::core::Core;
 pub use crate::core::{Actor, Caller, CustomerRef, InvoiceRef};
+use crate::domain::target::TargetPolicy;
 use crate::storage::Store;
 pub use auth::Auth;
 pub use customers::Customers;
@@ -52,6 +53,8 @@ pub struct Services {
     pub processes: Processes,
     pub report: Report,
     pub webhooks: Webhooks,
+    /// Where the service may send requests or customers (DUNNING_ALLOW_PRIVATE_TARGETS).
+    pub targets: TargetPolicy,
     store: Store,
     /// False while the process starts (its database is being migrated).
     started: Arc<std::sync::atomic::AtomicBool>,
@@ -59,7 +62,7 @@ pub struct Services {
 
 impl Services {
     /// The request use cases over `core`, with `limits` on callers.
-    pub fn with_core(core: Core, limits: throttle::Limits) -> Self {
+    pub fn with_core(core: Core, limits: throttle::Limits, targets: TargetPolicy) -> Self {
         let store = core.store().clone();
         let core = Arc::new(core);
         Self {
@@ -74,6 +77,7 @@ impl Services {
             processes: Processes::new(core.clone()),
             report: Report::new(core.clone()),
             webhooks: Webhooks::new(core),
+            targets,
             store,
             started: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
@@ -81,7 +85,11 @@ impl Services {
 
     /// The request use cases alone (the command line's key management needs no engine).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Self::with_core(Core::new(store, clock), throttle::Limits::default())
+        Self::with_core(
+            Core::new(store, clock),
+            throttle::Limits::default(),
+            TargetPolicy::default(),
+        )
     }
 
     /// Whether the process has started: requests are answered only then.

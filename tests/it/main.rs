@@ -22,6 +22,7 @@ mod readme;
 mod report;
 mod roles;
 mod simulation;
+mod targets;
 mod tls;
 mod traces;
 mod validation;

@@ -340,7 +340,7 @@ async fn endpoint_management(s: &TestServer) {
     let status = assert_error(
         api.clone()
             .create_webhook_endpoint(bad(
-                "http://hooks.example.com/x",
+                "ftp://hooks.example.com/x",
                 vec!["invoice.overdue".into(), "invoice.exploded".into()],
             ))
             .await,

@@ -196,6 +196,8 @@ impl TestServer {
             webhook_timeout: std::time::Duration::from_millis(500),
             // A short run, so that tests can reach it.
             webhook_failures_before_disable: 3,
+            // The test's payments service and webhook receivers listen on 127.0.0.1.
+            allow_private_targets: true,
             ..Config::default()
         };
         configure(&mut config);
@@ -658,6 +660,7 @@ async fn spawn_serve_until(
         .env("DUNNING_OUTBOX_DIR", &outbox)
         .env("DUNNING_LOG_FORMAT", "json")
         .env("DUNNING_LOG", "info")
+        .env("DUNNING_ALLOW_PRIVATE_TARGETS", "true")
         .stdout(stdout)
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
