@@ -1,6 +1,7 @@
 //! Malformed requests get INVALID_ARGUMENT (or the documented code) naming the bad field, and
 //! change nothing; the API surface around them: health, reflection, UNIMPLEMENTED, UNAVAILABLE.
 
+use crate::common::raw::RawCodec;
 use crate::common::{Backend, TestServer, assert_error, bad_fields, customer, invoice};
 use dunning::proto::{self, get_customer_request, get_invoice_request, record_payment_request};
 use futures_util::future::BoxFuture;
@@ -849,6 +850,7 @@ on_both_backends!(
     health_and_reflection_need_no_key,
     keys_are_limited_to_their_scopes_and_expire,
     undecodable_requests_are_invalid_arguments,
+    error_answers_are_bounded,
 );
 
 /// ListCustomers with `key`: the cheapest call, for the limits below.
@@ -961,49 +963,6 @@ on_each_backend!(
     calls_in_flight_are_limited_per_key,
 );
 
-/// Sends the given bytes as they are, as a request message.
-#[derive(Default, Clone)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        buf: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Status> {
-        bytes::BufMut::put_slice(buf, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let remaining = bytes::Buf::remaining(buf);
-        Ok(Some(bytes::Buf::copy_to_bytes(buf, remaining).to_vec()))
-    }
-}
-
 /// Bytes that are no protobuf message (a field tag with an invalid wire type) are the
 /// caller's fault on every RPC of the contract: INVALID_ARGUMENT, MALFORMED_MESSAGE.
 async fn undecodable_requests_are_invalid_arguments(s: &TestServer) {
@@ -1024,4 +983,56 @@ async fn undecodable_requests_are_invalid_arguments(s: &TestServer) {
         let status = assert_error(answer, Code::InvalidArgument, "MALFORMED_MESSAGE");
         assert!(status.message().contains("protobuf"), "{path}: {status:?}");
     }
+}
+
+/// What a refusal weighs on the wire: its message and its details.
+fn answer_bytes(status: &Status) -> usize {
+    status.message().len() + status.details().len()
+}
+
+/// A 100,000-character id is quoted in part and thousands of bad items are counted, not all
+/// listed: every refusal stays under 8 KB, which default clients read.
+async fn error_answers_are_bounded(s: &TestServer) {
+    let huge = "x".repeat(100_000);
+    let missing = assert_error(
+        s.customers()
+            .get_customer(proto::GetCustomerRequest {
+                customer: Some(get_customer_request::Customer::ExternalId(huge.clone())),
+            })
+            .await,
+        Code::InvalidArgument,
+        "VALIDATION_FAILED",
+    );
+    assert!(answer_bytes(&missing) < 8_000, "{}", answer_bytes(&missing));
+    // 1,000 invoices with three bad fields each.
+    let bad = (0..1_000)
+        .map(|i| proto::Invoice {
+            currency_code: "EURO".into(),
+            total_amount: "lots".into(),
+            due_date: format!("the {i}th"),
+            ..invoice(&format!("inv_{i}"), "cus_1")
+        })
+        .collect();
+    let refused = assert_error(
+        s.invoices()
+            .batch_upsert_invoices(proto::BatchUpsertInvoicesRequest { invoices: bad })
+            .await,
+        Code::InvalidArgument,
+        "VALIDATION_FAILED",
+    );
+    assert!(answer_bytes(&refused) < 8_000, "{}", answer_bytes(&refused));
+    let fields = bad_fields(&refused);
+    assert!(fields.len() <= 101, "{}", fields.len());
+    let listed = tonic_types::StatusExt::get_details_bad_request(&refused)
+        .unwrap()
+        .field_violations;
+    assert!(
+        listed
+            .last()
+            .unwrap()
+            .description
+            .contains("more bad fields"),
+        "{:?}",
+        listed.last()
+    );
 }

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod http;
 pub mod payments;
 pub mod policy;
+pub mod raw;
 pub mod smtp;
 
 use chrono::{DateTime, Utc};
@@ -249,6 +250,7 @@ impl TestServer {
             database_url: self.database.url.clone(),
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             outbox_dir: self.outbox_dir.clone(),
+            allow_private_targets: true,
             ..Config::default()
         };
         let server = dunning::app::start(
