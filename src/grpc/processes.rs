@@ -11,7 +11,7 @@ use crate::domain::process::state::{
     StepTrigger,
 };
 use crate::domain::query::ProcessFilter;
-use crate::domain::validation::Violations;
+use crate::domain::validation::{self, Violations};
 use crate::error::Error;
 use crate::proto;
 use crate::service::InvoiceRef;
@@ -295,11 +295,19 @@ pub async fn list(
             super::convert::policy::policy_code(&req.policy_code),
         )
     };
+    let invoice = if req.invoice_external_id.is_empty() {
+        None
+    } else {
+        v.check(
+            "invoice_external_id",
+            validation::external_id(&req.invoice_external_id),
+        )
+        .map(InvoiceRef::ExternalId)
+    };
     v.finish().map_err(Error::from)?;
     let query = ProcessQuery {
         customer,
-        invoice: (!req.invoice_external_id.is_empty())
-            .then(|| InvoiceRef::ExternalId(req.invoice_external_id.clone())),
+        invoice,
         filter: ProcessFilter {
             state,
             policy_code,

@@ -235,6 +235,15 @@ pub(crate) fn db_error(err: DbErr) -> Error {
                 Sqlx::Database(db) if is_transient(db.code().as_deref()) => {
                     Error::Unavailable(err.to_string())
                 }
+                // A NUL (or a character PostgreSQL cannot store) that no field's rule refused
+                // first: still the caller's input, never a fault of ours.
+                Sqlx::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                    tracing::warn!(error = %err, "a text value reached the database unchecked");
+                    Error::field(
+                        "",
+                        "a text value contains a character that cannot be stored (NUL)",
+                    )
+                }
                 _ => Error::Internal(err.to_string()),
             }
         }

@@ -11,6 +11,7 @@ mod customers;
 mod engine_replicas;
 mod events;
 mod faults;
+mod hostile;
 mod invoices;
 mod metrics;
 mod notifications;

@@ -1,0 +1,289 @@
+//! Hostile input over every RPC, generated from the descriptor set (a new RPC is covered
+//! without a case of its own): for each field of each request, nested messages included, a
+//! request with that field set to a hostile value of its kind (a 100,000-character string, NUL
+//! and control characters, numbers at their limits, unknown enum numbers, 10,000-item lists
+//! and maps, timestamps outside protobuf's range, masks with unknown paths), sent with a key
+//! that may call everything, against the real server. Every answer must be a deliberate one:
+//! never INTERNAL, UNKNOWN or DATA_LOSS, always under 8 KB, and a refused call appends no event
+//! (nothing it was refused for was stored). All defects are collected and listed together.
+
+use crate::common::{Backend, TestServer, raw::RawCodec};
+use prost::Message;
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+use tonic::Code;
+
+/// How deep nested messages are explored (request → policy → steps → actions → fee).
+const DEPTH: usize = 5;
+/// Items in a hostile list or map.
+const MANY: usize = 10_000;
+
+/// A hostile request: which field got which value, and the message.
+struct Case {
+    what: String,
+    message: DynamicMessage,
+}
+
+fn hostile_strings() -> Vec<(&'static str, String)> {
+    vec![
+        ("100,000 characters", "x".repeat(100_000)),
+        ("a NUL", "a\0b".into()),
+        (
+            "control characters",
+            "a\r\nBcc: victim@example.com\u{7}".into(),
+        ),
+        ("surrounding spaces", " 12.50 ".into()),
+        ("NaN", "NaN".into()),
+        ("an exponent", "1e5".into()),
+    ]
+}
+
+/// The hostile values of a field's kind (one element, for lists and maps).
+fn hostile_values(field: &FieldDescriptor) -> Vec<(String, Value)> {
+    match field.kind() {
+        Kind::String => hostile_strings()
+            .into_iter()
+            .map(|(what, s)| (what.to_owned(), Value::String(s)))
+            .collect(),
+        Kind::Bytes => vec![("garbage bytes".into(), Value::Bytes(vec![0xff; 64].into()))],
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => vec![
+            ("i32::MAX".into(), Value::I32(i32::MAX)),
+            ("i32::MIN".into(), Value::I32(i32::MIN)),
+            ("-1".into(), Value::I32(-1)),
+        ],
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => vec![
+            ("i64::MAX".into(), Value::I64(i64::MAX)),
+            ("i64::MIN".into(), Value::I64(i64::MIN)),
+            ("-1".into(), Value::I64(-1)),
+        ],
+        Kind::Uint32 | Kind::Fixed32 => vec![("u32::MAX".into(), Value::U32(u32::MAX))],
+        Kind::Uint64 | Kind::Fixed64 => vec![("u64::MAX".into(), Value::U64(u64::MAX))],
+        Kind::Double => vec![("NaN".into(), Value::F64(f64::NAN))],
+        Kind::Float => vec![("NaN".into(), Value::F32(f32::NAN))],
+        Kind::Bool => vec![("true".into(), Value::Bool(true))],
+        Kind::Enum(_) => vec![
+            ("unknown enum number 9999".into(), Value::EnumNumber(9999)),
+            ("negative enum number".into(), Value::EnumNumber(-7)),
+        ],
+        Kind::Message(m) => match m.full_name() {
+            "google.protobuf.Timestamp" => vec![
+                (
+                    "a timestamp after year 9999".into(),
+                    timestamp(&m, 253_402_300_800, 0),
+                ),
+                (
+                    "a timestamp before year 1".into(),
+                    timestamp(&m, -62_135_596_801, 0),
+                ),
+                ("negative nanos".into(), timestamp(&m, 0, -1)),
+            ],
+            "google.protobuf.FieldMask" => {
+                let mut mask = DynamicMessage::new(m.clone());
+                mask.set_field_by_name(
+                    "paths",
+                    Value::List(
+                        ["no_such_field", "a.b.c", "id", "create_time", ""]
+                            .into_iter()
+                            .map(|p| Value::String(p.into()))
+                            .collect(),
+                    ),
+                );
+                vec![(
+                    "unknown, nested and output-only mask paths".into(),
+                    Value::Message(mask),
+                )]
+            }
+            _ => Vec::new(),
+        },
+    }
+}
+
+fn timestamp(m: &MessageDescriptor, seconds: i64, nanos: i32) -> Value {
+    let mut t = DynamicMessage::new(m.clone());
+    t.set_field_by_name("seconds", Value::I64(seconds));
+    t.set_field_by_name("nanos", Value::I32(nanos));
+    Value::Message(t)
+}
+
+/// Every hostile case of `message` (fields explored `depth` levels down), each built by
+/// `wrap` into the whole request.
+fn cases_of(
+    message: &MessageDescriptor,
+    path: &str,
+    depth: usize,
+    wrap: &dyn Fn(DynamicMessage) -> DynamicMessage,
+    out: &mut Vec<Case>,
+) {
+    for field in message.fields() {
+        let name = format!("{path}{}", field.name());
+        if field.is_map() {
+            let Kind::Message(entry) = field.kind() else {
+                continue;
+            };
+            let key = entry.map_entry_key_field();
+            let value = entry.map_entry_value_field();
+            if key.kind() == Kind::String && value.kind() == Kind::String {
+                let map: HashMap<MapKey, Value> = (0..MANY)
+                    .map(|i| {
+                        (
+                            MapKey::String(format!("k\0{i}")),
+                            Value::String("v\0".into()),
+                        )
+                    })
+                    .collect();
+                let mut m = DynamicMessage::new(message.clone());
+                m.set_field(&field, Value::Map(map));
+                out.push(Case {
+                    what: format!("{name}: {MANY} entries with NUL"),
+                    message: wrap(m),
+                });
+            }
+            continue;
+        }
+        for (what, value) in hostile_values(&field) {
+            let value = if field.is_list() {
+                // Many small items; a huge one alone (10,000 of them would only test the
+                // request size limit).
+                let small = match &value {
+                    Value::String(s) => s.len() < 100,
+                    Value::Message(_) => false,
+                    _ => true,
+                };
+                Value::List(vec![value; if small { MANY } else { 1 }])
+            } else {
+                value
+            };
+            let mut m = DynamicMessage::new(message.clone());
+            m.set_field(&field, value);
+            let list = if field.is_list() { " (a list)" } else { "" };
+            out.push(Case {
+                what: format!("{name}{list}: {what}"),
+                message: wrap(m),
+            });
+        }
+        if let Kind::Message(inner) = field.kind()
+            && depth > 0
+            && !inner.full_name().starts_with("google.protobuf.")
+        {
+            let field = field.clone();
+            let parent = message.clone();
+            let nested = move |child: DynamicMessage| {
+                let mut m = DynamicMessage::new(parent.clone());
+                let value = Value::Message(child);
+                m.set_field(
+                    &field,
+                    if field.is_list() {
+                        Value::List(vec![value])
+                    } else {
+                        value
+                    },
+                );
+                wrap(m)
+            };
+            cases_of(&inner, &format!("{name}."), depth - 1, &nested, out);
+        }
+    }
+}
+
+/// The sequence of the newest event after `known` (`known` when none was appended since).
+async fn last_sequence_after(s: &TestServer, known: i64) -> i64 {
+    let mut last = known;
+    loop {
+        let page = s
+            .dunning()
+            .list_events(dunning::proto::ListEventsRequest {
+                after_sequence: last,
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        match page.events.last() {
+            Some(e) => last = e.sequence,
+            None => return last,
+        }
+    }
+}
+
+async fn every_rpc_answers_hostile_input_deliberately(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let pool = DescriptorPool::decode(dunning::grpc::FILE_DESCRIPTOR_SET).unwrap();
+    let mut defects = Vec::new();
+    let mut calls = 0;
+    let mut known = last_sequence_after(&s, 0).await;
+    for service in pool.services() {
+        if !service.full_name().starts_with("dunning.v1.") {
+            continue;
+        }
+        for method in service.methods() {
+            let path = format!("/{}/{}", service.full_name(), method.name());
+            let mut cases = Vec::new();
+            cases_of(&method.input(), "", DEPTH, &|m| m, &mut cases);
+            for case in cases {
+                calls += 1;
+                let mut request = tonic::Request::new(case.message.encode_to_vec());
+                request.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {}", s.key).parse().unwrap(),
+                );
+                request.set_timeout(Duration::from_secs(10));
+                let mut grpc = tonic::client::Grpc::new(s.channel.clone());
+                grpc.ready().await.unwrap();
+                let answer = if method.is_server_streaming() {
+                    match grpc
+                        .server_streaming(request, path.parse().unwrap(), RawCodec)
+                        .await
+                    {
+                        // The stream started: the request was accepted.
+                        Ok(_) => Ok(()),
+                        Err(status) => Err(status),
+                    }
+                } else {
+                    grpc.unary(request, path.parse().unwrap(), RawCodec)
+                        .await
+                        .map(|_| ())
+                };
+                let before = known;
+                known = last_sequence_after(&s, known).await;
+                let Err(status) = answer else {
+                    continue;
+                };
+                let where_ = format!("{path} {}", case.what);
+                if matches!(
+                    status.code(),
+                    Code::Internal | Code::Unknown | Code::DataLoss
+                ) {
+                    defects.push(format!(
+                        "{where_}: {:?} {}",
+                        status.code(),
+                        status.message()
+                    ));
+                }
+                let size = status.message().len() + status.details().len();
+                if size >= 8_000 {
+                    defects.push(format!("{where_}: an answer of {size} bytes"));
+                }
+                if known != before {
+                    defects.push(format!(
+                        "{where_}: refused ({:?}) but appended events",
+                        status.code()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(calls > 1_000, "{calls} hostile calls only");
+    assert!(
+        defects.is_empty(),
+        "{} of {calls} hostile calls answered badly:\n{}",
+        defects.len(),
+        defects.join("\n")
+    );
+    s.stop().await;
+}
+
+on_each_backend!(every_rpc_answers_hostile_input_deliberately);
