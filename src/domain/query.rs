@@ -53,6 +53,8 @@ pub struct NotificationFilter {
     pub customer_id: Option<Uuid>,
     pub process_id: Option<Uuid>,
     pub state: Option<NotificationState>,
+    /// The template kind (`TemplateKind::as_str`).
+    pub kind: Option<&'static str>,
 }
 
 /// Filters of ListPaymentRequests.

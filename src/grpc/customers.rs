@@ -277,8 +277,15 @@ impl CustomerService for Api {
         let email = (!req.email.is_empty())
             .then(|| v.check("email", validation::email(&req.email)))
             .flatten();
-        if req.tag.len() > validation::MAX_METADATA_KEY_LEN {
-            v.add("tag", "is too long");
+        if req.tag.len() > validation::MAX_METADATA_KEY_LEN || req.tag.chars().any(char::is_control)
+        {
+            v.add(
+                "tag",
+                format!(
+                    "must be at most {} characters without control characters",
+                    validation::MAX_METADATA_KEY_LEN
+                ),
+            );
         }
         v.finish().map_err(Error::from)?;
         let filter = CustomerFilter {

@@ -177,6 +177,10 @@ pub async fn list(
             .then(|| convert::uuid("process_id", &req.process_id))
             .transpose()?,
         state,
+        kind: (req.kind != proto::TemplateKind::Unspecified as i32)
+            .then(|| kind_from_proto("kind", req.kind))
+            .transpose()?
+            .map(|k| k.as_str()),
     };
     let (rows, next_page_token) = api
         .services
@@ -203,6 +207,24 @@ pub async fn set_template(
     let mut v = Violations::new();
     if t.subject.trim().is_empty() {
         v.add("template_override.subject", "is required");
+    }
+    // A subject is a header: one line. Bodies may break lines, nothing else.
+    if t.subject.chars().any(char::is_control) {
+        v.add(
+            "template_override.subject",
+            "must be one line without control characters",
+        );
+    }
+    for (field, body) in [("text_body", &t.text_body), ("html_body", &t.html_body)] {
+        if body
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            v.add(
+                format!("template_override.{field}"),
+                "must not contain control characters other than line breaks and tabs",
+            );
+        }
     }
     if t.text_body.trim().is_empty() {
         v.add("template_override.text_body", "is required");
@@ -258,8 +280,16 @@ pub async fn list_templates(
 ) -> Result<Response<proto::ListTemplateOverridesResponse>, Status> {
     let caller = authenticate(&api.services, &request).await?;
     let req = request.into_inner();
-    // At most 7 kinds x a handful of locales: one page always holds them all.
-    convert::page(req.page_size, req.page_token)?;
+    // At most 7 kinds x a handful of locales: one page always holds them all, so no page
+    // token was ever handed out.
+    convert::page(req.page_size, String::new())?;
+    if !req.page_token.is_empty() {
+        return Err(Error::field(
+            "page_token",
+            "is not a token of this list (it always fits in one page; send none)",
+        )
+        .into());
+    }
     let kind = (req.kind != proto::TemplateKind::Unspecified as i32)
         .then(|| kind_from_proto("kind", req.kind))
         .transpose()?;

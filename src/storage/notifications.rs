@@ -232,6 +232,9 @@ impl<C: ConnectionTrait> Conn<C> {
         if let Some(state) = filter.state {
             query = query.filter(notification::Column::State.eq(state.as_str()));
         }
+        if let Some(kind) = filter.kind {
+            query = query.filter(notification::Column::Kind.eq(kind));
+        }
         self.keyset_page(query, before_id, Order::NewestFirst, limit, from_model)
             .await
     }

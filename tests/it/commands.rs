@@ -775,6 +775,23 @@ async fn preview_renders_the_next_email_of_a_process(s: &TestServer, smtp: &Smtp
         .iter()
         .find(|n| n.kind == TemplateKind::FirmReminder as i32)
         .expect("the firm reminder was queued");
+    assert!(queued.len() > 1, "the friendly and the firm reminder");
+    let only_firm = s
+        .dunning()
+        .list_notifications(proto::ListNotificationsRequest {
+            process_id: p.id.clone(),
+            kind: TemplateKind::FirmReminder as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    assert_eq!(
+        only_firm.iter().map(|n| &n.id).collect::<Vec<_>>(),
+        vec![&firm.id],
+        "the kind filter"
+    );
     assert_eq!(next.subject, firm.subject);
     assert_eq!(next.to_emails, firm.to_emails);
     assert_eq!(next.bcc_emails, firm.bcc_emails);

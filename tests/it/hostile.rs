@@ -24,7 +24,115 @@ const MANY: usize = 10_000;
 /// A hostile request: which field got which value, and the message.
 struct Case {
     what: String,
+    /// The field's name and what was put in it (to judge an accepted call).
+    field: String,
+    value: &'static str,
     message: DynamicMessage,
+}
+
+/// A plausible value for a string field, from its name, so that a request gets past its
+/// required fields to the hostile one.
+fn plausible(name: &str) -> String {
+    let text = if name.ends_with("currency_code") {
+        "EUR"
+    } else if name.ends_with("external_id") || name.ends_with("external_ids") {
+        "ext_1"
+    } else if name.ends_with("date") {
+        "2026-11-01"
+    } else if name.contains("amount") || name.ends_with("percent") || name.ends_with("rate") {
+        "10.00"
+    } else if name.contains("email") {
+        "someone@example.com"
+    } else if name == "id" || name.ends_with("_id") || name.ends_with("_ids") {
+        "01930000-0000-7000-8000-000000000001"
+    } else if name.contains("url") {
+        "https://hooks.example.com/x"
+    } else if name == "timezone" {
+        "Europe/Berlin"
+    } else if name == "locale" {
+        "en"
+    } else if name.ends_with("code") {
+        "standard"
+    } else {
+        "plain text"
+    };
+    text.to_owned()
+}
+
+/// `message` with every field given a plausible value (`depth` levels down), the base that
+/// one hostile value is put into.
+fn seeded(message: &MessageDescriptor, depth: usize) -> DynamicMessage {
+    let mut m = DynamicMessage::new(message.clone());
+    for field in message.fields() {
+        if field.is_map() {
+            continue;
+        }
+        let value = match field.kind() {
+            Kind::String => Value::String(plausible(field.name())),
+            Kind::Enum(e) => match e.values().find(|v| v.number() != 0) {
+                Some(v) => Value::EnumNumber(v.number()),
+                None => continue,
+            },
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(1),
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(1),
+            Kind::Message(inner) if inner.full_name() == "google.protobuf.Timestamp" => {
+                timestamp(&inner, 1_790_000_000, 0)
+            }
+            Kind::Message(inner)
+                if depth > 0 && !inner.full_name().starts_with("google.protobuf.") =>
+            {
+                Value::Message(seeded(&inner, depth - 1))
+            }
+            _ => continue,
+        };
+        let value = if field.is_list() {
+            Value::List(vec![value])
+        } else {
+            value
+        };
+        m.set_field(&field, value);
+    }
+    m
+}
+
+/// Where a control character is part of the value (a template's text has line breaks).
+fn takes_line_breaks(field: &str) -> bool {
+    [
+        "body",
+        "text",
+        "html",
+        "template",
+        "note",
+        "description",
+        "comment",
+    ]
+    .iter()
+    .any(|name| field.ends_with(name))
+}
+
+/// Why an accepted call is a defect, if it is: a value no field may hold was stored.
+fn accepted_wrongly(case: &Case) -> Option<&'static str> {
+    let field = case.field.as_str();
+    let decimal = field.contains("amount") || field.ends_with("percent") || field.ends_with("rate");
+    match case.value {
+        "a NUL" => Some("a NUL was accepted"),
+        "control characters" if !takes_line_breaks(field) => {
+            Some("control characters were accepted")
+        }
+        "surrounding spaces" | "NaN" | "an exponent" if decimal => {
+            Some("a malformed decimal was accepted")
+        }
+        "unknown enum number 9999" | "negative enum number" => {
+            Some("an unknown enum number was accepted")
+        }
+        // Output-only times in a request are ignored, not stored.
+        "a timestamp after year 9999" | "a timestamp before year 1" | "negative nanos"
+            if !matches!(field, "create_time" | "update_time") =>
+        {
+            Some("a timestamp outside protobuf's range was accepted")
+        }
+        _ => None,
+    }
 }
 
 fn hostile_strings() -> Vec<(&'static str, String)> {
@@ -42,43 +150,43 @@ fn hostile_strings() -> Vec<(&'static str, String)> {
 }
 
 /// The hostile values of a field's kind (one element, for lists and maps).
-fn hostile_values(field: &FieldDescriptor) -> Vec<(String, Value)> {
+fn hostile_values(field: &FieldDescriptor) -> Vec<(&'static str, Value)> {
     match field.kind() {
         Kind::String => hostile_strings()
             .into_iter()
-            .map(|(what, s)| (what.to_owned(), Value::String(s)))
+            .map(|(what, s)| (what, Value::String(s)))
             .collect(),
-        Kind::Bytes => vec![("garbage bytes".into(), Value::Bytes(vec![0xff; 64].into()))],
+        Kind::Bytes => vec![("garbage bytes", Value::Bytes(vec![0xff; 64].into()))],
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => vec![
-            ("i32::MAX".into(), Value::I32(i32::MAX)),
-            ("i32::MIN".into(), Value::I32(i32::MIN)),
-            ("-1".into(), Value::I32(-1)),
+            ("i32::MAX", Value::I32(i32::MAX)),
+            ("i32::MIN", Value::I32(i32::MIN)),
+            ("-1", Value::I32(-1)),
         ],
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => vec![
-            ("i64::MAX".into(), Value::I64(i64::MAX)),
-            ("i64::MIN".into(), Value::I64(i64::MIN)),
-            ("-1".into(), Value::I64(-1)),
+            ("i64::MAX", Value::I64(i64::MAX)),
+            ("i64::MIN", Value::I64(i64::MIN)),
+            ("-1", Value::I64(-1)),
         ],
-        Kind::Uint32 | Kind::Fixed32 => vec![("u32::MAX".into(), Value::U32(u32::MAX))],
-        Kind::Uint64 | Kind::Fixed64 => vec![("u64::MAX".into(), Value::U64(u64::MAX))],
-        Kind::Double => vec![("NaN".into(), Value::F64(f64::NAN))],
-        Kind::Float => vec![("NaN".into(), Value::F32(f32::NAN))],
-        Kind::Bool => vec![("true".into(), Value::Bool(true))],
+        Kind::Uint32 | Kind::Fixed32 => vec![("u32::MAX", Value::U32(u32::MAX))],
+        Kind::Uint64 | Kind::Fixed64 => vec![("u64::MAX", Value::U64(u64::MAX))],
+        Kind::Double => vec![("NaN", Value::F64(f64::NAN))],
+        Kind::Float => vec![("NaN", Value::F32(f32::NAN))],
+        Kind::Bool => vec![("true", Value::Bool(true))],
         Kind::Enum(_) => vec![
-            ("unknown enum number 9999".into(), Value::EnumNumber(9999)),
-            ("negative enum number".into(), Value::EnumNumber(-7)),
+            ("unknown enum number 9999", Value::EnumNumber(9999)),
+            ("negative enum number", Value::EnumNumber(-7)),
         ],
         Kind::Message(m) => match m.full_name() {
             "google.protobuf.Timestamp" => vec![
                 (
-                    "a timestamp after year 9999".into(),
+                    "a timestamp after year 9999",
                     timestamp(&m, 253_402_300_800, 0),
                 ),
                 (
-                    "a timestamp before year 1".into(),
+                    "a timestamp before year 1",
                     timestamp(&m, -62_135_596_801, 0),
                 ),
-                ("negative nanos".into(), timestamp(&m, 0, -1)),
+                ("negative nanos", timestamp(&m, 0, -1)),
             ],
             "google.protobuf.FieldMask" => {
                 let mut mask = DynamicMessage::new(m.clone());
@@ -92,7 +200,7 @@ fn hostile_values(field: &FieldDescriptor) -> Vec<(String, Value)> {
                     ),
                 );
                 vec![(
-                    "unknown, nested and output-only mask paths".into(),
+                    "unknown, nested and output-only mask paths",
                     Value::Message(mask),
                 )]
             }
@@ -114,9 +222,17 @@ fn cases_of(
     message: &MessageDescriptor,
     path: &str,
     depth: usize,
+    seed: bool,
     wrap: &dyn Fn(DynamicMessage) -> DynamicMessage,
     out: &mut Vec<Case>,
 ) {
+    let base = || {
+        if seed {
+            seeded(message, depth)
+        } else {
+            DynamicMessage::new(message.clone())
+        }
+    };
     for field in message.fields() {
         let name = format!("{path}{}", field.name());
         if field.is_map() {
@@ -126,7 +242,7 @@ fn cases_of(
             let key = entry.map_entry_key_field();
             let value = entry.map_entry_value_field();
             if key.kind() == Kind::String && value.kind() == Kind::String {
-                let map: HashMap<MapKey, Value> = (0..MANY)
+                let many: HashMap<MapKey, Value> = (0..MANY)
                     .map(|i| {
                         (
                             MapKey::String(format!("k\0{i}")),
@@ -134,12 +250,30 @@ fn cases_of(
                         )
                     })
                     .collect();
-                let mut m = DynamicMessage::new(message.clone());
-                m.set_field(&field, Value::Map(map));
-                out.push(Case {
-                    what: format!("{name}: {MANY} entries with NUL"),
-                    message: wrap(m),
-                });
+                let one_nul =
+                    HashMap::from([(MapKey::String("key".into()), Value::String("a\0b".into()))]);
+                let one_control = HashMap::from([(
+                    MapKey::String("key\r\n".into()),
+                    Value::String("value".into()),
+                )]);
+                for (what, value, map) in [
+                    ("entries with NUL", "a NUL", many),
+                    ("a value with a NUL", "a NUL", one_nul),
+                    (
+                        "a key with control characters",
+                        "control characters",
+                        one_control,
+                    ),
+                ] {
+                    let mut m = base();
+                    m.set_field(&field, Value::Map(map));
+                    out.push(Case {
+                        what: format!("{name}: {what}"),
+                        field: field.name().to_owned(),
+                        value,
+                        message: wrap(m),
+                    });
+                }
             }
             continue;
         }
@@ -156,11 +290,13 @@ fn cases_of(
             } else {
                 value
             };
-            let mut m = DynamicMessage::new(message.clone());
+            let mut m = base();
             m.set_field(&field, value);
             let list = if field.is_list() { " (a list)" } else { "" };
             out.push(Case {
                 what: format!("{name}{list}: {what}"),
+                field: field.name().to_owned(),
+                value: what,
                 message: wrap(m),
             });
         }
@@ -171,7 +307,11 @@ fn cases_of(
             let field = field.clone();
             let parent = message.clone();
             let nested = move |child: DynamicMessage| {
-                let mut m = DynamicMessage::new(parent.clone());
+                let mut m = if seed {
+                    seeded(&parent, depth)
+                } else {
+                    DynamicMessage::new(parent.clone())
+                };
                 let value = Value::Message(child);
                 m.set_field(
                     &field,
@@ -183,7 +323,7 @@ fn cases_of(
                 );
                 wrap(m)
             };
-            cases_of(&inner, &format!("{name}."), depth - 1, &nested, out);
+            cases_of(&inner, &format!("{name}."), depth - 1, seed, &nested, out);
         }
     }
 }
@@ -221,8 +361,12 @@ async fn every_rpc_answers_hostile_input_deliberately(backend: Backend) {
         }
         for method in service.methods() {
             let path = format!("/{}/{}", service.full_name(), method.name());
+            // Hostile values in empty requests, and in requests whose other fields are
+            // plausible (so that the value gets past the required fields).
             let mut cases = Vec::new();
-            cases_of(&method.input(), "", DEPTH, &|m| m, &mut cases);
+            for seed in [false, true] {
+                cases_of(&method.input(), "", DEPTH, seed, &|m| m, &mut cases);
+            }
             for case in cases {
                 calls += 1;
                 let mut request = tonic::Request::new(case.message.encode_to_vec());
@@ -250,6 +394,9 @@ async fn every_rpc_answers_hostile_input_deliberately(backend: Backend) {
                 let before = known;
                 known = last_sequence_after(&s, known).await;
                 let Err(status) = answer else {
+                    if let Some(defect) = accepted_wrongly(&case) {
+                        defects.push(format!("{path} {}: {defect}", case.what));
+                    }
                     continue;
                 };
                 let where_ = format!("{path} {}", case.what);
