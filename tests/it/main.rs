@@ -22,6 +22,7 @@ mod processes;
 mod readme;
 mod report;
 mod roles;
+mod secrets;
 mod simulation;
 mod targets;
 mod tls;
