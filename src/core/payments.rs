@@ -62,6 +62,14 @@ pub(crate) async fn pay_invoice<C: Connection>(
     payment: NewPayment,
     now: DateTime<Utc>,
 ) -> Result<(Payment, Vec<NewEvent>), Error> {
+    if let Some(at) = payment.paid_at
+        && (at > now + chrono::Duration::days(1) || at < now - chrono::Duration::days(3_660))
+    {
+        return Err(Error::field(
+            "paid_time",
+            "must be within the last ten years and at most a day ahead of now",
+        ));
+    }
     let paid_at = payment.paid_at.unwrap_or(now);
     let before = invoice.state;
     invoice

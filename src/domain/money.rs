@@ -51,7 +51,6 @@ impl Currency {
 
     /// Parses a decimal string such as `"1234.50"` into minor units of this currency.
     pub fn parse_amount(&self, text: &str) -> Result<i64, AmountError> {
-        let text = text.trim();
         if text.is_empty() {
             return Err(AmountError::Empty);
         }
@@ -427,6 +426,8 @@ mod tests {
     fn rejects_malformed_amounts() {
         assert_eq!(eur().parse_amount("-1"), Err(AmountError::Negative));
         assert_eq!(eur().parse_amount("1e3"), Err(AmountError::NotADecimal));
+        assert_eq!(eur().parse_amount(" 12.50 "), Err(AmountError::NotADecimal));
+        assert_eq!(eur().parse_amount("NaN"), Err(AmountError::NotADecimal));
         assert_eq!(eur().parse_amount("1,000"), Err(AmountError::NotADecimal));
         assert_eq!(eur().parse_amount(".5"), Err(AmountError::NotADecimal));
         assert_eq!(eur().parse_amount(""), Err(AmountError::Empty));

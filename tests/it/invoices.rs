@@ -705,7 +705,58 @@ async fn concurrent_payments_never_overpay(s: &TestServer) {
     assert_eq!(get(s, "inv_1").await.amount_due, "10.00");
 }
 
+/// Payment times a later read could not return, or that no bank booked, are refused; so is
+/// an amount that is not written exactly as documented.
+async fn payments_must_be_plausible(s: &TestServer) {
+    s.create_customer("cus_1").await;
+    s.invoices()
+        .upsert_invoice(proto::UpsertInvoiceRequest {
+            invoice: Some(invoice("inv_1", "cus_1")),
+        })
+        .await
+        .unwrap();
+    let now = dunning::clock::Clock::now(&s.clock);
+    for (seconds, why) in [
+        (253_402_300_800, "valid timestamp"),
+        (-62_135_596_801, "valid timestamp"),
+        ((now + Duration::days(2)).timestamp(), "a day ahead"),
+        ((now - Duration::days(4_000)).timestamp(), "ten years"),
+    ] {
+        let refused = assert_error(
+            s.invoices()
+                .record_payment(proto::RecordPaymentRequest {
+                    paid_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                    ..payment("inv_1", "pay_1", "10.00", "EUR")
+                })
+                .await,
+            Code::InvalidArgument,
+            "VALIDATION_FAILED",
+        );
+        assert_eq!(bad_fields(&refused), vec!["paid_time"]);
+        assert!(refused.message().contains(why), "{refused:?}");
+    }
+    let spaced = assert_error(
+        s.invoices()
+            .record_payment(payment("inv_1", "pay_1", " 10.00 ", "EUR"))
+            .await,
+        Code::InvalidArgument,
+        "VALIDATION_FAILED",
+    );
+    assert_eq!(bad_fields(&spaced), vec!["amount"]);
+    s.invoices()
+        .record_payment(proto::RecordPaymentRequest {
+            paid_time: Some(prost_types::Timestamp {
+                seconds: (now - Duration::days(30)).timestamp(),
+                nanos: 0,
+            }),
+            ..payment("inv_1", "pay_1", "10.00", "EUR")
+        })
+        .await
+        .unwrap();
+}
+
 on_both_backends!(
+    payments_must_be_plausible,
     invoice_lifecycle,
     list_filters,
     overdue_balance_per_currency,

@@ -26,14 +26,20 @@ pub fn optional_timestamp(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
     t.and_then(timestamp)
 }
 
-/// A wire timestamp as an instant, or a violation.
+/// Seconds of protobuf's timestamp range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A wire timestamp as an instant, or a violation (outside protobuf's range included, which
+/// other clients could not read back).
 pub fn instant(field: &str, t: &Timestamp, violations: &mut Violations) -> Option<DateTime<Utc>> {
-    let parsed = (0..1_000_000_000)
-        .contains(&t.nanos)
+    let parsed = ((0..1_000_000_000).contains(&t.nanos) && TIMESTAMP_SECONDS.contains(&t.seconds))
         .then(|| DateTime::from_timestamp(t.seconds, t.nanos as u32))
         .flatten();
     if parsed.is_none() {
-        violations.add(field, "is not a valid timestamp");
+        violations.add(
+            field,
+            "is not a valid timestamp (years 0001 to 9999, nanos 0 to 999,999,999)",
+        );
     }
     parsed
 }
