@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod abuse;
 mod cli;
 mod commands;
 mod customers;
