@@ -193,13 +193,15 @@ impl Customers {
         filter: &CustomerFilter,
         page: &PageRequest,
     ) -> Result<(Vec<Customer>, String), Error> {
-        let after = page.after_id(filter)?;
+        let after = page.after_id(&(caller.organization_id, filter))?;
         let rows = self
             .core
             .store
             .list_customers(caller.organization_id, filter, after, page.fetch_limit())
             .await?;
-        Ok(page.finish(rows, filter, |c| c.id.to_string()))
+        Ok(page.finish(rows, &(caller.organization_id, filter), |c| {
+            c.id.to_string()
+        }))
     }
 
     /// Erases the customer's personal data; invoices, payments and events stay. Deleting a

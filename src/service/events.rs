@@ -37,7 +37,9 @@ impl Events {
         page: &PageRequest,
     ) -> Result<(Vec<Event>, String), Error> {
         let token_key = (filter, after_sequence);
-        let after = page.after_sequence(&token_key)?.unwrap_or(after_sequence);
+        let after = page
+            .after_sequence(&(caller.organization_id, &token_key))?
+            .unwrap_or(after_sequence);
         let rows = self
             .core
             .store
@@ -49,7 +51,11 @@ impl Events {
                 page.fetch_limit(),
             )
             .await?;
-        Ok(page.finish(rows, &token_key, |e| e.sequence.to_string()))
+        Ok(
+            page.finish(rows, &(caller.organization_id, &token_key), |e| {
+                e.sequence.to_string()
+            }),
+        )
     }
 }
 

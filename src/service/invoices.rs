@@ -354,7 +354,7 @@ impl Invoices {
         if let Some(customer) = &query.customer {
             filter.customer_id = Some(load_customer(&self.core.store, caller, customer).await?.id);
         }
-        let after = page.after_id(&filter)?;
+        let after = page.after_id(&(caller.organization_id, &filter))?;
         let rows = self
             .core
             .store
@@ -366,7 +366,9 @@ impl Invoices {
                 page.fetch_limit(),
             )
             .await?;
-        let (rows, token) = page.finish(rows, &filter, |i| i.id.to_string());
+        let (rows, token) = page.finish(rows, &(caller.organization_id, &filter), |i| {
+            i.id.to_string()
+        });
         Ok((
             invoice_views(&self.core.store, caller, rows, self.core.now()).await?,
             token,
@@ -533,12 +535,16 @@ impl Invoices {
         page: &PageRequest,
     ) -> Result<(Vec<Payment>, String), Error> {
         let invoice = load_invoice(&self.core.store, caller, key, false).await?;
-        let after = page.after_id(&invoice.id)?;
+        let after = page.after_id(&(caller.organization_id, &invoice.id))?;
         let rows = self
             .core
             .store
             .list_payments(invoice.id, after, page.fetch_limit())
             .await?;
-        Ok(page.finish(rows, &invoice.id, |p| p.id.to_string()))
+        Ok(
+            page.finish(rows, &(caller.organization_id, &invoice.id), |p| {
+                p.id.to_string()
+            }),
+        )
     }
 }

@@ -84,13 +84,15 @@ impl Notifications {
         if let Some(customer) = customer {
             filter.customer_id = Some(load_customer(&self.core.store, caller, &customer).await?.id);
         }
-        let before = page.after_id(&filter)?;
+        let before = page.after_id(&(caller.organization_id, &filter))?;
         let rows = self
             .core
             .store
             .list_notifications(caller.organization_id, &filter, before, page.fetch_limit())
             .await?;
-        Ok(page.finish(rows, &filter, |n| n.id.to_string()))
+        Ok(page.finish(rows, &(caller.organization_id, &filter), |n| {
+            n.id.to_string()
+        }))
     }
 
     /// Stores an override after checking that it parses and renders.

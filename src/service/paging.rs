@@ -1,7 +1,9 @@
 //! Opaque keyset page tokens.
 //!
-//! A token names the last row returned and a fingerprint of the filters it was issued for, so a
-//! token replayed with other filters is refused instead of silently skipping rows.
+//! A token names the last row returned and a fingerprint of that key together with the list,
+//! the organization and the filters it was issued for, so a token replayed with other
+//! filters, on another list or by another organization, or altered, is refused instead of
+//! silently skipping rows.
 
 use crate::error::Error;
 use crate::error::Reason;
@@ -69,11 +71,13 @@ impl PageRequest {
             .decode(self.token.as_bytes())
             .map_err(|_| invalid_token())?;
         let token: Token = serde_json::from_slice(&bytes).map_err(|_| invalid_token())?;
-        if token.f != fingerprint(filter) {
+        if token.f != token_fingerprint(&token.k, filter) {
             return Err(Error::InvalidRequest {
                 reason: Reason::InvalidPageToken,
                 field: "page_token".into(),
-                message: "page_token was issued for different filters".into(),
+                message: "page_token was issued for other filters, another list or another \
+                          organization, or was altered"
+                    .into(),
             });
         }
         Ok(Some(token.k))
@@ -90,8 +94,8 @@ impl PageRequest {
             rows.truncate(self.size as usize);
             let last = rows.last().map(&key).unwrap_or_default();
             let token = Token {
+                f: token_fingerprint(&last, filter),
                 k: last,
-                f: fingerprint(filter),
             };
             let json = serde_json::to_vec(&token).unwrap_or_default();
             (rows, URL_SAFE_NO_PAD.encode(json))
@@ -112,6 +116,12 @@ fn invalid_token() -> Error {
         field: "page_token".into(),
         message: "page_token is not a token returned by this list".into(),
     }
+}
+
+/// What a token's key is bound to: itself, the filter's type (the list) and value (which
+/// carries the organization).
+fn token_fingerprint<F: Debug>(key: &str, filter: &F) -> String {
+    fingerprint(&(key, std::any::type_name::<F>(), filter))
 }
 
 /// A short stable hash of a value's debug form.
@@ -137,6 +147,18 @@ mod tests {
             Some(Uuid::from_u128(2))
         );
         assert!(next.after_id(&"filter-b").is_err());
+        let altered: Token =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.as_bytes()).unwrap()).unwrap();
+        let altered = Token {
+            k: Uuid::from_u128(7).to_string(),
+            f: altered.f,
+        };
+        let altered = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&altered).unwrap());
+        assert!(PageRequest::new(2, altered).after_id(&"filter-a").is_err());
+        assert!(
+            next.after_id(&String::from("filter-a")).is_err(),
+            "another list"
+        );
         assert!(
             PageRequest::new(2, "garbage".into())
                 .after_id(&"filter-a")

@@ -168,7 +168,7 @@ impl Policies {
         page: &PageRequest,
     ) -> Result<(Vec<Policy>, String), Error> {
         let filter = ("policies", include_archived);
-        let after = page.after_text(&filter)?;
+        let after = page.after_text(&(caller.organization_id, &filter))?;
         let rows = self
             .core
             .store
@@ -179,7 +179,7 @@ impl Policies {
                 page.fetch_limit(),
             )
             .await?;
-        Ok(page.finish(rows, &filter, |p| p.code.clone()))
+        Ok(page.finish(rows, &(caller.organization_id, &filter), |p| p.code.clone()))
     }
 
     /// Writes a new version with the listed fields changed; returns the latest version

@@ -133,13 +133,13 @@ impl Webhooks {
         caller: Caller,
         page: &PageRequest,
     ) -> Result<(Vec<WebhookEndpoint>, String), Error> {
-        let after = page.after_id(&())?;
+        let after = page.after_id(&(caller.organization_id, &()))?;
         let rows = self
             .core
             .store
             .list_webhook_endpoints(caller.organization_id, after, page.fetch_limit())
             .await?;
-        Ok(page.finish(rows, &(), |e| e.id.to_string()))
+        Ok(page.finish(rows, &(caller.organization_id, &()), |e| e.id.to_string()))
     }
 
     /// Changes the listed fields.
@@ -216,12 +216,14 @@ impl Webhooks {
         if let Some(id) = filter.endpoint_id {
             self.get_webhook_endpoint(caller, id).await?;
         }
-        let before = page.after_id(filter)?;
+        let before = page.after_id(&(caller.organization_id, filter))?;
         let rows = self
             .core
             .store
             .list_webhook_deliveries(caller.organization_id, filter, before, page.fetch_limit())
             .await?;
-        Ok(page.finish(rows, filter, |d| d.id.to_string()))
+        Ok(page.finish(rows, &(caller.organization_id, filter), |d| {
+            d.id.to_string()
+        }))
     }
 }

@@ -851,6 +851,7 @@ on_both_backends!(
     keys_are_limited_to_their_scopes_and_expire,
     undecodable_requests_are_invalid_arguments,
     error_answers_are_bounded,
+    page_tokens_are_bound_to_their_list_and_organization,
 );
 
 /// ListCustomers with `key`: the cheapest call, for the limits below.
@@ -1035,4 +1036,56 @@ async fn error_answers_are_bounded(s: &TestServer) {
         "{:?}",
         listed.last()
     );
+}
+
+/// A page token works only for the list, the organization and the filters it was issued for.
+async fn page_tokens_are_bound_to_their_list_and_organization(s: &TestServer) {
+    for id in ["cus_a", "cus_b"] {
+        s.create_customer(id).await;
+    }
+    let token = s
+        .customers()
+        .list_customers(proto::ListCustomersRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    assert!(!token.is_empty());
+    let other = s.other_organization("other").await;
+    assert_error(
+        s.customers_as(&other)
+            .list_customers(proto::ListCustomersRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_PAGE_TOKEN",
+    );
+    assert_error(
+        s.invoices()
+            .list_invoices(proto::ListInvoicesRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_PAGE_TOKEN",
+    );
+    let second = s
+        .customers()
+        .list_customers(proto::ListCustomersRequest {
+            page_size: 1,
+            page_token: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.customers.len(), 1);
 }

@@ -184,13 +184,15 @@ impl PaymentRequests {
         if let Some(customer) = &query.customer {
             filter.customer_id = Some(load_customer(&self.core.store, caller, customer).await?.id);
         }
-        let before = page.after_id(&filter)?;
+        let before = page.after_id(&(caller.organization_id, &filter))?;
         let rows = self
             .core
             .store
             .list_payment_requests(caller.organization_id, &filter, before, page.fetch_limit())
             .await?;
-        Ok(page.finish(rows, &filter, |r| r.id.to_string()))
+        Ok(page.finish(rows, &(caller.organization_id, &filter), |r| {
+            r.id.to_string()
+        }))
     }
 
     /// Cancels an open request that has no charge in flight; canceling a canceled request

@@ -178,13 +178,15 @@ impl Processes {
                     .id,
             );
         }
-        let after = page.after_id(&filter)?;
+        let after = page.after_id(&(caller.organization_id, &filter))?;
         let rows = self
             .core
             .store
             .list_processes(caller.organization_id, &filter, after, page.fetch_limit())
             .await?;
-        let (rows, token) = page.finish(rows, &filter, |p| p.id.to_string());
+        let (rows, token) = page.finish(rows, &(caller.organization_id, &filter), |p| {
+            p.id.to_string()
+        });
         // The invoices of the whole page in one read.
         let ids: Vec<Uuid> = rows
             .iter()
