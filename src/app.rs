@@ -22,7 +22,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// A running server: its address, its use cases (for tests and tools) and a way to stop it.
 pub struct RunningServer {
@@ -196,6 +195,7 @@ pub async fn start(
     let router = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(60))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(config.max_streams_per_connection))
         .trace_fn(|request| {
             let path = request.uri().path();
             let (service, method) = path
@@ -225,19 +225,30 @@ pub async fn start(
             config.key_concurrency,
         ))
         .add_routes(routes);
-    let server = match tls {
-        None => tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            wait_for_stop(stopped.clone()),
-        )),
+    let max_connections = config.max_connections;
+    let (server, accepting) = match tls {
+        None => {
+            let (incoming, accepting) =
+                crate::listener::incoming(listener, max_connections, |socket| async move {
+                    let _ = socket.set_nodelay(true);
+                    Ok(socket)
+                });
+            let serving =
+                router.serve_with_incoming_shutdown(incoming, wait_for_stop(stopped.clone()));
+            (tokio::spawn(serving), accepting)
+        }
         Some(tls) => {
-            let (incoming, accepting) = crate::tls::incoming(listener, tls);
-            helpers.push(accepting);
-            tokio::spawn(
-                router.serve_with_incoming_shutdown(incoming, wait_for_stop(stopped.clone())),
-            )
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let (incoming, accepting) =
+                crate::listener::incoming(listener, max_connections, move |socket| {
+                    crate::tls::handshake(acceptor.clone(), socket)
+                });
+            let serving =
+                router.serve_with_incoming_shutdown(incoming, wait_for_stop(stopped.clone()));
+            (tokio::spawn(serving), accepting)
         }
     };
+    helpers.push(accepting);
     tracing::info!(%grpc_addr, "starting: migrating the database");
     if let Err(e) = services.store().migrate().await {
         let _ = stop.send(true);

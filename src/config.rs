@@ -126,6 +126,10 @@ pub struct Config {
     pub key_concurrency: usize,
     /// Largest request message accepted, in bytes (RESOURCE_EXHAUSTED past it).
     pub max_request_bytes: usize,
+    /// gRPC connections open at once; past it a new connection is closed at once.
+    pub max_connections: usize,
+    /// Calls (HTTP/2 streams) one connection may have open at once; more wait.
+    pub max_streams_per_connection: u32,
     /// An OpenTelemetry collector's OTLP/gRPC address (`http://collector:4317`): spans are
     /// exported there as traces. Unset (the default), nothing is exported.
     pub otlp_endpoint: Option<String>,
@@ -165,6 +169,8 @@ impl Default for Config {
             key_concurrency: 0,
             // A full BatchUpsertInvoices with metadata fits easily.
             max_request_bytes: 8 * 1024 * 1024,
+            max_connections: 10_000,
+            max_streams_per_connection: 1_000,
             otlp_endpoint: None,
             tls_cert: None,
             tls_key: None,
@@ -190,7 +196,7 @@ impl Numeric {
     }
 }
 
-const NUMERIC: [Numeric; 11] = [
+const NUMERIC: [Numeric; 13] = [
     Numeric {
         variable: "DUNNING_SMTP_POOL_SIZE",
         key: "smtp_pool_size",
@@ -262,6 +268,20 @@ const NUMERIC: [Numeric; 11] = [
         set: |c, n| c.key_concurrency = n as usize,
     },
     Numeric {
+        variable: "DUNNING_MAX_CONNECTIONS",
+        key: "max_connections",
+        range: 1..=1_000_000,
+        get: |c| c.max_connections as u64,
+        set: |c, n| c.max_connections = n as usize,
+    },
+    Numeric {
+        variable: "DUNNING_MAX_STREAMS_PER_CONNECTION",
+        key: "max_streams_per_connection",
+        range: 1..=100_000,
+        get: |c| u64::from(c.max_streams_per_connection),
+        set: |c, n| c.max_streams_per_connection = n as u32,
+    },
+    Numeric {
         variable: "DUNNING_MAX_REQUEST_BYTES",
         key: "max_request_bytes",
         range: 1024..=67_108_864,
@@ -303,6 +323,11 @@ pub const SETTINGS: &[(&str, Option<&str>)] = &[
     ),
     ("DUNNING_KEY_CONCURRENCY", Some("key_concurrency")),
     ("DUNNING_MAX_REQUEST_BYTES", Some("max_request_bytes")),
+    ("DUNNING_MAX_CONNECTIONS", Some("max_connections")),
+    (
+        "DUNNING_MAX_STREAMS_PER_CONNECTION",
+        Some("max_streams_per_connection"),
+    ),
     ("DUNNING_OTLP_ENDPOINT", Some("otlp_endpoint")),
     ("DUNNING_TLS_CERT", Some("tls_cert")),
     ("DUNNING_TLS_KEY", Some("tls_key")),

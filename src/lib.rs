@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod listener;
 pub mod metrics;
 pub mod notify;
 pub mod outbound;

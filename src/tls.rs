@@ -12,9 +12,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// How long a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,46 +57,18 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// The connections accepted on `listener` once their TLS handshake completed; a client that
-/// fails its handshake (wrong CA, no certificate, plain text) is logged and dropped without
-/// holding up the others.
-pub fn incoming(
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-) -> (
-    ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (sender, receiver) = tokio::sync::mpsc::channel(64);
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let accepting = tokio::spawn(async move {
-        loop {
-            let (socket, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: the next accept may work.
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    continue;
-                }
-            };
-            if sender.is_closed() {
-                // The server stopped.
-                return;
-            }
-            let acceptor = acceptor.clone();
-            let server = sender.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = server.send(Ok(stream)).await;
-                    }
-                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    (ReceiverStream::new(receiver), accepting)
+/// The TLS handshake of one accepted connection, at most [`HANDSHAKE_TIMEOUT`]; why it
+/// failed otherwise (a wrong CA, no client certificate, plain text).
+pub async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    socket: TcpStream,
+) -> Result<TlsStream<TcpStream>, String> {
+    let _ = socket.set_nodelay(true);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
 }
 
 /// The organization a client certificate (DER) names: its subject's common name.

@@ -104,3 +104,57 @@ async fn abandoned_streams_and_idle_connections_leave_nothing_behind() {
         "closed idle connections are let go"
     );
 }
+
+/// A gRPC client on a new connection to `s` lists customers.
+async fn answered_on_a_new_connection(s: &TestServer) -> bool {
+    let Ok(channel) =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", s.server().grpc_addr))
+            .unwrap()
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await
+    else {
+        return false;
+    };
+    dunning::proto::customer_service_client::CustomerServiceClient::with_interceptor(
+        channel,
+        s.auth(&s.key),
+    )
+    .list_customers(proto::ListCustomersRequest::default())
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let s = TestServer::start_with(Backend::Sqlite, |c| c.max_connections = 3).await;
+    let addr = s.server().grpc_addr;
+    // The test server's own client holds one connection; two idle ones take the rest.
+    let mut idle = vec![
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+    ];
+    let mut refused = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(5), refused.read(&mut [0; 16]))
+        .await
+        .expect("the server closes it at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+    s.customers()
+        .list_customers(proto::ListCustomersRequest::default())
+        .await
+        .expect("connections within the limit are served");
+    // An idle connection goes; its place is free again.
+    idle.pop();
+    let freed = tokio::time::timeout(Duration::from_secs(10), async {
+        while !answered_on_a_new_connection(&s).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        freed.is_ok(),
+        "a closed connection's place is given to a new one"
+    );
+    s.stop().await;
+}
