@@ -229,10 +229,7 @@ pub async fn start(
     let (server, accepting) = match tls {
         None => {
             let (incoming, accepting) =
-                crate::listener::incoming(listener, max_connections, |socket| async move {
-                    let _ = socket.set_nodelay(true);
-                    Ok(socket)
-                });
+                crate::listener::incoming(listener, max_connections, crate::listener::plain);
             let serving =
                 router.serve_with_incoming_shutdown(incoming, wait_for_stop(stopped.clone()));
             (tokio::spawn(serving), accepting)

@@ -13,6 +13,21 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
+/// How long a new connection may stay silent before it is closed: a gRPC client speaks at
+/// once, so a silent one only holds a place under `DUNNING_MAX_CONNECTIONS`.
+pub const FIRST_BYTES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A plain TCP connection, once its client has sent something ([`FIRST_BYTES_TIMEOUT`]).
+pub async fn plain(socket: TcpStream) -> Result<TcpStream, String> {
+    let _ = socket.set_nodelay(true);
+    // Readiness alone can be reported before any byte arrived: wait for a byte (or the end).
+    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, socket.peek(&mut [0; 1])).await {
+        Ok(Ok(_)) => Ok(socket),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("sent nothing within {FIRST_BYTES_TIMEOUT:?}")),
+    }
+}
+
 /// Connections accepted on `listener`, at most `max_connections` open at once (past it a new
 /// connection is closed at once), each made ready by `prepare` (plain TCP as it is, or a TLS
 /// handshake); one that fails to prepare is logged and dropped. The task accepting them is

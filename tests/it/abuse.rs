@@ -158,3 +158,33 @@ async fn connections_past_the_limit_are_closed_at_once() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_deadline() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (mut incoming, _accepting) =
+        dunning::listener::incoming(listener, 10, dunning::listener::plain);
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut speaking = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut speaking, b"PRI * HTTP/2.0")
+        .await
+        .unwrap();
+    let handed = incoming.next().await.expect("the speaking one is served");
+    assert!(handed.is_ok());
+    // Measures how long the silent connection was kept; no rule reads it as a time.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let read = tokio::time::timeout(
+        dunning::listener::FIRST_BYTES_TIMEOUT + Duration::from_secs(5),
+        silent.read(&mut [0; 8]),
+    )
+    .await
+    .expect("the silent one is closed at the deadline");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        started.elapsed() >= dunning::listener::FIRST_BYTES_TIMEOUT - Duration::from_secs(1),
+        "kept until the deadline, not closed at once"
+    );
+}
