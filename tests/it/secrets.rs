@@ -10,6 +10,11 @@ use dunning::proto::organization_service_client::OrganizationServiceClient;
 use dunning::proto::webhook_service_client::WebhookServiceClient;
 use prost_types::FieldMask;
 
+/// A successful answer as text, to search.
+fn answer<T: std::fmt::Debug>(answer: Result<tonic::Response<T>, tonic::Status>) -> String {
+    format!("{:?}", answer.expect("answered").into_inner())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_appear_in_no_answer_and_no_log_line() {
     let s = TestServer::start(Backend::Postgres).await;
@@ -72,13 +77,10 @@ async fn secrets_appear_in_no_answer_and_no_log_line() {
             paths: vec!["payment_provider".into()],
         }),
     };
-    answers.push(format!(
-        "{:?}",
+    answers.push(answer(
         organizations
             .update_organization(provider("https://payments.example.com/charge"))
-            .await
-            .unwrap()
-            .into_inner()
+            .await,
     ));
     // A refused update that carries the secret does not echo it.
     answers.push(format!(
@@ -88,50 +90,35 @@ async fn secrets_appear_in_no_answer_and_no_log_line() {
             .await
             .unwrap_err()
     ));
-    answers.push(format!(
-        "{:?}",
+    answers.push(answer(
         organizations
             .get_organization(proto::GetOrganizationRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
+            .await,
     ));
-    answers.push(format!(
-        "{:?}",
+    answers.push(answer(
         webhooks
             .get_webhook_endpoint(proto::GetWebhookEndpointRequest {
                 id: endpoint_id.clone(),
             })
-            .await
-            .unwrap()
-            .into_inner()
+            .await,
     ));
-    answers.push(format!(
-        "{:?}",
+    answers.push(answer(
         webhooks
             .list_webhook_endpoints(proto::ListWebhookEndpointsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
+            .await,
     ));
-    answers.push(format!(
-        "{:?}",
+    answers.push(answer(
         webhooks
             .list_webhook_deliveries(proto::ListWebhookDeliveriesRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
+            .await,
     ));
-    answers.push(format!(
-        "{:?}",
+    answers.push(answer(
         dunning
             .list_events(proto::ListEventsRequest {
                 page_size: 1000,
                 ..Default::default()
             })
-            .await
-            .unwrap()
-            .into_inner()
+            .await,
     ));
     // Everything the process logged, up to its stop.
     serve.terminate().await;
