@@ -4,8 +4,10 @@
 //! and control characters, numbers at their limits, unknown enum numbers, 10,000-item lists
 //! and maps, timestamps outside protobuf's range, masks with unknown paths), sent with a key
 //! that may call everything, against the real server. Every answer must be a deliberate one:
-//! never INTERNAL, UNKNOWN or DATA_LOSS, always under 8 KB, and a refused call appends no event
-//! (nothing it was refused for was stored). All defects are collected and listed together.
+//! never INTERNAL, UNKNOWN or DATA_LOSS, always an ErrorInfo reason (and a named field for
+//! INVALID_ARGUMENT), always under 8 KB, a refused call appends no event (nothing it was
+//! refused for was stored), and no value that no field may hold is accepted. All defects are
+//! collected and listed together.
 
 use crate::common::{Backend, TestServer, raw::RawCodec};
 use prost::Message;
@@ -409,6 +411,25 @@ async fn every_rpc_answers_hostile_input_deliberately(backend: Backend) {
                         status.code(),
                         status.message()
                     ));
+                }
+                // A deliberate refusal says why: an ErrorInfo reason, and the bad field when
+                // the input is at fault.
+                let details = tonic_types::StatusExt::get_error_details(&status);
+                if details
+                    .error_info()
+                    .is_none_or(|info| info.reason.is_empty())
+                {
+                    defects.push(format!(
+                        "{where_}: {:?} without an ErrorInfo reason",
+                        status.code()
+                    ));
+                }
+                if status.code() == Code::InvalidArgument
+                    && details
+                        .bad_request()
+                        .is_none_or(|b| b.field_violations.is_empty())
+                {
+                    defects.push(format!("{where_}: INVALID_ARGUMENT naming no field"));
                 }
                 let size = status.message().len() + status.details().len();
                 if size >= 8_000 {
