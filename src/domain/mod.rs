@@ -13,6 +13,7 @@ pub mod overdue;
 pub mod payment_request;
 pub mod policy;
 pub mod process;
+pub mod profile;
 pub mod query;
 pub mod report;
 pub mod signature;

@@ -3,6 +3,7 @@
 use super::convert::{self, timestamp};
 use super::{Api, authenticate};
 use crate::domain::customer::{Customer, CustomerDetails, CustomerField, PaymentMethod};
+use crate::domain::profile::PaymentProfile;
 use crate::domain::query::CustomerFilter;
 use crate::domain::validation::{self, Violations};
 use crate::error::Error;
@@ -214,9 +215,14 @@ impl CustomerService for Api {
     ) -> Result<Response<proto::GetCustomerResponse>, Status> {
         let caller = authenticate(&self.services, &request).await?;
         let key = convert::customer_key(request.get_ref().customer.as_ref())?;
-        let customer = self.services.customers.get_customer(caller, &key).await?;
+        let (customer, profile) = self
+            .services
+            .customers
+            .customer_with_profile(caller, &key)
+            .await?;
         Ok(Response::new(proto::GetCustomerResponse {
             customer: Some(customer_to_proto(customer)),
+            payment_profile: Some(profile_to_proto(&profile)),
         }))
     }
 
@@ -332,5 +338,29 @@ impl CustomerService for Api {
             .overdue_balance(caller, &key)
             .await?;
         Ok(Response::new(balance_to_proto(balance)))
+    }
+}
+
+fn profile_to_proto(p: &PaymentProfile) -> proto::PaymentProfile {
+    proto::PaymentProfile {
+        since_time: convert::timestamp(p.since),
+        as_of_time: convert::timestamp(p.as_of),
+        overdue_invoices: p.overdue_invoices,
+        paid_late_invoices: p.paid_late_invoices,
+        paid_on_time_invoices: p.paid_on_time_invoices,
+        average_days_late: p.average_days_late.normalize().to_string(),
+        max_days_late: p.max_days_late,
+        on_time_ratio: p
+            .on_time_ratio
+            .map(|r| r.normalize().to_string())
+            .unwrap_or_default(),
+        paid_amounts: p
+            .paid_minor
+            .iter()
+            .map(|(currency, minor)| proto::CurrencyAmount {
+                currency_code: currency.code().to_owned(),
+                amount: currency.format(*minor),
+            })
+            .collect(),
     }
 }

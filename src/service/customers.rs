@@ -13,6 +13,7 @@ use crate::domain::customer::CustomerField;
 use crate::domain::event::EventType;
 use crate::domain::event::NewEvent;
 use crate::domain::overdue::OverdueBalance;
+use crate::domain::profile::{PaymentProfile, payment_profile};
 use crate::domain::query::CustomerFilter;
 use crate::error::Error;
 use crate::error::Reason;
@@ -244,6 +245,28 @@ impl Customers {
     }
 
     /// The customer's overdue balance per currency, now.
+    /// The customer with its payment behaviour over the last
+    /// [`DEFAULT_WINDOW_DAYS`](crate::domain::profile::DEFAULT_WINDOW_DAYS) days.
+    pub async fn customer_with_profile(
+        &self,
+        caller: Caller,
+        key: &CustomerRef,
+    ) -> Result<(Customer, PaymentProfile), Error> {
+        let customer = load_customer(&self.core.store, caller, key).await?;
+        let now = self.core.now();
+        let window = crate::domain::profile::DEFAULT_WINDOW_DAYS;
+        let since = now - chrono::Duration::days(i64::from(window));
+        let store = &self.core.store;
+        let invoices = store
+            .invoices_overdue_between(customer.id, since, now)
+            .await?;
+        let payments = store
+            .payments_of_customer_between(customer.id, since, now)
+            .await?;
+        let profile = payment_profile(&invoices, &payments, customer.details.timezone, now, window);
+        Ok((customer, profile))
+    }
+
     pub async fn overdue_balance(
         &self,
         caller: Caller,

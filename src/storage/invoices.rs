@@ -222,6 +222,50 @@ impl<C: ConnectionTrait> Conn<C> {
             .collect()
     }
 
+    /// The customer's invoices that became overdue in (`since`, `until`] (whatever happened to
+    /// them since), over the (customer_id, ...) index: the invoices a payment profile counts.
+    pub async fn invoices_overdue_between(
+        &self,
+        customer_id: Uuid,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Invoice>, Error> {
+        invoice::Entity::find()
+            .filter(invoice::Column::CustomerId.eq(customer_id))
+            .filter(invoice::Column::OverdueAt.gt(to_micros(since)))
+            .filter(invoice::Column::OverdueAt.lte(to_micros(until)))
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(from_model)
+            .collect()
+    }
+
+    /// Payments received on the customer's invoices in (`since`, `until`].
+    pub async fn payments_of_customer_between(
+        &self,
+        customer_id: Uuid,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Payment>, Error> {
+        let invoices = sea_orm::sea_query::Query::select()
+            .column(invoice::Column::Id)
+            .from(invoice::Entity)
+            .and_where(invoice::Column::CustomerId.eq(customer_id))
+            .to_owned();
+        payment::Entity::find()
+            .filter(payment::Column::InvoiceId.in_subquery(invoices))
+            .filter(payment::Column::PaidAt.gt(to_micros(since)))
+            .filter(payment::Column::PaidAt.lte(to_micros(until)))
+            .all(&self.conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(payment_from_model)
+            .collect()
+    }
+
     /// Overdue invoices (of any organization) whose `invoice.overdue` event is not yet
     /// appended, oldest overdue instant first.
     pub async fn invoices_to_announce_overdue(

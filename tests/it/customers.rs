@@ -627,7 +627,95 @@ async fn organization_settings(s: &TestServer) {
     assert_eq!(created.timezone, "Europe/Paris");
 }
 
+/// GetCustomer's payment profile against a hand-built history in New York time: one invoice
+/// paid the day before its due date, one paid in two parts, the last on the evening of the
+/// third day after (already the fourth day in UTC), and one still open.
+async fn the_payment_profile_counts_late_and_on_time_payments(s: &TestServer) {
+    s.customers()
+        .create_customer(proto::CreateCustomerRequest {
+            customer: Some(proto::Customer {
+                timezone: "America/New_York".into(),
+                ..customer("cus_p")
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    for (id, due) in [
+        ("inv_a", "2026-10-01"),
+        ("inv_b", "2026-10-01"),
+        ("inv_c", "2026-11-10"),
+    ] {
+        s.invoices()
+            .upsert_invoice(proto::UpsertInvoiceRequest {
+                invoice: Some(proto::Invoice {
+                    due_date: due.into(),
+                    issue_date: "2026-09-01".into(),
+                    ..invoice(id, "cus_p")
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    for (invoice, payment, amount, paid) in [
+        ("inv_a", "pay_a", "100.00", "2026-09-30T15:00:00Z"),
+        ("inv_b", "pay_b1", "40.00", "2026-10-02T12:00:00Z"),
+        ("inv_b", "pay_b2", "60.00", "2026-10-05T03:00:00Z"),
+    ] {
+        let paid: chrono::DateTime<chrono::Utc> = paid.parse().unwrap();
+        s.invoices()
+            .record_payment(proto::RecordPaymentRequest {
+                invoice: Some(proto::record_payment_request::Invoice::InvoiceExternalId(
+                    invoice.into(),
+                )),
+                payment_external_id: payment.into(),
+                amount: amount.into(),
+                currency_code: "EUR".into(),
+                paid_time: Some(prost_types::Timestamp {
+                    seconds: paid.timestamp(),
+                    nanos: 0,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let profile = s
+        .customers()
+        .get_customer(proto::GetCustomerRequest {
+            customer: Some(proto::get_customer_request::Customer::ExternalId(
+                "cus_p".into(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payment_profile
+        .unwrap();
+    assert_eq!(
+        (
+            profile.overdue_invoices,
+            profile.paid_late_invoices,
+            profile.paid_on_time_invoices,
+            profile.max_days_late,
+        ),
+        (2, 1, 1, 3),
+        "{profile:?}"
+    );
+    assert_eq!(profile.average_days_late, "3");
+    assert_eq!(profile.on_time_ratio, "0.5");
+    assert_eq!(
+        profile
+            .paid_amounts
+            .iter()
+            .map(|a| (a.currency_code.as_str(), a.amount.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("EUR", "200.00")]
+    );
+}
+
 on_both_backends!(
+    the_payment_profile_counts_late_and_on_time_payments,
     customer_lifecycle,
     create_is_idempotent_by_request_id,
     pagination_is_stable_under_concurrent_inserts,
