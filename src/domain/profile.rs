@@ -3,8 +3,10 @@
 //! to the day the invoice was paid in full), how many were paid on time, and what was paid per
 //! currency. Pure: the caller reads the invoices and payments of the window.
 
+use crate::domain::event::EventType;
 use crate::domain::invoice::{Invoice, InvoiceState, Payment};
 use crate::domain::money::Currency;
+use crate::domain::overdue::OverdueBalance;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
@@ -32,6 +34,49 @@ pub struct PaymentProfile {
     pub on_time_ratio: Option<Decimal>,
     /// Payments received in the window, per currency, in minor units.
     pub paid_minor: BTreeMap<Currency, i64>,
+    /// What dunning took in the window (from the event log).
+    pub history: CollectionsHistory,
+    /// What is overdue now, per currency.
+    pub overdue_now: Vec<OverdueBalance>,
+}
+
+/// Collections events of a customer in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectionsHistory {
+    /// Processes handed over to the collection agency (`process.escalated`).
+    pub escalated_processes: u32,
+    /// Invoices written off (`invoice.written_off`).
+    pub written_off_invoices: u32,
+    /// Promises to pay that were broken (`promise.broken`).
+    pub broken_promises: u32,
+}
+
+impl CollectionsHistory {
+    /// The event types counted: escalations, write-offs, broken promises.
+    pub fn event_types() -> [&'static str; 3] {
+        [
+            EventType::ProcessEscalated.as_str(),
+            EventType::InvoiceWrittenOff.as_str(),
+            EventType::PromiseBroken.as_str(),
+        ]
+    }
+
+    /// The history from (event type, count) pairs.
+    pub fn from_counts(counts: &[(String, i64)]) -> Self {
+        let count = |wanted: &str| {
+            counts
+                .iter()
+                .filter(|(t, _)| t == wanted)
+                .map(|(_, n)| u32::try_from(*n).unwrap_or(u32::MAX))
+                .sum()
+        };
+        let [escalated, written_off, broken] = Self::event_types();
+        Self {
+            escalated_processes: count(escalated),
+            written_off_invoices: count(written_off),
+            broken_promises: count(broken),
+        }
+    }
 }
 
 /// The profile as of `now` over the last `window_days`, from the customer's `invoices` (at
@@ -93,6 +138,8 @@ pub fn payment_profile(
         on_time_ratio: (paid > 0)
             .then(|| (Decimal::from(on_time) / Decimal::from(paid)).round_dp(2)),
         paid_minor,
+        history: CollectionsHistory::default(),
+        overdue_now: Vec::new(),
     }
 }
 

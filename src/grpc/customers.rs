@@ -362,5 +362,16 @@ fn profile_to_proto(p: &PaymentProfile) -> proto::PaymentProfile {
                 amount: currency.format(*minor),
             })
             .collect(),
+        escalated_processes: p.history.escalated_processes,
+        written_off_invoices: p.history.written_off_invoices,
+        broken_promises: p.history.broken_promises,
+        overdue_amounts: p
+            .overdue_now
+            .iter()
+            .map(|b| proto::CurrencyAmount {
+                currency_code: b.currency.code().to_owned(),
+                amount: b.currency.format(b.amount_due_minor),
+            })
+            .collect(),
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::customer::CustomerField;
 use crate::domain::event::EventType;
 use crate::domain::event::NewEvent;
 use crate::domain::overdue::OverdueBalance;
-use crate::domain::profile::{PaymentProfile, payment_profile};
+use crate::domain::profile::{CollectionsHistory, PaymentProfile, payment_profile};
 use crate::domain::query::CustomerFilter;
 use crate::error::Error;
 use crate::error::Reason;
@@ -263,7 +263,13 @@ impl Customers {
         let payments = store
             .payments_of_customer_between(customer.id, since, now)
             .await?;
-        let profile = payment_profile(&invoices, &payments, customer.details.timezone, now, window);
+        let mut profile =
+            payment_profile(&invoices, &payments, customer.details.timezone, now, window);
+        let counts = store
+            .count_customer_events(customer.id, &CollectionsHistory::event_types(), since, now)
+            .await?;
+        profile.history = CollectionsHistory::from_counts(&counts);
+        profile.overdue_now = store.overdue_balances(customer.id, now).await?;
         Ok((customer, profile))
     }
 

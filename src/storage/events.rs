@@ -13,6 +13,7 @@ use crate::clock::new_id;
 use crate::domain::event::{Event, EventPayload, NewEvent};
 use crate::domain::query::EventFilter;
 use crate::error::Error;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter, QueryOrder,
@@ -146,6 +147,30 @@ impl<C: ConnectionTrait> Conn<C> {
     }
 
     /// The organization's latest event sequence (0 before the first event).
+    /// How many events of each of `types` the customer's log holds from (`since`, `until`],
+    /// over the (customer_id, sequence) index.
+    pub async fn count_customer_events(
+        &self,
+        customer_id: Uuid,
+        types: &[&str],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>, Error> {
+        event::Entity::find()
+            .select_only()
+            .column(event::Column::EventType)
+            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
+            .filter(event::Column::CustomerId.eq(customer_id))
+            .filter(event::Column::EventType.is_in(types.iter().copied()))
+            .filter(event::Column::OccurredAt.gt(to_micros(since)))
+            .filter(event::Column::OccurredAt.lte(to_micros(until)))
+            .group_by(event::Column::EventType)
+            .into_tuple()
+            .all(&self.conn)
+            .await
+            .map_err(db_error)
+    }
+
     pub async fn last_event_sequence(&self, organization_id: Uuid) -> Result<i64, Error> {
         Ok(organization::Entity::find_by_id(organization_id)
             .one(&self.conn)

@@ -712,6 +712,23 @@ async fn the_payment_profile_counts_late_and_on_time_payments(s: &TestServer) {
             .collect::<Vec<_>>(),
         vec![("EUR", "200.00")]
     );
+    assert_eq!(
+        profile
+            .overdue_amounts
+            .iter()
+            .map(|a| (a.currency_code.as_str(), a.amount.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("EUR", "100.00")],
+        "inv_c is overdue"
+    );
+    assert_eq!(
+        (
+            profile.escalated_processes,
+            profile.written_off_invoices,
+            profile.broken_promises
+        ),
+        (0, 0, 0)
+    );
 }
 
 on_both_backends!(
