@@ -19,6 +19,7 @@ mod m20261206_000001_payment_plans;
 mod m20261206_000002_report_copies;
 mod m20261206_000003_key_scopes;
 mod m20261207_000001_trace_context;
+mod m20261207_000002_profile_window;
 
 /// The ordered list of every migration the service knows.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_report_copies::Migration),
             Box::new(m20261206_000003_key_scopes::Migration),
             Box::new(m20261207_000001_trace_context::Migration),
+            Box::new(m20261207_000002_profile_window::Migration),
         ]
     }
 }

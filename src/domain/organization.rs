@@ -64,7 +64,12 @@ pub struct OrganizationSettings {
     pub payment_link_template: String,
     pub quiet_hours: QuietHours,
     pub payment_provider: PaymentProviderSettings,
+    /// Days a customer's payment profile looks back (1 to 3,660).
+    pub profile_window_days: u32,
 }
+
+/// The longest payment-profile window an organization may choose (ten years).
+pub const MAX_PROFILE_WINDOW_DAYS: u32 = 3_660;
 
 impl OrganizationSettings {
     /// Settings of a new organization.
@@ -81,6 +86,7 @@ impl OrganizationSettings {
             payment_link_template: "https://pay.example.com/r/{payment_request_id}".into(),
             quiet_hours: QuietHours::default(),
             payment_provider: PaymentProviderSettings::default(),
+            profile_window_days: crate::domain::profile::DEFAULT_WINDOW_DAYS,
         }
     }
 }
@@ -106,6 +112,7 @@ pub enum OrganizationField {
     PaymentLinkTemplate,
     QuietHours,
     PaymentProvider,
+    ProfileWindowDays,
 }
 
 impl OrganizationField {
@@ -123,6 +130,7 @@ impl OrganizationField {
             "payment_link_template" => vec![PaymentLinkTemplate],
             "quiet_hours" => vec![QuietHours],
             "payment_provider" => vec![PaymentProvider],
+            "profile_window_days" => vec![ProfileWindowDays],
             _ => return None,
         })
     }
@@ -152,6 +160,9 @@ impl OrganizationSettings {
                     self.payment_link_template = update.payment_link_template.clone()
                 }
                 OrganizationField::QuietHours => self.quiet_hours = update.quiet_hours,
+                OrganizationField::ProfileWindowDays => {
+                    self.profile_window_days = update.profile_window_days
+                }
                 OrganizationField::PaymentProvider => {
                     let secret = if update.payment_provider.http_secret.is_empty() {
                         self.payment_provider.http_secret.clone()

@@ -3,6 +3,7 @@
 use super::convert::{self, timestamp};
 use super::{Api, authenticate};
 use crate::domain::money::Currency;
+use crate::domain::organization::MAX_PROFILE_WINDOW_DAYS;
 use crate::domain::organization::{
     Organization, OrganizationField, OrganizationSettings, QuietHours,
     validate_payment_link_template,
@@ -28,6 +29,7 @@ fn organization_to_proto(org: Organization) -> proto::Organization {
             reply_to_email: s.sender.reply_to_email,
         }),
         payment_link_template: s.payment_link_template,
+        profile_window_days: s.profile_window_days,
         quiet_hours: Some(proto::QuietHours {
             enabled: s.quiet_hours.enabled,
             start_time: s.quiet_hours.start.format("%H:%M").to_string(),
@@ -125,6 +127,16 @@ fn settings_update(
                     validate_payment_link_template(&org.payment_link_template, targets),
                 );
                 s.payment_link_template = org.payment_link_template.clone();
+            }
+            OrganizationField::ProfileWindowDays => {
+                if (1..=MAX_PROFILE_WINDOW_DAYS).contains(&org.profile_window_days) {
+                    s.profile_window_days = org.profile_window_days;
+                } else {
+                    v.add(
+                        "organization.profile_window_days",
+                        format!("must be 1 to {MAX_PROFILE_WINDOW_DAYS} days"),
+                    );
+                }
             }
             OrganizationField::QuietHours => {
                 let q = org.quiet_hours.clone().unwrap_or_default();

@@ -245,8 +245,7 @@ impl Customers {
     }
 
     /// The customer's overdue balance per currency, now.
-    /// The customer with its payment behaviour over the last
-    /// [`DEFAULT_WINDOW_DAYS`](crate::domain::profile::DEFAULT_WINDOW_DAYS) days.
+    /// The customer with its payment behaviour over the organization's profile window.
     pub async fn customer_with_profile(
         &self,
         caller: Caller,
@@ -254,7 +253,10 @@ impl Customers {
     ) -> Result<(Customer, PaymentProfile), Error> {
         let customer = load_customer(&self.core.store, caller, key).await?;
         let now = self.core.now();
-        let window = crate::domain::profile::DEFAULT_WINDOW_DAYS;
+        let window = crate::core::lookup::load_organization(&self.core.store, caller)
+            .await?
+            .settings
+            .profile_window_days;
         let since = now - chrono::Duration::days(i64::from(window));
         let store = &self.core.store;
         let invoices = store

@@ -197,6 +197,7 @@ fn org_to_model(org: &Organization, last_event_sequence: i64) -> organization::M
         payment_http_url: s.payment_provider.http_url.clone(),
         payment_http_secret: s.payment_provider.http_secret.clone(),
         minimum_charge_amounts: serde_json::to_string(&minimums).unwrap_or_else(|_| "{}".into()),
+        profile_window_days: i32::try_from(s.profile_window_days).unwrap_or(i32::MAX),
         last_event_sequence,
         created_at: to_micros(org.created_at),
         updated_at: to_micros(org.updated_at),
@@ -235,6 +236,8 @@ fn org_from_model(m: organization::Model) -> Result<Organization, Error> {
                 http_secret: m.payment_http_secret,
                 minimum_charge_minor,
             },
+            profile_window_days: u32::try_from(m.profile_window_days)
+                .map_err(|e| corrupt("profile window", e))?,
         },
         created_at: from_micros(m.created_at),
         updated_at: from_micros(m.updated_at),

@@ -729,6 +729,61 @@ async fn the_payment_profile_counts_late_and_on_time_payments(s: &TestServer) {
         ),
         (0, 0, 0)
     );
+
+    // A 30-day window keeps only the invoice that fell overdue on 2026-11-11.
+    let window = |days: u32| proto::UpdateOrganizationRequest {
+        organization: Some(proto::Organization {
+            profile_window_days: days,
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["profile_window_days".into()],
+        }),
+    };
+    let refused = assert_error(
+        s.organizations().update_organization(window(0)).await,
+        Code::InvalidArgument,
+        "VALIDATION_FAILED",
+    );
+    assert_eq!(
+        bad_fields(&refused),
+        vec!["organization.profile_window_days"]
+    );
+    let updated = s
+        .organizations()
+        .update_organization(window(30))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(updated.profile_window_days, 30);
+    let recent = s
+        .customers()
+        .get_customer(proto::GetCustomerRequest {
+            customer: Some(proto::get_customer_request::Customer::ExternalId(
+                "cus_p".into(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payment_profile
+        .unwrap();
+    assert_eq!(
+        (
+            recent.overdue_invoices,
+            recent.paid_late_invoices,
+            recent.paid_on_time_invoices
+        ),
+        (1, 0, 0),
+        "{recent:?}"
+    );
+    assert!(
+        recent.paid_amounts.is_empty(),
+        "no payment in the last 30 days"
+    );
+    assert_eq!(recent.on_time_ratio, "");
 }
 
 on_both_backends!(

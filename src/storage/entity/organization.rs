@@ -19,6 +19,8 @@ pub struct Model {
     pub payment_http_url: String,
     pub payment_http_secret: String,
     pub minimum_charge_amounts: String,
+    /// Days a customer's payment profile looks back.
+    pub profile_window_days: i32,
     pub last_event_sequence: i64,
     pub created_at: i64,
     pub updated_at: i64,
