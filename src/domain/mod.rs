@@ -16,6 +16,7 @@ pub mod process;
 pub mod profile;
 pub mod query;
 pub mod report;
+pub mod segment;
 pub mod signature;
 pub mod target;
 pub mod template;
