@@ -206,6 +206,83 @@ fn plain_number(text: &str) -> Result<Decimal, String> {
         .ok_or_else(|| format!("`{text}` is not a number such as 3 or 0.75"))
 }
 
+/// How a rule's conditions combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combine {
+    /// Every condition holds.
+    All,
+    /// At least one holds.
+    Any,
+}
+
+/// A segment of an organization's customers: the customers its conditions match, unless an
+/// earlier rule matched them first, or they are pinned to another segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRule {
+    pub code: String,
+    pub name: String,
+    pub combine: Combine,
+    pub conditions: Vec<Condition>,
+    /// The policy its customers are dunned with (empty: the organization's default).
+    pub policy_code: String,
+}
+
+impl SegmentRule {
+    /// Whether a customer with `profile` and `tags` is in this segment by its conditions.
+    pub fn matches(&self, profile: &PaymentProfile, tags: &[String]) -> bool {
+        let holds = |c: &Condition| c.matches(profile, tags);
+        match self.combine {
+            Combine::All => self.conditions.iter().all(holds),
+            Combine::Any => self.conditions.iter().any(holds),
+        }
+    }
+}
+
+/// Why a customer is in its segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The caller pinned the customer to it (`segment_code` on the customer).
+    Pinned,
+    /// Its conditions match, and no earlier rule's do.
+    Matched,
+}
+
+/// A customer's segment: the one it is pinned to (when that segment exists), else the first
+/// of the ordered `rules` whose conditions match; `None` when neither.
+pub fn segment_of<'a>(
+    rules: &'a [SegmentRule],
+    pinned: Option<&str>,
+    profile: &PaymentProfile,
+    tags: &[String],
+) -> Option<(&'a SegmentRule, Reason)> {
+    if let Some(rule) = pinned.and_then(|code| rules.iter().find(|r| r.code == code)) {
+        return Some((rule, Reason::Pinned));
+    }
+    rules
+        .iter()
+        .find(|r| r.matches(profile, tags))
+        .map(|r| (r, Reason::Matched))
+}
+
+/// The problems of an ordered rule set, each with the index of the rule and the field:
+/// duplicate codes, and rules without conditions.
+pub fn rule_set_problems(rules: &[SegmentRule]) -> Vec<(usize, &'static str, String)> {
+    let mut problems = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        if rules[..i].iter().any(|earlier| earlier.code == rule.code) {
+            problems.push((
+                i,
+                "code",
+                format!("`{}` is the code of an earlier rule", rule.code),
+            ));
+        }
+        if rule.conditions.is_empty() {
+            problems.push((i, "conditions", "needs at least one condition".to_owned()));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +336,74 @@ mod tests {
             let refused = Condition::parse(text).unwrap_err();
             assert!(refused.contains(why), "{text}: {refused}");
         }
+    }
+
+    fn rule(code: &str, combine: Combine, conditions: &[&str]) -> SegmentRule {
+        SegmentRule {
+            code: code.into(),
+            name: code.into(),
+            combine,
+            conditions: conditions
+                .iter()
+                .map(|c| Condition::parse(c).unwrap())
+                .collect(),
+            policy_code: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_is_the_segment_unless_one_is_pinned() {
+        let rules = [
+            rule(
+                "key_account",
+                Combine::All,
+                &["paid_amount[EUR] >= 50000", "tag = \"vip\""],
+            ),
+            rule(
+                "chronic",
+                Combine::Any,
+                &["late_invoices >= 3", "max_days_late > 60"],
+            ),
+            rule("everyone_late", Combine::All, &["late_invoices >= 1"]),
+        ];
+        let vip = vec!["vip".to_string()];
+        let (segment, why) = segment_of(&rules, None, &profile(), &vip).unwrap();
+        assert_eq!(
+            (segment.code.as_str(), why),
+            ("key_account", Reason::Matched)
+        );
+        let (segment, _) = segment_of(&rules, None, &profile(), &[]).unwrap();
+        assert_eq!(
+            segment.code, "chronic",
+            "the first match wins over a later one"
+        );
+        let (segment, why) = segment_of(&rules, Some("everyone_late"), &profile(), &vip).unwrap();
+        assert_eq!(
+            (segment.code.as_str(), why),
+            ("everyone_late", Reason::Pinned)
+        );
+        let (segment, why) = segment_of(&rules, Some("gone"), &profile(), &[]).unwrap();
+        assert_eq!(
+            (segment.code.as_str(), why),
+            ("chronic", Reason::Matched),
+            "a pin to a segment that no longer exists falls back to the rules"
+        );
+        let on_time = payment_profile(&[], &[], chrono_tz::UTC, profile().as_of, 365);
+        assert!(segment_of(&rules, None, &on_time, &[]).is_none());
+    }
+
+    #[test]
+    fn duplicate_codes_and_empty_rules_are_problems() {
+        let rules = [
+            rule("chronic", Combine::All, &["late_invoices >= 3"]),
+            rule("chronic", Combine::Any, &[]),
+        ];
+        assert_eq!(
+            rule_set_problems(&rules)
+                .into_iter()
+                .map(|(i, field, _)| (i, field))
+                .collect::<Vec<_>>(),
+            vec![(1, "code"), (1, "conditions")]
+        );
     }
 }
