@@ -45,16 +45,15 @@ where
         Box::pin(async move {
             let mut response = response.await?;
             // A refused unary call answers in its headers alone ("trailers-only").
-            let too_large = response.headers().get("grpc-status").map(|v| v.as_bytes())
-                == Some(b"11")
-                && tonic::Status::from_header_map(response.headers())
-                    .is_some_and(|s| s.message().starts_with(TONIC_TOO_LARGE));
-            if !too_large {
-                return Ok(response);
-            }
-            let found = tonic::Status::from_header_map(response.headers())
-                .map(|s| s.message().to_owned())
-                .unwrap_or_default();
+            let found = match tonic::Status::from_header_map(response.headers()) {
+                Some(s)
+                    if s.code() == tonic::Code::OutOfRange
+                        && s.message().starts_with(TONIC_TOO_LARGE) =>
+                {
+                    s.message().to_owned()
+                }
+                _ => return Ok(response),
+            };
             let status: tonic::Status = Error::ResourceExhausted {
                 reason: Reason::MessageTooLarge,
                 message: format!(

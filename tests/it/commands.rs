@@ -843,18 +843,7 @@ async fn escalate_from_paused_and_exhausted(s: &TestServer, smtp: &SmtpServer) {
     assert_eq!(to_agency, 2);
     // The customers' payment profiles count the hand-overs of the last year.
     for (customer, escalated) in [("cus_esc_p", 1), ("cus_esc_x", 1)] {
-        let profile = s
-            .customers()
-            .get_customer(proto::GetCustomerRequest {
-                customer: Some(proto::get_customer_request::Customer::ExternalId(
-                    customer.into(),
-                )),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .payment_profile
-            .unwrap();
+        let profile = s.payment_profile(customer).await;
         assert_eq!(profile.escalated_processes, escalated, "{customer}");
         assert_eq!(profile.broken_promises, 0);
     }

@@ -680,18 +680,7 @@ async fn the_payment_profile_counts_late_and_on_time_payments(s: &TestServer) {
             .await
             .unwrap();
     }
-    let profile = s
-        .customers()
-        .get_customer(proto::GetCustomerRequest {
-            customer: Some(proto::get_customer_request::Customer::ExternalId(
-                "cus_p".into(),
-            )),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .payment_profile
-        .unwrap();
+    let profile = s.payment_profile("cus_p").await;
     assert_eq!(
         (
             profile.overdue_invoices,
@@ -758,18 +747,7 @@ async fn the_payment_profile_counts_late_and_on_time_payments(s: &TestServer) {
         .organization
         .unwrap();
     assert_eq!(updated.profile_window_days, 30);
-    let recent = s
-        .customers()
-        .get_customer(proto::GetCustomerRequest {
-            customer: Some(proto::get_customer_request::Customer::ExternalId(
-                "cus_p".into(),
-            )),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .payment_profile
-        .unwrap();
+    let recent = s.payment_profile("cus_p").await;
     assert_eq!(
         (
             recent.overdue_invoices,

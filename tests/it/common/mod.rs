@@ -415,6 +415,21 @@ impl TestServer {
             .unwrap();
     }
 
+    /// The payment profile GetCustomer answers for the customer `external_id`.
+    pub async fn payment_profile(&self, external_id: &str) -> dunning::proto::PaymentProfile {
+        self.customers()
+            .get_customer(dunning::proto::GetCustomerRequest {
+                customer: Some(dunning::proto::get_customer_request::Customer::ExternalId(
+                    external_id.into(),
+                )),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .payment_profile
+            .expect("a payment profile")
+    }
+
     /// Creates the customer `external_id` (with an email address).
     pub async fn create_customer(&self, external_id: &str) {
         self.customers()
